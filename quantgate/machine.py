@@ -1,0 +1,72 @@
+"""Facts about this machine and its libraries: what a run needs to be reproduced."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+from importlib import metadata
+
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "optimum",
+    "optimum-onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "optimum-intel",
+    "openvino",
+    "nncf",
+    "neural-compressor-pt",
+    "mteb",
+)
+
+
+@lru_cache(maxsize=1)
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_summary() -> str:
+    flags = cpu_flags()
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
+    return f"{platform.machine()}, {os.cpu_count()} cores, {'/'.join(simd) or 'no AVX2'}"
+
+
+@lru_cache(maxsize=1)
+def has_cuda() -> bool:
+    """True when torch sees a CUDA device. Imports torch: call it lazily."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def capability_missing(requirement: str) -> str | None:
+    """Why this machine lacks `requirement`, or None when it has it."""
+    if requirement == "cuda":
+        return None if has_cuda() else "needs a CUDA GPU (none on this machine)"
+    if requirement.startswith("cpu:"):
+        flag = requirement[4:]
+        return None if flag in cpu_flags() else f"needs the CPU flag {flag} (this CPU: {cpu_summary()})"
+    raise ValueError(f"unknown machine requirement {requirement!r}")

@@ -1,0 +1,182 @@
+"""The variant registry: variant id -> frozen VariantSpec, builders resolved lazily.
+
+Heavy libraries (onnxruntime, openvino, nncf, neural_compressor) are imported by the
+builders only, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+REFERENCE_ID = "torch-fp32"
+
+# Builder families: "module:function" resolved on first use.
+BUILDERS = {
+    "torch": "quantgate.backends.torch_backend:build",
+    "onnx": "quantgate.backends.onnx:build",
+    "openvino": "quantgate.backends.openvino:build",
+    "inc": "quantgate.backends.inc:build",
+    "external": "quantgate.backends.external:build",
+}
+LOADERS = {
+    "torch": "quantgate.backends.torch_backend:load",
+    "onnx": "quantgate.backends.onnx:load",
+    "openvino": "quantgate.backends.openvino:load",
+    "inc": "quantgate.backends.inc:load",
+    "external": "quantgate.backends.external:load",
+}
+
+
+class UnknownVariantError(ValueError):
+    """A variant id or pattern that names nothing in the registry."""
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One backend/precision variant of a candidate.
+
+    `options` are the builder's arguments; they enter the cache key, so changing one
+    rebuilds the artifact.
+    """
+
+    id: str
+    family: str
+    precision: str
+    description: str
+    options: tuple[tuple[str, Any], ...] = ()
+    requires: tuple[str, ...] = ()  # machine capabilities, e.g. ("cuda",)
+    calibrated: bool = False  # static quantization: needs calibration inputs
+    depends_on: str | None = None  # built from another variant's artifact
+
+    def __post_init__(self) -> None:
+        if self.family not in BUILDERS:
+            raise ValueError(f"variant {self.id!r}: unknown family {self.family!r}; known: {sorted(BUILDERS)}")
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["options"] = dict(self.options)
+        return data
+
+    def key_material(self) -> str:
+        """What of this spec decides the artifact's bytes (the description does not)."""
+        data = self.to_dict()
+        data.pop("description")
+        return json.dumps(data, sort_keys=True, default=str)
+
+    def builder(self) -> Callable:
+        return _resolve(BUILDERS[self.family])
+
+    def loader(self) -> Callable:
+        return _resolve(LOADERS[self.family])
+
+
+def _resolve(target: str) -> Callable:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _onnx_quant(config: str, note: str) -> VariantSpec:
+    return VariantSpec(
+        id=f"onnx-qint8-{config}",
+        family="onnx",
+        precision="int8",
+        description=f"ONNX Runtime dynamic int8 (Optimum AutoQuantizationConfig.{config}, is_static=False){note}",
+        options=(("quantize", config),),
+        depends_on="onnx",
+    )
+
+
+def _onnx_opt(level: str, what: str, requires: tuple[str, ...] = ()) -> VariantSpec:
+    return VariantSpec(
+        id=f"onnx-{level}",
+        family="onnx",
+        precision="fp16" if level == "O4" else "fp32",
+        description=f"ONNX Runtime, Optimum {level}: {what}",
+        options=(("optimize", level),),
+        requires=requires,
+        depends_on="onnx",
+    )
+
+
+VARIANTS: dict[str, VariantSpec] = {
+    spec.id: spec
+    for spec in (
+        VariantSpec(REFERENCE_ID, "torch", "fp32", "PyTorch fp32: the reference", (("dtype", "float32"),)),
+        VariantSpec("torch-fp16", "torch", "fp16", "PyTorch, weights and compute in float16", (("dtype", "float16"),)),
+        VariantSpec("torch-bf16", "torch", "bf16", "PyTorch, weights and compute in bfloat16", (("dtype", "bfloat16"),)),
+        VariantSpec("onnx", "onnx", "fp32", "ONNX Runtime fp32, exported by Optimum"),
+        _onnx_opt("O1", "basic general graph optimizations"),
+        _onnx_opt("O2", "O1 + extended optimizations and transformer fusions"),
+        _onnx_opt("O3", "O2 + GELU approximation"),
+        _onnx_opt("O4", "O3 + fp16 mixed precision (CUDA only)", requires=("cuda",)),
+        _onnx_quant("arm64", " (per-channel, made for ARM64 NEON)"),
+        _onnx_quant("avx2", " (uint8 activations, made for AVX2)"),
+        _onnx_quant("avx512", " (made for AVX-512)"),
+        _onnx_quant("avx512_vnni", " (made for AVX-512 VNNI)"),
+        VariantSpec("openvino", "openvino", "fp32", "OpenVINO IR fp32, exported by optimum-intel"),
+        VariantSpec(
+            "openvino-qint8",
+            "openvino",
+            "int8",
+            "OpenVINO static int8 (optimum-intel OVQuantizer / NNCF, OVQuantizationConfig defaults), "
+            "calibrated on local calibration inputs",
+            (("quantize", "static"),),
+            calibrated=True,
+            depends_on="openvino",
+        ),
+        VariantSpec(
+            "inc-int8",
+            "inc",
+            "int8",
+            "Intel Neural Compressor 3.x static int8 (PT2E: torch.export + X86InductorQuantizer, "
+            "W8A8 per-channel weights), calibrated on local calibration inputs",
+            (("approach", "static"),),
+            calibrated=True,
+        ),
+    )
+}
+
+
+def select(patterns: list[str] | None, registry: dict[str, VariantSpec] | None = None) -> list[VariantSpec]:
+    """Variants named by ids or globs, in registry order; unknown names raise with a suggestion."""
+    registry = VARIANTS if registry is None else registry
+    if not patterns:
+        return list(registry.values())
+    chosen: set[str] = set()
+    for pattern in patterns:
+        hits = fnmatch.filter(registry, pattern)
+        if not hits:
+            raise UnknownVariantError(unknown_message(pattern, registry))
+        chosen.update(hits)
+    return [spec for vid, spec in registry.items() if vid in chosen]
+
+
+def unknown_message(name: str, registry: dict[str, VariantSpec] | None = None) -> str:
+    registry = VARIANTS if registry is None else registry
+    close = difflib.get_close_matches(name, list(registry), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return f"unknown variant {name!r}.{hint} Known variants: {', '.join(registry)}."
+
+
+@dataclass
+class Registry:
+    """A registry that tests and `--gate-artifact` can extend without touching VARIANTS."""
+
+    variants: dict[str, VariantSpec] = field(default_factory=lambda: dict(VARIANTS))
+
+    def register(self, spec: VariantSpec) -> None:
+        if spec.id in self.variants:
+            raise ValueError(f"variant id {spec.id!r} is already registered")
+        self.variants[spec.id] = spec
+
+    def select(self, patterns: list[str] | None) -> list[VariantSpec]:
+        return select(patterns, self.variants)

@@ -1,0 +1,70 @@
+"""Scoring a loaded variant on evaluation inputs, the same way for every backend.
+
+Rerankers: `predict(pairs)` after the model's own activation (sigmoid for one-logit
+cross-encoders). Embedders: `encode(texts)`, and the cosine similarity of each
+query-passage pair. Scores are computed once per variant and data set in a run and shared
+by every gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quantgate.data import EvalSet
+
+
+class ScoreError(ValueError):
+    """A variant produced unusable scores (NaN or inf)."""
+
+
+@dataclass
+class Scores:
+    dataset: str
+    keys: list[tuple[str, str]]  # (qid, docid) per score
+    scores: np.ndarray  # float64, one per key
+    texts: list[str] = field(default_factory=list)  # embedders: the encoded texts
+    embeddings: np.ndarray | None = None  # embedders: one row per text, unit-normalised
+    seconds: float = 0.0
+
+    def by_query(self) -> dict[str, tuple[list[str], np.ndarray]]:
+        groups: dict[str, list[int]] = {}
+        for i, (qid, _) in enumerate(self.keys):
+            groups.setdefault(qid, []).append(i)
+        return {q: ([self.keys[i][1] for i in idx], self.scores[idx]) for q, idx in groups.items()}
+
+
+def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int | None = None,
+          max_queries: int | None = None) -> Scores:
+    import time
+
+    pairs = dataset.reranking_pairs(top_k=top_k, max_queries=max_queries)
+    keys = [(qid, docid) for qid, docid, _, _ in pairs]
+    started = time.perf_counter()
+    if kind == "reranker":
+        values = model.predict([(q, p) for _, _, q, p in pairs], batch_size=batch_size, show_progress_bar=False,
+                               convert_to_numpy=True)
+        result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64).reshape(len(keys), -1)[:, 0])
+    else:
+        texts = list(dict.fromkeys([q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]))
+        emb = np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
+                         dtype=np.float64)
+        check_finite(emb, "embeddings")
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        index = {t: i for i, t in enumerate(texts)}
+        values = np.einsum("ij,ij->i", emb[[index[q] for _, _, q, _ in pairs]], emb[[index[p] for _, _, _, p in pairs]])
+        result = Scores(dataset.name, keys, values, texts, emb)
+    result.seconds = time.perf_counter() - started
+    check_finite(result.scores, "scores")
+    return result
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+        raise ScoreError(
+            f"{what} contain {n_nan} NaN and {n_inf} inf of {values.size} values: the variant is numerically broken "
+            "(overflow in fp16? a bad export?); it cannot be gated"
+        )

@@ -1,0 +1,123 @@
+"""GateSession: every setting of a gate run, resolved once (pytest_configure or the CLI)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+from quantgate import machine
+from quantgate.cache import ArtifactCache, default_cache_dir
+from quantgate.candidate import Candidate, resolve
+from quantgate.config import Thresholds, load_thresholds
+from quantgate.data import DEFAULT_DATA, EvalSet, calibration_inputs
+from quantgate.data import load as load_data
+from quantgate.factory import VariantFactory
+from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """What the user asked for; GateSession turns it into resolved objects."""
+
+    candidate: str | None = None
+    kind: str = "auto"
+    variants: tuple[str, ...] = ()
+    cache_dir: str | None = None
+    rebuild: bool = False
+    data: tuple[str, ...] = ()
+    artifacts: tuple[tuple[str, str], ...] = ()  # (name, path) from --gate-artifact
+    thresholds: str | None = "thresholds.toml"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    batch_size: int = 32
+    report_dir: str = "gate-report"
+    calibration_samples: int | None = None  # None: thresholds.toml [calibration] samples
+
+
+@dataclass
+class GateSession:
+    settings: GateSettings
+    progress: Callable[[str], None] = field(default=lambda _msg: None)
+
+    def __post_init__(self) -> None:
+        # Resolve everything that can be wrong before any test runs: one clear error each.
+        self.thresholds: Thresholds = load_thresholds(self.settings.thresholds)
+        self.candidate: Candidate = resolve(self.settings.candidate, self.settings.kind, self.settings.trust_remote_code)
+        self.registry = Registry()
+        for name, path in self.settings.artifacts:
+            self.registry.register(external_spec(name, path))
+        self.selected: list[VariantSpec] = self.registry.select(list(self.settings.variants) or None)
+        self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [load_data(DEFAULT_DATA)]
+        self.device = resolve_device(self.settings.device)
+        self.cache = ArtifactCache(self.settings.cache_dir or default_cache_dir())
+
+    @cached_property
+    def factory(self) -> VariantFactory:
+        samples = self.settings.calibration_samples or self.thresholds.calibration["samples"]
+        seed = self.thresholds.calibration["seed"]
+        return VariantFactory(
+            self.candidate,
+            self.registry.variants,
+            self.cache,
+            calibration=lambda: calibration_inputs(self.datasets, self.candidate.kind, samples, seed),
+            rebuild=self.settings.rebuild,
+            device=self.device,
+            progress=self.progress,
+        )
+
+    @property
+    def reference(self) -> VariantSpec:
+        return self.registry.variants[REFERENCE_ID]
+
+    def header_lines(self) -> list[str]:
+        c = self.candidate
+        return [
+            f"quantgate: candidate {c.source}",
+            f"quantgate: kind {c.kind} ({c.kind_reason}); sha256 {c.content_hash}",
+            f"quantgate: variants {', '.join(s.id for s in self.selected)}",
+            f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} (sha256 {self.thresholds.sha256[:12]})",
+            f"quantgate: data {', '.join(f'{d.name} ({d.path})' for d in self.datasets)}",
+            f"quantgate: cache {self.cache.root}{' (rebuild)' if self.settings.rebuild else ''}",
+            f"quantgate: device {self.device}; cpu {machine.cpu_summary()}; threads {threads_summary()}",
+            "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
+        ]
+
+
+def external_spec(name: str, path: str) -> VariantSpec:
+    from quantgate.backends.external import source_kind
+
+    source = Path(path).expanduser().resolve()
+    if not source.exists():
+        raise FileNotFoundError(f"--gate-artifact {name}={path}: {path} does not exist")
+    kind = source_kind(source)
+    from quantgate.candidate import file_sha256, hash_dir
+
+    digest = hash_dir(source) if source.is_dir() else file_sha256(source)
+    return VariantSpec(
+        id=name,
+        family="external",
+        precision="unknown",
+        description=f"artifact built elsewhere ({kind}): {source}",
+        options=(("path", str(source)), ("sha256", digest)),
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--gate-device must be auto, cpu or cuda, not {device!r}")
+    if device == "auto":
+        return "cuda" if machine.has_cuda() else "cpu"
+    if device == "cuda" and not machine.has_cuda():
+        raise ValueError("--gate-device cuda: no CUDA GPU is visible on this machine; use --gate-device cpu")
+    return device
+
+
+def threads_summary() -> str:
+    return os.environ.get("OMP_NUM_THREADS") or f"{os.cpu_count()} (all cores)"
+
+
+def settings_from(**kwargs: Any) -> GateSettings:
+    return GateSettings(**{k: v for k, v in kwargs.items() if v is not None})
