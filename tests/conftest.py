@@ -1,0 +1,84 @@
+"""Shared fixtures of the project's own tests: tiny in-test models, the real shared assets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+RERANKER = SHARED / "models" / "minilm-l6-scifact-reranker"
+SCIFACT = SHARED / "data" / "scifact"
+TREC_DL19 = SHARED / "data" / "trec-dl19"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared models and data live beside the project in ../shared)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_reranker() -> Path:
+    return need(RERANKER)
+
+
+@pytest.fixture(scope="session")
+def scifact() -> Path:
+    return need(SCIFACT)
+
+
+@pytest.fixture(scope="session")
+def trec_dl19() -> Path:
+    return need(TREC_DL19)
+
+
+@pytest.fixture(scope="session")
+def embedder_path() -> Path:
+    from quantgate.candidate import default_candidate_path
+
+    return default_candidate_path()
+
+
+def _tiny_bert(tmp: Path, head: str) -> Path:
+    """A 2-layer, 32-wide BERT with the all-MiniLM tokenizer: a real model, built in a second."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
+
+    from quantgate.candidate import default_candidate_path
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(default_candidate_path()))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=1,
+                        initializer_range=0.3)
+    model = BertForSequenceClassification(config) if head == "classification" else BertModel(config)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.model_max_length = 128
+    tokenizer.save_pretrained(tmp)
+    return tmp
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory) -> Path:
+    """A bare *ForSequenceClassification checkpoint (the pre-5.x cross-encoder format)."""
+    return _tiny_bert(tmp_path_factory.mktemp("tiny-reranker"), "classification")
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tmp_path_factory) -> Path:
+    """A sentence-transformers directory (Transformer + mean Pooling) around a tiny BERT."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    bert = _tiny_bert(tmp_path_factory.mktemp("tiny-bert"), "base")
+    out = tmp_path_factory.mktemp("tiny-embedder")
+    transformer = Transformer(str(bert), max_seq_length=64)
+    SentenceTransformer(modules=[transformer, Pooling(32, "mean")]).save(str(out))
+    return out
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"

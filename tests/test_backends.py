@@ -1,0 +1,84 @@
+"""One builder per backend family, on tiny in-test models of both kinds."""
+
+import numpy as np
+import pytest
+
+from quantgate.cache import ArtifactCache
+from quantgate.candidate import resolve
+from quantgate.data import DEFAULT_DATA, calibration_inputs, load
+from quantgate.factory import BuildError, VariantFactory
+from quantgate.registry import VARIANTS, Registry, VariantSpec
+from quantgate.scoring import score
+
+FAMILY_SAMPLES = ["torch-fp16", "onnx-O2", "onnx-qint8-avx2", "openvino-qint8", "inc-int8"]
+
+
+def _factory(path, cache_dir, registry=None):
+    candidate = resolve(path)
+    data = load(DEFAULT_DATA)
+    return VariantFactory(
+        candidate,
+        (registry or Registry()).variants,
+        ArtifactCache(cache_dir),
+        calibration=lambda: calibration_inputs([data], candidate.kind, n=16),
+    ), data
+
+
+@pytest.mark.parametrize("model", ["tiny_reranker", "tiny_embedder"])
+def test_one_builder_per_family_builds_loads_and_scores(request, model, tmp_path):
+    factory, data = _factory(request.getfixturevalue(model), tmp_path / "cache")
+    kind = factory.candidate.kind
+    reference = score(factory.load(VARIANTS["torch-fp32"]), kind, data, top_k=4, max_queries=3)
+    for vid in FAMILY_SAMPLES:
+        artifact = factory.artifact(VARIANTS[vid])
+        assert artifact.built
+        info = artifact.load_info
+        assert (artifact.path / info["file_name"]).exists(), f"{vid}: {info}"
+        result = score(factory.load(VARIANTS[vid]), kind, data, top_k=4, max_queries=3)
+        assert result.keys == reference.keys
+        assert np.isfinite(result.scores).all()
+        # a working variant of a random tiny model still tracks its reference
+        assert np.corrcoef(result.scores, reference.scores)[0, 1] > 0.5, vid
+    # each derived ONNX artifact keeps only its own file
+    assert sorted(p.name for p in (factory.artifact(VARIANTS["onnx-O2"]).path / "onnx").iterdir()) == ["model_O2.onnx"]
+    assert factory.artifact(VARIANTS["onnx-qint8-avx2"]).load_info["file_name"] == "onnx/model_quint8_avx2.onnx"
+
+
+def test_warm_factory_builds_nothing(tiny_reranker, tmp_path):
+    cold, _ = _factory(tiny_reranker, tmp_path / "cache")
+    for vid in ("onnx", "onnx-O1", "openvino"):
+        cold.artifact(VARIANTS[vid])
+    warm, _ = _factory(tiny_reranker, tmp_path / "cache")
+    for vid in ("onnx", "onnx-O1", "openvino"):
+        warm.artifact(VARIANTS[vid])
+    assert cold.built_count() == 3 and warm.built_count() == 0
+
+
+def test_external_onnx_file_is_gated_like_a_built_variant(tiny_embedder, tmp_path):
+    factory, data = _factory(tiny_embedder, tmp_path / "cache")
+    onnx_file = factory.artifact(VARIANTS["onnx"]).path / "onnx" / "model.onnx"
+    registry = Registry()
+    registry.register(VariantSpec("theirs", "external", "fp32", "theirs", (("path", str(onnx_file)),)))
+    factory, _ = _factory(tiny_embedder, tmp_path / "cache", registry)
+    ours = score(factory.load(VARIANTS["onnx"]), "embedder", data, top_k=4, max_queries=3)
+    theirs = score(factory.load(registry.variants["theirs"]), "embedder", data, top_k=4, max_queries=3)
+    np.testing.assert_allclose(theirs.scores, ours.scores, atol=1e-6)
+
+
+def test_a_failing_build_is_a_build_error_not_a_skip(tiny_reranker, tmp_path):
+    registry = Registry()
+    registry.register(VariantSpec("broken", "onnx", "fp32", "bad level", (("optimize", "O9"),), depends_on="onnx"))
+    factory, _ = _factory(tiny_reranker, tmp_path / "cache", registry)
+    with pytest.raises(BuildError, match="broken failed to build"):
+        factory.artifact(registry.variants["broken"])
+    assert not list((tmp_path / "cache").glob("broken-*"))
+
+
+def test_cuda_only_variant_is_skipped_with_its_reason(tiny_reranker, tmp_path):
+    from quantgate import machine
+
+    factory, _ = _factory(tiny_reranker, tmp_path / "cache")
+    why = factory.skip_reason(VARIANTS["onnx-O4"])
+    assert (why is None) == machine.has_cuda()
+    if why:
+        assert "CUDA" in why

@@ -1,0 +1,95 @@
+import threading
+
+import pytest
+
+from quantgate.cache import MANIFEST, ArtifactCache, cache_key, verify
+
+
+def _writer(calls: list, content: str = "weights"):
+    def build(out):
+        calls.append(out)
+        (out / "model.onnx").write_text(content)
+        (out / "sub").mkdir()
+        (out / "sub" / "config.json").write_text("{}")
+        return {"backend": "onnx", "file_name": "model.onnx"}
+
+    return build
+
+
+def test_key_changes_with_every_input():
+    base = ("fmt", "candidate-sha", "spec", {"torch": "2.13.0"})
+    keys = {
+        cache_key(*base),
+        cache_key("fmt", "candidate-sha2", "spec", {"torch": "2.13.0"}),
+        cache_key("fmt", "candidate-sha", "spec2", {"torch": "2.13.0"}),
+        cache_key("fmt", "candidate-sha", "spec", {"torch": "2.14.0"}),
+    }
+    assert len(keys) == 4 and cache_key(*base) == cache_key(*base)
+
+
+def test_second_call_builds_nothing(cache_dir):
+    cache, calls = ArtifactCache(cache_dir), []
+    first = cache.get_or_build("onnx", "k" * 64, _writer(calls))
+    second = cache.get_or_build("onnx", "k" * 64, _writer(calls))
+    assert first.built and not second.built and len(calls) == 1
+    assert second.path == first.path and second.load_info["file_name"] == "model.onnx"
+    assert set(second.manifest["files"]) == {"model.onnx", "sub/config.json"}
+
+
+def test_interrupted_build_leaves_nothing_trusted(cache_dir):
+    cache = ArtifactCache(cache_dir)
+
+    def dies(out):
+        (out / "model.onnx").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_build("onnx", "a" * 64, dies)
+    assert not cache.path_for("onnx", "a" * 64).exists()
+    assert not list(cache_dir.glob(".tmp-*"))
+    calls = []
+    assert cache.get_or_build("onnx", "a" * 64, _writer(calls)).built and calls
+
+
+def test_a_directory_without_manifest_is_rebuilt(cache_dir):
+    cache, calls = ArtifactCache(cache_dir), []
+    half = cache.path_for("onnx", "b" * 64)
+    half.mkdir(parents=True)
+    (half / "model.onnx").write_text("half-written by a killed process")
+    artifact = cache.get_or_build("onnx", "b" * 64, _writer(calls))
+    assert artifact.built and (artifact.path / "model.onnx").read_text() == "weights"
+
+
+def test_tampered_artifact_is_rebuilt_never_used(cache_dir, caplog):
+    cache, calls = ArtifactCache(cache_dir), []
+    artifact = cache.get_or_build("onnx", "c" * 64, _writer(calls))
+    (artifact.path / "model.onnx").write_text("tampered")
+    manifest, why = verify(artifact.path)
+    assert manifest is None and "model.onnx" in why
+    again = cache.get_or_build("onnx", "c" * 64, _writer(calls))
+    assert again.built and len(calls) == 2 and (again.path / "model.onnx").read_text() == "weights"
+    assert "not trusted" in caplog.text
+
+
+def test_rebuild_flag_forces_a_build(cache_dir):
+    cache, calls = ArtifactCache(cache_dir), []
+    cache.get_or_build("onnx", "d" * 64, _writer(calls))
+    assert cache.get_or_build("onnx", "d" * 64, _writer(calls), rebuild=True).built and len(calls) == 2
+
+
+def test_concurrent_builds_of_one_key_build_once(cache_dir):
+    cache, calls, results = ArtifactCache(cache_dir), [], []
+
+    def slow(out):
+        import time
+
+        time.sleep(0.3)
+        return _writer(calls)(out)
+
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_build("onnx", "e" * 64, slow))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and sum(r.built for r in results) == 1
+    assert (results[0].path / MANIFEST).is_file()

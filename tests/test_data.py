@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from quantgate.data import DEFAULT_DATA, DataFormatError, calibration_inputs, load
+
+
+def test_shipped_default_set_is_complete():
+    data = load(DEFAULT_DATA)
+    assert len(data.test_queries) == 12 and len(data.qrels["train"]) == 12
+    pairs = data.reranking_pairs()
+    assert len(pairs) == 12 * 8 and all(q and p for _, _, q, p in pairs)
+
+
+def test_real_scifact_and_trec_dl19_load(scifact, trec_dl19):
+    sf = load(scifact)
+    assert len(sf.corpus) == 5183 and len(sf.test_qrels) == 300 and len(sf.reranking_pairs()) == 9000
+    dl = load(trec_dl19)
+    assert len(dl.reranking_pairs()) == 4300 and "train" not in dl.qrels
+
+
+@pytest.mark.parametrize("kind", ["reranker", "embedder"])
+def test_calibration_never_contains_an_evaluation_query(scifact, kind):
+    sf = load(scifact)
+    items, source = calibration_inputs([sf], kind, n=300)
+    assert len(items) == 300 and "train split of scifact" in source
+    test_queries = {sf.queries[q] for q in sf.test_qrels}
+    used = {i[0] for i in items} if kind == "reranker" else set(items)
+    assert not used & test_queries
+    assert calibration_inputs([sf], kind, n=300)[0] == items  # fixed seed
+
+
+def test_without_a_train_split_calibration_falls_back_to_the_shipped_set(trec_dl19):
+    items, source = calibration_inputs([load(trec_dl19)], "reranker", n=50)
+    assert "quantgate-mini" in source and items
+    dl = load(trec_dl19)
+    assert not {q for q, _ in items} & set(dl.queries.values())
+
+
+def test_wrong_format_folders_get_one_clear_error(tmp_path):
+    with pytest.raises(DataFormatError, match="does not exist"):
+        load(tmp_path / "absent")
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "x"}\n')
+    with pytest.raises(DataFormatError, match="missing queries.jsonl, qrels/test.tsv"):
+        load(tmp_path)
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "y"}\n')
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\n")
+    with pytest.raises(DataFormatError, match="header"):
+        load(tmp_path)
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    (tmp_path / "candidates.jsonl").write_text(json.dumps({"qid": "q1", "candidates": [{"docid": "d9"}]}) + "\n")
+    with pytest.raises(DataFormatError, match="not in corpus.jsonl"):
+        load(tmp_path)
+    (tmp_path / "corpus.jsonl").write_text("{not json\n")
+    with pytest.raises(DataFormatError, match=r"corpus.jsonl:1: not JSON"):
+        load(tmp_path)

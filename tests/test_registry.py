@@ -1,0 +1,75 @@
+import subprocess
+import sys
+
+import pytest
+
+from quantgate.config import load_thresholds
+from quantgate.registry import REFERENCE_ID, VARIANTS, Registry, UnknownVariantError, VariantSpec, select
+from tests.conftest import ROOT
+
+SEED_IDS = [
+    "torch-fp32", "torch-fp16", "torch-bf16", "onnx", "onnx-O1", "onnx-O2", "onnx-O3", "onnx-O4",
+    "onnx-qint8-arm64", "onnx-qint8-avx2", "onnx-qint8-avx512", "onnx-qint8-avx512_vnni",
+    "openvino", "openvino-qint8", "inc-int8",
+]
+
+
+def test_registry_holds_exactly_the_seed_ids_in_order():
+    assert list(VARIANTS) == SEED_IDS
+    assert REFERENCE_ID == "torch-fp32" and VARIANTS[REFERENCE_ID].precision == "fp32"
+
+
+def test_every_spec_is_consistent():
+    for vid, spec in VARIANTS.items():
+        assert spec.id == vid
+        assert callable(spec.builder()) and callable(spec.loader())
+        if spec.depends_on:
+            assert spec.depends_on in VARIANTS and not VARIANTS[spec.depends_on].depends_on
+        assert spec.description
+
+
+def test_every_threshold_override_names_a_variant():
+    thresholds = load_thresholds(ROOT / "thresholds.toml")
+    assert thresholds.patterns(), "thresholds.toml has per-variant overrides"
+    for pattern in thresholds.patterns():
+        assert select([pattern]), f"thresholds.toml override {pattern!r} matches no variant"
+
+
+def test_globs_select_in_registry_order():
+    assert [s.id for s in select(["onnx-qint8-*"])] == SEED_IDS[8:12]
+    assert [s.id for s in select(["openvino*", "torch-fp32"])] == ["torch-fp32", "openvino", "openvino-qint8"]
+    assert len(select(None)) == 15
+
+
+def test_unknown_variant_suggests_the_closest():
+    with pytest.raises(UnknownVariantError, match=r"Did you mean 'onnx-O2'"):
+        select(["onx-O2"])
+    with pytest.raises(UnknownVariantError, match="Known variants"):
+        select(["tensorrt-*"])
+
+
+def test_register_refuses_a_duplicate_id():
+    registry = Registry()
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(VariantSpec("onnx", "onnx", "fp32", "again"))
+    registry.register(VariantSpec("mine", "external", "int8", "x", (("path", "/x"),)))
+    assert "mine" in registry.variants and "mine" not in VARIANTS
+
+
+def test_key_material_ignores_the_description_only():
+    a = VariantSpec("a", "onnx", "fp32", "one", (("optimize", "O1"),))
+    b = VariantSpec("a", "onnx", "fp32", "two", (("optimize", "O1"),))
+    c = VariantSpec("a", "onnx", "fp32", "one", (("optimize", "O2"),))
+    assert a.key_material() == b.key_material() != c.key_material()
+
+
+def test_import_quantgate_loads_no_heavy_library():
+    code = (
+        "import sys, quantgate, quantgate.registry, quantgate.config, quantgate.session, quantgate.factory, "
+        "quantgate.cache, quantgate.data, quantgate.candidate\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'openvino', 'nncf', 'neural_compressor', 'optimum', "
+        "'sentence_transformers', 'mteb') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == ""
