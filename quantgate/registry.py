@@ -22,6 +22,7 @@ BUILDERS = {
     "openvino": "quantgate.backends.openvino:build",
     "inc": "quantgate.backends.inc:build",
     "external": "quantgate.backends.external:build",
+    "mutant": "quantgate.backends.mutant:build",
 }
 LOADERS = {
     "torch": "quantgate.backends.torch_backend:load",
@@ -29,6 +30,7 @@ LOADERS = {
     "openvino": "quantgate.backends.openvino:load",
     "inc": "quantgate.backends.inc:load",
     "external": "quantgate.backends.external:load",
+    "mutant": "quantgate.backends.mutant:load",
 }
 
 
@@ -122,14 +124,16 @@ VARIANTS: dict[str, VariantSpec] = {
         _onnx_quant("avx2", " (uint8 activations, made for AVX2)"),
         _onnx_quant("avx512", " (made for AVX-512)"),
         _onnx_quant("avx512_vnni", " (made for AVX-512 VNNI)"),
-        VariantSpec("openvino", "openvino", "fp32", "OpenVINO IR fp32, exported by optimum-intel"),
+        VariantSpec("openvino", "openvino", "fp32", "OpenVINO IR, exported by optimum-intel, run in f32 "
+                    "(INFERENCE_PRECISION_HINT=f32: the CPU plugin's default is bf16 where the CPU has it)",
+                    (("inference_precision", "f32"),)),
         VariantSpec(
             "openvino-qint8",
             "openvino",
             "int8",
             "OpenVINO static int8 (optimum-intel OVQuantizer / NNCF, OVQuantizationConfig defaults), "
-            "calibrated on local calibration inputs",
-            (("quantize", "static"),),
+            "calibrated on local calibration inputs; non-quantized ops in f32",
+            (("quantize", "static"), ("inference_precision", "f32")),
             calibrated=True,
             depends_on="openvino",
         ),

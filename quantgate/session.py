@@ -12,10 +12,12 @@ from quantgate import machine
 from quantgate.cache import ArtifactCache, default_cache_dir
 from quantgate.candidate import Candidate, resolve
 from quantgate.config import Thresholds, load_thresholds
-from quantgate.data import DEFAULT_DATA, EvalSet, calibration_inputs
+from quantgate.data import DEFAULT_DATA, DataFormatError, EvalSet, calibration_inputs
 from quantgate.data import load as load_data
 from quantgate.factory import VariantFactory
 from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
+from quantgate.scoring import Scores, score
+from quantgate.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class GateSettings:
     batch_size: int = 32
     report_dir: str = "gate-report"
     calibration_samples: int | None = None  # None: thresholds.toml [calibration] samples
+    max_queries: int | None = None  # quick runs: score only the first N test queries of each set
+    top_k: int | None = None  # quick runs: only the first K candidates of each query
 
 
 @dataclass
@@ -53,6 +57,39 @@ class GateSession:
         self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [load_data(DEFAULT_DATA)]
         self.device = resolve_device(self.settings.device)
         self.cache = ArtifactCache(self.settings.cache_dir or default_cache_dir())
+        self.verdict = Verdict(self._verdict_header())
+        self._scores: dict[tuple[str, str], Scores] = {}
+
+    def _verdict_header(self) -> dict[str, Any]:
+        c = self.candidate
+        return {
+            "candidate": {"source": c.source, "path": str(c.path), "sha256": c.content_hash, "kind": c.kind,
+                          "kind_reason": c.kind_reason},
+            "thresholds": {"path": str(self.thresholds.path) if self.thresholds.path else None,
+                           "sha256": self.thresholds.sha256},
+            "data": [{"name": d.name, "path": str(d.path), "sha256": d.fingerprint()} for d in self.datasets],
+            "subset": {"max_queries": self.settings.max_queries, "top_k": self.settings.top_k},
+            "device": self.device,
+        }
+
+    def evaluation_sets(self) -> list[EvalSet]:
+        """Data sets with candidate lists: what agreement is measured on."""
+        sets = [d for d in self.datasets if d.candidates]
+        if not sets:
+            raise DataFormatError("no --gate-data folder has a candidates.jsonl: agreement needs candidate lists")
+        return sets
+
+    def scores(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
+        """Scores of one variant on one data set, computed once per run and shared by every gate."""
+        key = (spec.id, dataset.name)
+        if key not in self._scores:
+            model = self.factory.load(spec)
+            self.progress(f"scoring {spec.id} on {dataset.name}")
+            result = score(model, self.candidate.kind, dataset, batch_size=self.settings.batch_size,
+                           top_k=self.settings.top_k, max_queries=self.settings.max_queries)
+            self.progress(f"scored {spec.id} on {dataset.name}: {len(result.keys)} pairs in {result.seconds:.1f}s")
+            self._scores[key] = result
+        return self._scores[key]
 
     @cached_property
     def factory(self) -> VariantFactory:

@@ -1,0 +1,26 @@
+"""Agreement gate: every variant's scores agree with the torch-fp32 reference after activation."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantgate.agreement import check_variant
+from quantgate.checks import describe_worst
+from quantgate.registry import REFERENCE_ID
+from quantgate.scoring import ScoreError
+
+
+def test_agreement(gate, variant_spec):
+    if variant_spec.id == REFERENCE_ID:
+        pytest.skip("torch-fp32 is the reference")
+    try:
+        results, failures, limits = check_variant(gate, variant_spec)
+    except ScoreError as err:
+        gate.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
+        pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
+    gate.verdict.record(variant_spec.id, "agreement", {"limits": limits, "results": [r.to_dict() for r in results]},
+                        failures)
+    if failures:
+        worst = "\n".join(describe_worst(r) for r in results)
+        pytest.fail(f"{variant_spec.id} disagrees with {REFERENCE_ID}:\n  " + "\n  ".join(failures) + "\n" + worst,
+                    pytrace=False)

@@ -1,0 +1,105 @@
+"""Agreement of a variant's scores with the reference's, after activation.
+
+Rerankers: the scores `predict()` returns (the model's activation applied: sigmoid for
+one-logit cross-encoders). Embedders: the cosine between each text's variant and reference
+embeddings, and the query-passage cosine similarities the embeddings produce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from quantgate.data import EvalSet
+from quantgate.scoring import Scores
+
+
+@dataclass
+class AgreementResult:
+    variant: str
+    dataset: str
+    kind: str
+    metrics: dict[str, float]
+    worst: list[dict] = field(default_factory=list)  # the pairs that moved most
+    pairs: int = 0
+    queries: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(variant: str, kind: str, reference: Scores, candidate: Scores, dataset: EvalSet,
+            worst_n: int = 3) -> AgreementResult:
+    if reference.keys != candidate.keys:
+        raise ValueError(f"{variant}: scored other pairs than the reference ({len(candidate.keys)} vs {len(reference.keys)})")
+    diff = np.abs(candidate.scores - reference.scores)
+    metrics: dict[str, float] = {
+        "max_abs_error": float(diff.max()),
+        "mean_abs_error": float(diff.mean()),
+        **ranking_agreement(reference, candidate),
+    }
+    if kind == "embedder":
+        cosines = np.einsum("ij,ij->i", reference.embeddings, candidate.embeddings)
+        metrics["cosine_min"] = float(cosines.min())
+        metrics["cosine_mean"] = float(cosines.mean())
+    worst = []
+    for i in np.argsort(-diff)[:worst_n]:
+        qid, docid = reference.keys[i]
+        worst.append({
+            "qid": qid, "docid": docid, "query": shorten(dataset.queries.get(qid, "")),
+            "passage": shorten(dataset.corpus.get(docid, "")), "reference": float(reference.scores[i]),
+            "variant": float(candidate.scores[i]),
+        })
+    return AgreementResult(variant, dataset.name, kind, metrics, worst, len(reference.keys), len(reference.by_query()))
+
+
+def ranking_agreement(reference: Scores, candidate: Scores) -> dict[str, float]:
+    """Per-query Kendall tau (mean, worst), top-1 agreement and top-10 overlap."""
+    from scipy.stats import kendalltau
+
+    taus, top1, overlap = [], [], []
+    ref_groups, var_groups = reference.by_query(), candidate.by_query()
+    for qid, (_, ref) in ref_groups.items():
+        var = var_groups[qid][1]
+        if len(ref) < 2:
+            continue
+        tau = kendalltau(ref, var).statistic
+        if np.isnan(tau):  # a constant list: agreement only if both are constant
+            tau = 1.0 if np.ptp(ref) == np.ptp(var) == 0 else 0.0
+        taus.append(float(tau))
+        top1.append(float(np.argmax(ref) == np.argmax(var)))
+        k = min(10, len(ref))
+        overlap.append(len(set(np.argsort(-ref, kind="stable")[:k]) & set(np.argsort(-var, kind="stable")[:k])) / k)
+    if not taus:
+        return {}
+    return {
+        "kendall_tau_mean": float(np.mean(taus)),
+        "kendall_tau_worst": float(np.min(taus)),
+        "top1_agreement": float(np.mean(top1)),
+        "top10_overlap": float(np.mean(overlap)),
+    }
+
+
+def shorten(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def check_variant(gate, spec) -> tuple[list[AgreementResult], list[str], dict[str, float]]:
+    """Score `spec` and the reference on every evaluation set (once per run), compare, check.
+
+    Returns the results, the messages of every limit crossed, and the limits used. A variant
+    whose scores are NaN/inf raises ScoreError.
+    """
+    from quantgate.checks import agreement_failures
+
+    kind = gate.candidate.kind
+    limits = gate.thresholds.agreement_limits(spec.id, kind)
+    results, failures = [], []
+    for dataset in gate.evaluation_sets():
+        reference = gate.scores(gate.reference, dataset)
+        result = compare(spec.id, kind, reference, gate.scores(spec, dataset), dataset)
+        results.append(result)
+        failures += agreement_failures(result, limits)
+    return results, failures, limits

@@ -1,0 +1,50 @@
+"""The run's verdict: every gate's numbers per variant, written atomically at the end.
+
+Gates record results as they run; `write` puts one JSON file in the report directory. A run
+that did not finish (interrupted, or a crash outside the tests) is written with
+`"complete": false`, and no variant of it is marked as passed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantgate import machine
+from quantgate.cache import write_json_atomic
+
+FORMAT = "quantgate-verdict/1"
+
+
+@dataclass
+class Verdict:
+    header: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, variant: str, gate: str, payload: dict[str, Any], failures: list[str]) -> None:
+        entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
+        entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
+        entry["failures"].extend(f"{gate}: {f}" for f in failures)
+
+    def to_dict(self, complete: bool) -> dict[str, Any]:
+        variants = {}
+        for vid, entry in self.variants.items():
+            passed = complete and not entry["failures"] and all(g["passed"] for g in entry["gates"].values())
+            variants[vid] = {**entry, "passed": passed}
+        return {
+            "format": FORMAT,
+            "complete": complete,
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **self.header,
+            "machine": {"cpu": machine.cpu_summary()},
+            "libraries": machine.library_versions(),
+            "variants": variants,
+        }
+
+    def write(self, report_dir: str | Path, complete: bool) -> Path:
+        path = Path(report_dir) / "verdict.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, self.to_dict(complete))
+        return path
