@@ -39,6 +39,7 @@ class GateSettings:
     calibration_samples: int | None = None  # None: thresholds.toml [calibration] samples
     max_queries: int | None = None  # quick runs: score only the first N test queries of each set
     top_k: int | None = None  # quick runs: only the first K candidates of each query
+    retrieval: bool = True  # embedders: also full-corpus retrieval (one more encoding pass per variant)
 
 
 @dataclass

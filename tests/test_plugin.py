@@ -11,9 +11,9 @@ from tests.conftest import ROOT
 from tests.test_registry import SEED_IDS
 
 
-def run_gate(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+def run_gate(*args: str, timeout: int = 1800, path: str = "gates/") -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # no hub here: fail fast instead of retrying
-    return subprocess.run([sys.executable, "-m", "pytest", "gates/", "-p", "no:cacheprovider", *args],
+    return subprocess.run([sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 

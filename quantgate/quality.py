@@ -1,0 +1,216 @@
+"""Task quality by mteb's own retrieval evaluator, and relative loss with a paired bootstrap.
+
+Each local BEIR folder becomes an mteb `AbsTaskRetrieval`: with `candidates.jsonl` it is a
+reranking task (`top_ranked` = the candidate lists; MAP and NDCG@10), without it a
+full-corpus retrieval task (NDCG@10, embedders only). Reranking tasks replay the scores the
+run already computed (`ReplaySearch`, an mteb SearchProtocol), so quality costs no inference
+pass; full-corpus retrieval encodes through mteb's SentenceTransformerEncoderWrapper.
+MAP and NDCG@10 and the per-query values come from mteb (pytrec_eval underneath).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from quantgate.data import EvalSet
+from quantgate.scoring import Scores
+
+# mteb score key -> (our name, pytrec_eval per-query key)
+METRICS = {"map": ("map_at_1000", "map_cut_1000"), "ndcg_at_10": ("ndcg_at_10", "ndcg_cut_10")}
+LIMIT_KEYS = {"map": "reranking_map_max_loss", "ndcg_at_10": "retrieval_ndcg10_max_loss"}
+
+
+@dataclass
+class TaskQuality:
+    dataset: str
+    task: str  # "reranking" | "retrieval"
+    scores: dict[str, float]  # metric -> mteb's value
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> qid -> value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "task": self.task, "scores": self.scores}
+
+
+@dataclass
+class Loss:
+    dataset: str
+    task: str
+    metric: str
+    reference: float
+    variant: float
+    loss: float  # (reference - variant) / reference
+    ci_low: float
+    ci_high: float
+    limit: float
+    rule: str
+    queries: int
+
+    def failure(self) -> str | None:
+        value = self.ci_high if self.rule == "strict" else self.loss
+        if value > self.limit:
+            what = "95% CI upper end" if self.rule == "strict" else "relative loss"
+            return (f"[{self.dataset} {self.task}] {self.metric}: {what} {value:.2%} > limit {self.limit:.2%} "
+                    f"(reference {self.reference:.4f}, variant {self.variant:.4f}, "
+                    f"loss {self.loss:+.2%}, 95% CI [{self.ci_low:+.2%}, {self.ci_high:+.2%}], {self.queries} queries)")
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _task_class():
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+    class LocalRetrievalTask(AbsTaskRetrieval):
+        """An mteb retrieval/reranking task over a local BEIR folder."""
+
+        per_query: dict[str, dict[str, float]] = {}
+
+        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+            self.data_loaded = True
+
+        def task_specific_scores(self, scores, qrels, results, hf_split, hf_subset):
+            self.per_query = scores  # pytrec_eval's per-query values, as mteb computed them
+            return {}
+
+    return LocalRetrievalTask
+
+
+def build_task(dataset: EvalSet, qids: list[str], top_ranked: dict[str, list[str]] | None):
+    from datasets import Dataset
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    reranking = top_ranked is not None
+    docs = sorted({d for q in qids for d in top_ranked[q]}) if reranking else sorted(dataset.corpus)
+    cls = _task_class()
+    metadata = TaskMetadata(
+        name=f"quantgate-{dataset.name}-{'reranking' if reranking else 'retrieval'}",
+        description=f"Local BEIR data {dataset.path}",
+        reference=None,
+        dataset={"path": str(dataset.path), "revision": dataset.fingerprint()[:12]},
+        type="Reranking" if reranking else "Retrieval",
+        category="t2t",
+        modalities=["text"],
+        eval_splits=["test"],
+        eval_langs=["eng-Latn"],
+        main_score="map_at_1000" if reranking else "ndcg_at_10",
+        date=None, domains=None, task_subtypes=None, license=None, annotations_creators=None,
+        dialect=None, sample_creation=None, bibtex_citation="",
+    )
+    cls.metadata = metadata
+    task = cls()
+    qrels = {q: dict(dataset.test_qrels[q]) for q in qids}
+    task.dataset = {"default": {"test": {
+        "queries": Dataset.from_list([{"id": q, "text": dataset.queries[q]} for q in qids]),
+        "corpus": Dataset.from_list([{"id": d, "text": dataset.corpus[d], "title": ""} for d in docs]),
+        "relevant_docs": qrels,
+        "top_ranked": {q: list(top_ranked[q]) for q in qids} if reranking else None,
+    }}}
+    task.data_loaded = True
+    return task
+
+
+class ReplaySearch:
+    """An mteb SearchProtocol that answers with scores this run already computed."""
+
+    def __init__(self, scores: Scores, name: str):
+        from mteb.models.model_meta import ModelMeta
+
+        self.scores = scores
+        self.mteb_model_meta = ModelMeta.create_empty(overwrites={"name": f"quantgate/{name}"}) \
+            if hasattr(ModelMeta, "create_empty") else None
+
+    def index(self, corpus, **kwargs: Any) -> None:
+        pass
+
+    def search(self, queries, *, top_ranked=None, **kwargs: Any) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {q: {} for q in queries["id"]}
+        for (qid, docid), value in zip(self.scores.keys, self.scores.scores):
+            if qid in out:
+                out[qid][docid] = float(value)
+        return out
+
+
+def evaluate_scores(dataset: EvalSet, scores: Scores, name: str) -> TaskQuality:
+    """Reranking quality of already computed scores, by mteb's evaluator."""
+    groups = scores.by_query()
+    qids = [q for q in groups if any(r > 0 for r in dataset.test_qrels.get(q, {}).values())]
+    task = build_task(dataset, qids, {q: groups[q][0] for q in qids})
+    return _run(task, ReplaySearch(scores, name), dataset, "reranking")
+
+
+def evaluate_model(dataset: EvalSet, model, max_queries: int | None, batch_size: int) -> TaskQuality:
+    """Full-corpus retrieval quality of an embedder, encoded through mteb's wrapper."""
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+    qids = [q for q in dataset.test_queries if any(r > 0 for r in dataset.test_qrels[q].values())][:max_queries]
+    task = build_task(dataset, qids, None)
+    return _run(task, SentenceTransformerEncoderWrapper(model), dataset, "retrieval", batch_size)
+
+
+def _run(task, model, dataset: EvalSet, kind: str, batch_size: int = 32) -> TaskQuality:
+    result = task.evaluate(model, "test", encode_kwargs={"batch_size": batch_size, "show_progress_bar": False})
+    main = result["default"]
+    metrics = ("map", "ndcg_at_10") if kind == "reranking" else ("ndcg_at_10",)
+    per_query = {m: {q: float(v[METRICS[m][1]]) for q, v in task.per_query.items()} for m in metrics}
+    return TaskQuality(dataset.name, kind, {m: float(main[METRICS[m][0]]) for m in metrics}, per_query)
+
+
+def relative_loss(reference: TaskQuality, variant: TaskQuality, metric: str, limit: float, rule: str,
+                  resamples: int = 1000, seed: int = 0) -> Loss:
+    """Point loss from mteb's numbers; 95% CI from a paired bootstrap over queries."""
+    qids = sorted(reference.per_query[metric])
+    ref = np.array([reference.per_query[metric][q] for q in qids])
+    var = np.array([variant.per_query[metric].get(q, 0.0) for q in qids])
+    r, v = reference.scores[metric], variant.scores[metric]
+    loss = (r - v) / r if r else 0.0
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(qids), size=(resamples, len(qids)))
+    ref_means, var_means = ref[idx].mean(axis=1), var[idx].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = np.where(ref_means > 0, (ref_means - var_means) / ref_means, 0.0)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return Loss(reference.dataset, reference.task, metric, r, v, float(loss), float(low), float(high), limit, rule,
+                len(qids))
+
+
+def quality_of(gate, spec, dataset: EvalSet, task: str) -> TaskQuality:
+    """One variant's quality on one task, computed once per run (the reference's is shared)."""
+    memo = gate.__dict__.setdefault("_quality", {})
+    key = (spec.id, dataset.name, task)
+    if key not in memo:
+        if task == "reranking":
+            memo[key] = evaluate_scores(dataset, gate.scores(spec, dataset), spec.id)
+        else:
+            gate.progress(f"retrieval over the full corpus of {dataset.name} ({len(dataset.corpus)} passages) "
+                          f"with {spec.id}")
+            memo[key] = evaluate_model(dataset, gate.factory.load(spec), gate.settings.max_queries,
+                                       gate.settings.batch_size)
+    return memo[key]
+
+
+def tasks_for(gate) -> list[tuple[EvalSet, str]]:
+    """Reranking on every set with candidate lists; full-corpus retrieval for embedders."""
+    tasks = [(d, "reranking") for d in gate.datasets if d.candidates]
+    if gate.candidate.kind == "embedder" and gate.settings.retrieval:
+        tasks += [(d, "retrieval") for d in gate.datasets]
+    return tasks
+
+
+def check_variant(gate, spec) -> tuple[list[TaskQuality], list[Loss], list[str]]:
+    limits = gate.thresholds.quality_limits(spec.id)
+    qualities, losses, failures = [], [], []
+    for dataset, task in tasks_for(gate):
+        reference = quality_of(gate, gate.reference, dataset, task)
+        variant = quality_of(gate, spec, dataset, task)
+        qualities.append(variant)
+        for metric in variant.scores:
+            loss = relative_loss(reference, variant, metric, limits[LIMIT_KEYS[metric]], limits["rule"],
+                                 limits["bootstrap_resamples"], limits["seed"])
+            losses.append(loss)
+            if message := loss.failure():
+                failures.append(message)
+    return qualities, losses, failures
