@@ -135,13 +135,6 @@ class ArtifactCache:
                 raise
         return Artifact(variant, final, manifest, built=True)
 
-    def clean_stale(self) -> int:
-        """Remove leftovers of interrupted builds; returns how many."""
-        stale = [p for p in self.root.glob(".tmp-*")] + [p for p in self.root.glob(".trash-*")]
-        for p in stale:
-            shutil.rmtree(p, ignore_errors=True)
-        return len(stale)
-
 
 def _write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")

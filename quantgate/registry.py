@@ -142,7 +142,9 @@ VARIANTS: dict[str, VariantSpec] = {
             "inc",
             "int8",
             "Intel Neural Compressor 3.x static int8 (PT2E: torch.export + X86InductorQuantizer, "
-            "W8A8 per-channel weights), calibrated on local calibration inputs",
+            "W8A8 per-channel weights), calibrated on local calibration inputs; runs as INC's "
+            "quantize-dequantize graph in eager PyTorch (torch.compile gave no speedup on a 2-core AVX-512 CPU "
+            "and costs ~50 s per load)",
             (("approach", "static"),),
             calibrated=True,
         ),

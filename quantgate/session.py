@@ -90,6 +90,7 @@ class GateSession:
                            top_k=self.settings.top_k, max_queries=self.settings.max_queries)
             self.progress(f"scored {spec.id} on {dataset.name}: {len(result.keys)} pairs in {result.seconds:.1f}s")
             self._scores[key] = result
+            self.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = round(result.seconds, 2)
         return self._scores[key]
 
     @cached_property
