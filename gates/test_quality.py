@@ -13,7 +13,7 @@ from quantgate.scoring import ScoreError
 def test_quality(gate, variant_spec):
     try:
         qualities, losses, failures = quality.check_variant(gate, variant_spec)
-    except ScoreError as err:
+    except (ScoreError, quality.HubTaskError) as err:
         gate.verdict.record(variant_spec.id, "quality", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
     gate.verdict.record(variant_spec.id, "quality", {"tasks": [q.to_dict() for q in qualities],

@@ -49,12 +49,13 @@ class Loss:
     queries: int
 
     def failure(self) -> str | None:
-        value = self.ci_high if self.rule == "strict" else self.loss
+        value = self.ci_high if self.rule == "strict" and self.queries else self.loss
         if value > self.limit:
             what = "95% CI upper end" if self.rule == "strict" else "relative loss"
+            interval = (f"95% CI [{self.ci_low:+.2%}, {self.ci_high:+.2%}], {self.queries} queries"
+                        if self.queries else "no per-query values: no interval")
             return (f"[{self.dataset} {self.task}] {self.metric}: {what} {value:.2%} > limit {self.limit:.2%} "
-                    f"(reference {self.reference:.4f}, variant {self.variant:.4f}, "
-                    f"loss {self.loss:+.2%}, 95% CI [{self.ci_low:+.2%}, {self.ci_high:+.2%}], {self.queries} queries)")
+                    f"(reference {self.reference:.4f}, variant {self.variant:.4f}, loss {self.loss:+.2%}, {interval})")
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,11 +163,14 @@ def _run(task, model, dataset: EvalSet, kind: str, batch_size: int = 32) -> Task
 def relative_loss(reference: TaskQuality, variant: TaskQuality, metric: str, limit: float, rule: str,
                   resamples: int = 1000, seed: int = 0) -> Loss:
     """Point loss from mteb's numbers; 95% CI from a paired bootstrap over queries."""
+    r, v = reference.scores[metric], variant.scores[metric]
+    loss = (r - v) / r if r else 0.0
+    if not reference.per_query.get(metric):
+        return Loss(reference.dataset, reference.task, metric, r, v, float(loss), float("nan"), float("nan"), limit,
+                    rule, 0)
     qids = sorted(reference.per_query[metric])
     ref = np.array([reference.per_query[metric][q] for q in qids])
     var = np.array([variant.per_query[metric].get(q, 0.0) for q in qids])
-    r, v = reference.scores[metric], variant.scores[metric]
-    loss = (r - v) / r if r else 0.0
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(qids), size=(resamples, len(qids)))
     ref_means, var_means = ref[idx].mean(axis=1), var[idx].mean(axis=1)
@@ -177,12 +181,15 @@ def relative_loss(reference: TaskQuality, variant: TaskQuality, metric: str, lim
                 len(qids))
 
 
-def quality_of(gate, spec, dataset: EvalSet, task: str) -> TaskQuality:
+def quality_of(gate, spec, dataset: EvalSet | str, task: str) -> TaskQuality:
     """One variant's quality on one task, computed once per run (the reference's is shared)."""
     memo = gate.__dict__.setdefault("_quality", {})
-    key = (spec.id, dataset.name, task)
+    key = (spec.id, dataset if isinstance(dataset, str) else dataset.name, task)
     if key not in memo:
-        if task == "reranking":
+        if task == "hub":
+            hub_task = next(t for t in gate.hub_tasks if t.metadata.name == dataset)
+            memo[key] = evaluate_hub_task(hub_task, gate.factory.load(spec), gate.candidate.kind, gate.settings.batch_size)
+        elif task == "reranking":
             memo[key] = evaluate_scores(dataset, gate.scores(spec, dataset), spec.id)
         else:
             gate.progress(f"retrieval over the full corpus of {dataset.name} ({len(dataset.corpus)} passages) "
@@ -192,12 +199,13 @@ def quality_of(gate, spec, dataset: EvalSet, task: str) -> TaskQuality:
     return memo[key]
 
 
-def tasks_for(gate) -> list[tuple[EvalSet, str]]:
-    """Reranking on every set with candidate lists; full-corpus retrieval for embedders."""
+def tasks_for(gate) -> list[tuple[EvalSet | str, str]]:
+    """Reranking on every set with candidate lists; full-corpus retrieval for embedders; mteb
+    tasks named with --gate-tasks (loaded from the hub)."""
     tasks = [(d, "reranking") for d in gate.datasets if d.candidates]
     if gate.candidate.kind == "embedder" and gate.settings.retrieval:
         tasks += [(d, "retrieval") for d in gate.datasets]
-    return tasks
+    return tasks + [(t.metadata.name, "hub") for t in gate.hub_tasks]
 
 
 def check_variant(gate, spec) -> tuple[list[TaskQuality], list[Loss], list[str]]:
@@ -214,3 +222,54 @@ def check_variant(gate, spec) -> tuple[list[TaskQuality], list[Loss], list[str]]
             if message := loss.failure():
                 failures.append(message)
     return qualities, losses, failures
+
+
+class HubTaskError(RuntimeError):
+    """An mteb task named with --gate-tasks could not be run (no hub offline, wrong kind...)."""
+
+
+def hub_tasks(names: list[str]) -> list:
+    """mteb tasks by name (metadata only: no download yet); unknown names get mteb's did-you-mean."""
+    if not names:
+        return []
+    import mteb
+
+    tasks = []
+    for name in names:
+        try:
+            tasks.append(mteb.get_task(name))
+        except KeyError as err:
+            raise ValueError(f"--gate-tasks: {err.args[0] if err.args else name}") from None
+    return tasks
+
+
+def evaluate_hub_task(task, model, kind: str, batch_size: int) -> TaskQuality:
+    """Quality on an mteb task loaded from the hub (the real path; it needs network)."""
+    from mteb.models.sentence_transformer_wrapper import CrossEncoderWrapper, SentenceTransformerEncoderWrapper
+
+    name = task.metadata.name
+    try:
+        task.load_data()
+    except Exception as err:  # datasets raises ConnectionError/OfflineModeIsEnabled/HfHubHTTPError...
+        raise HubTaskError(
+            f"mteb task {name}: cannot load its data from the Hugging Face Hub ({type(err).__name__}); the hub is "
+            "unreachable from here. Use --gate-data with a local BEIR folder (e.g. ../shared/data/scifact) instead."
+        ) from None
+    captured: dict[str, dict[str, float]] = {}
+
+    def keep(scores, *args, **kwargs):
+        captured.update(scores)
+        return {}
+
+    task.task_specific_scores = keep
+    wrapped = CrossEncoderWrapper(model) if kind == "reranker" else SentenceTransformerEncoderWrapper(model)
+    split = task.metadata.eval_splits[0]
+    try:
+        result = task.evaluate(wrapped, split, encode_kwargs={"batch_size": batch_size, "show_progress_bar": False})
+    except (TypeError, ValueError) as err:
+        raise HubTaskError(f"mteb task {name} cannot evaluate a {kind}: {err}") from None
+    main = next(iter(result.values()))
+    metric = "map" if task.metadata.type == "Reranking" else "ndcg_at_10"
+    per_query = {metric: {q: float(v[METRICS[metric][1]]) for q, v in captured.items()}} if captured else {}
+    kind_name = "reranking" if metric == "map" else "retrieval"
+    return TaskQuality(name, kind_name, {metric: float(main[METRICS[metric][0]])}, per_query)

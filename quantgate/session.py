@@ -39,6 +39,7 @@ class GateSettings:
     calibration_samples: int | None = None  # None: thresholds.toml [calibration] samples
     max_queries: int | None = None  # quick runs: score only the first N test queries of each set
     top_k: int | None = None  # quick runs: only the first K candidates of each query
+    tasks: tuple[str, ...] = ()  # mteb task names, loaded from the hub (--gate-tasks)
     retrieval: bool = True  # embedders: also full-corpus retrieval (one more encoding pass per variant)
 
 
@@ -57,6 +58,9 @@ class GateSession:
         self.selected: list[VariantSpec] = self.registry.select(list(self.settings.variants) or None)
         self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [load_data(DEFAULT_DATA)]
         self.device = resolve_device(self.settings.device)
+        from quantgate.quality import hub_tasks
+
+        self.hub_tasks = hub_tasks(list(self.settings.tasks))
         self.cache = ArtifactCache(self.settings.cache_dir or default_cache_dir())
         self.verdict = Verdict(self._verdict_header())
         self._scores: dict[tuple[str, str], Scores] = {}

@@ -58,3 +58,17 @@ def test_bad_input_gets_one_clear_error(args, message):
     assert out.returncode != 0
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_unknown_mteb_task_gets_mteb_did_you_mean():
+    out = run_gate("--collect-only", "-q", "--gate-tasks", "SciFactt", timeout=300)
+    assert out.returncode != 0 and "Did you mean: 'SciFact'" in out.stderr, out.stderr
+
+
+def test_mteb_task_by_name_offline_says_the_hub_is_unreachable_and_what_to_use(tmp_path):
+    out = run_gate("-q", "--variants", "torch-fp32", "--gate-tasks", "SciFact",
+                   "--gate-no-retrieval", "--gate-cache", str(tmp_path), "--gate-report", str(tmp_path / "r"),
+                   path="gates/test_quality.py", timeout=600)
+    assert out.returncode == 1
+    assert "mteb task SciFact: cannot load its data from the Hugging Face Hub" in out.stdout
+    assert "--gate-data with a local BEIR folder" in out.stdout
