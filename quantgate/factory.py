@@ -30,6 +30,7 @@ class VariantFactory:
         calibration: Callable[[], tuple[list, str]] | None = None,
         rebuild: bool = False,
         device: str = "cpu",
+        threads: int | None = None,
         progress: Progress | None = None,
     ):
         self.candidate = candidate
@@ -39,6 +40,7 @@ class VariantFactory:
         self._calibration: tuple[list, str] | None = None
         self.rebuild = rebuild
         self.device = device
+        self.threads = threads
         self.progress = progress or (lambda _msg: None)
         self._artifacts: dict[str, Artifact] = {}
         self._models: dict[str, Any] = {}
@@ -120,7 +122,11 @@ class VariantFactory:
         """The loaded model (CrossEncoder or SentenceTransformer), once per run."""
         if spec.id not in self._models:
             artifact = self.artifact(spec)
-            ctx = BuildContext(self.candidate, spec, device=self.device)
+            ctx = BuildContext(self.candidate, spec, device=self.device, threads=self.threads)
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
             try:
                 self._models[spec.id] = spec.loader()(ctx, artifact)
             except Exception as err:

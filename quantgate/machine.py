@@ -48,7 +48,7 @@ def cpu_flags() -> frozenset[str]:
 
 def cpu_summary() -> str:
     flags = cpu_flags()
-    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "amx_tile") if f in flags]
+    simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile") if f in flags]
     return f"{platform.machine()}, {os.cpu_count()} cores, {'/'.join(simd) or 'no AVX2'}"
 
 
@@ -66,6 +66,12 @@ def capability_missing(requirement: str) -> str | None:
     """Why this machine lacks `requirement`, or None when it has it."""
     if requirement == "cuda":
         return None if has_cuda() else "needs a CUDA GPU (none on this machine)"
+    if requirement in ("fp16", "bf16"):
+        flags = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "amx_bf16")}[requirement]
+        if has_cuda() or any(f in cpu_flags() for f in flags):
+            return None
+        return (f"needs native {requirement} matmul: a CUDA GPU or a CPU with {' or '.join(flags)} (this CPU: "
+                f"{cpu_summary()}); without them torch emulates {requirement} about 25x slower than fp32")
     if requirement.startswith("cpu:"):
         flag = requirement[4:]
         return None if flag in cpu_flags() else f"needs the CPU flag {flag} (this CPU: {cpu_summary()})"

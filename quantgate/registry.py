@@ -113,8 +113,10 @@ VARIANTS: dict[str, VariantSpec] = {
     spec.id: spec
     for spec in (
         VariantSpec(REFERENCE_ID, "torch", "fp32", "PyTorch fp32: the reference", (("dtype", "float32"),)),
-        VariantSpec("torch-fp16", "torch", "fp16", "PyTorch, weights and compute in float16", (("dtype", "float16"),)),
-        VariantSpec("torch-bf16", "torch", "bf16", "PyTorch, weights and compute in bfloat16", (("dtype", "bfloat16"),)),
+        VariantSpec("torch-fp16", "torch", "fp16", "PyTorch, weights and compute in float16", (("dtype", "float16"),),
+                    requires=("fp16",)),
+        VariantSpec("torch-bf16", "torch", "bf16", "PyTorch, weights and compute in bfloat16", (("dtype", "bfloat16"),),
+                    requires=("bf16",)),
         VariantSpec("onnx", "onnx", "fp32", "ONNX Runtime fp32, exported by Optimum"),
         _onnx_opt("O1", "basic general graph optimizations"),
         _onnx_opt("O2", "O1 + extended optimizations and transformer fusions"),

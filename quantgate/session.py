@@ -31,6 +31,7 @@ class GateSettings:
     rebuild: bool = False
     data: tuple[str, ...] = ()
     artifacts: tuple[tuple[str, str], ...] = ()  # (name, path) from --gate-artifact
+    mutants: tuple[str, ...] = ()  # test-only injected regressions, NAME=key:value,... (--gate-mutant)
     thresholds: str | None = "thresholds.toml"
     device: str = "auto"
     trust_remote_code: bool = False
@@ -39,6 +40,11 @@ class GateSettings:
     calibration_samples: int | None = None  # None: thresholds.toml [calibration] samples
     max_queries: int | None = None  # quick runs: score only the first N test queries of each set
     top_k: int | None = None  # quick runs: only the first K candidates of each query
+    threads: int | None = None  # one thread budget for every backend (default: all cores)
+    speed_batches: tuple[int, ...] = (1, 32)  # latency (1) and throughput batch sizes
+    speed_rounds: int = 5
+    speed_compare: bool = False  # fail on a regression against this machine's history
+    benchmark_storage: str = ".benchmarks"
     tasks: tuple[str, ...] = ()  # mteb task names, loaded from the hub (--gate-tasks)
     retrieval: bool = True  # embedders: also full-corpus retrieval (one more encoding pass per variant)
 
@@ -55,15 +61,28 @@ class GateSession:
         self.registry = Registry()
         for name, path in self.settings.artifacts:
             self.registry.register(external_spec(name, path))
+        from quantgate.backends.mutant import parse as parse_mutant
+
+        for value in self.settings.mutants:
+            self.registry.register(parse_mutant(value))
         self.selected: list[VariantSpec] = self.registry.select(list(self.settings.variants) or None)
         self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [load_data(DEFAULT_DATA)]
         self.device = resolve_device(self.settings.device)
+        self.threads = self.settings.threads or os.cpu_count() or 1
         from quantgate.quality import hub_tasks
 
         self.hub_tasks = hub_tasks(list(self.settings.tasks))
         self.cache = ArtifactCache(self.settings.cache_dir or default_cache_dir())
         self.verdict = Verdict(self._verdict_header())
         self._scores: dict[tuple[str, str], Scores] = {}
+        self.speed: dict[tuple[str, int], float] = {}  # (variant, batch) -> items/s in this run
+
+    @cached_property
+    def speed_history(self) -> list:
+        """Earlier runs on this machine from pytest-benchmark's storage (read before this run saves)."""
+        from quantgate.bench import load_history, machine_key
+
+        return load_history(self.settings.benchmark_storage, machine_key())
 
     def _verdict_header(self) -> dict[str, Any]:
         c = self.candidate
@@ -75,6 +94,7 @@ class GateSession:
             "data": [{"name": d.name, "path": str(d.path), "sha256": d.fingerprint()} for d in self.datasets],
             "subset": {"max_queries": self.settings.max_queries, "top_k": self.settings.top_k},
             "device": self.device,
+            "threads": self.threads,
         }
 
     def evaluation_sets(self) -> list[EvalSet]:
@@ -108,6 +128,7 @@ class GateSession:
             calibration=lambda: calibration_inputs(self.datasets, self.candidate.kind, samples, seed),
             rebuild=self.settings.rebuild,
             device=self.device,
+            threads=self.threads,
             progress=self.progress,
         )
 
@@ -124,7 +145,7 @@ class GateSession:
             f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} (sha256 {self.thresholds.sha256[:12]})",
             f"quantgate: data {', '.join(f'{d.name} ({d.path})' for d in self.datasets)}",
             f"quantgate: cache {self.cache.root}{' (rebuild)' if self.settings.rebuild else ''}",
-            f"quantgate: device {self.device}; cpu {machine.cpu_summary()}; threads {threads_summary()}",
+            f"quantgate: device {self.device}; cpu {machine.cpu_summary()}; threads {self.threads} (torch, ONNX Runtime intra-op, OpenVINO)",
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]
 
@@ -156,10 +177,6 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not machine.has_cuda():
         raise ValueError("--gate-device cuda: no CUDA GPU is visible on this machine; use --gate-device cpu")
     return device
-
-
-def threads_summary() -> str:
-    return os.environ.get("OMP_NUM_THREADS") or f"{os.cpu_count()} (all cores)"
 
 
 def settings_from(**kwargs: Any) -> GateSettings:

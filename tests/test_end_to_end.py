@@ -23,8 +23,11 @@ def test_full_matrix_builds_scores_then_rebuilds_nothing(kind, request, scifact,
         args += ["--candidate", str(request.getfixturevalue("shared_reranker"))]
     cold = run_gate(*args, path=BUILD_GATE)
     assert cold.returncode == 0, cold.stdout[-4000:] + cold.stderr[-2000:]
-    assert re.search(r"14 passed, 1 skipped", cold.stdout) or re.search(r"15 passed", cold.stdout), _summary(cold)
-    assert "artifacts built this run: 14" in cold.stdout or "artifacts built this run: 15" in cold.stdout
+    counts = dict((k, int(n)) for n, k in re.findall(r"(\d+) (passed|skipped|failed)", _summary(cold)))
+    assert counts.get("passed", 0) + counts.get("skipped", 0) == 15 and "failed" not in counts, _summary(cold)
+    # torch-fp32 is always built; the dependency-free count equals the variants that ran
+    assert f"artifacts built this run: {counts['passed']};" in cold.stdout, _summary(cold)
+    assert counts["passed"] >= 11  # everything but CUDA/native-fp16/bf16-only variants runs on any x86 CPU
     warm = run_gate(*args, path=BUILD_GATE)
     assert warm.returncode == 0, _summary(warm)
     assert "artifacts built this run: 0;" in warm.stdout, _summary(warm)

@@ -57,3 +57,20 @@ def remove_files(folder: Path, names: list[str]) -> None:
     for name in names:
         for path in folder.glob(name):
             path.unlink()
+
+
+def runtime_kwargs(ctx: BuildContext, backend: str) -> dict[str, Any]:
+    """The same thread budget for every backend: ORT intra-op threads, OpenVINO inference
+    threads (torch's is set process-wide by the factory)."""
+    if not ctx.threads:
+        return {}
+    if backend == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = ctx.threads
+        options.inter_op_num_threads = 1
+        return {"session_options": options}
+    if backend == "openvino":
+        return {"ov_config": {"INFERENCE_NUM_THREADS": str(ctx.threads)}}
+    return {}

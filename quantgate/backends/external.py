@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, load_st
+from quantgate.backends.common import BuildContext, load_st, runtime_kwargs
 from quantgate.cache import Artifact
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "onnx", "openvino", ".git")
@@ -64,4 +64,5 @@ def load(ctx: BuildContext, artifact: Artifact):
     if info["backend"] == "torch":
         return load_st(ctx, artifact.path, "torch")
     extra = {"provider": "CPUExecutionProvider"} if info["backend"] == "onnx" else {}
-    return load_st(ctx, artifact.path, info["backend"], file_name=info["file_name"], **extra)
+    return load_st(ctx, artifact.path, info["backend"], file_name=info["file_name"], **extra,
+                   **runtime_kwargs(ctx, info["backend"]))

@@ -4,6 +4,7 @@ Registered through the same Registry as real variants (never in VARIANTS), built
 like them. Each options tuple names one mutation:
 - ("noise", level): Gaussian noise on every Linear weight, std = level x that weight's std.
 - ("activation", "identity"): the reranker saved with its activation dropped (raw logits).
+- ("sleep", seconds): an unchanged model whose predict()/encode() sleeps first (a slowdown).
 """
 
 from __future__ import annotations
@@ -36,4 +37,39 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
 
 def load(ctx: BuildContext, artifact: Artifact):
-    return load_st(ctx, artifact.path, "torch")
+    model = load_st(ctx, artifact.path, "torch")
+    delay = float(ctx.spec.opts.get("sleep", 0))
+    if delay:
+        import functools
+        import time
+
+        for name in ("predict", "encode"):
+            original = getattr(model, name, None)
+            if original is not None:
+                setattr(model, name, _slowed(original, delay, functools, time))
+    return model
+
+
+def _slowed(fn, delay: float, functools, time):
+    @functools.wraps(fn)
+    def slowed(*args, **kwargs):
+        time.sleep(delay)
+        return fn(*args, **kwargs)
+
+    return slowed
+
+
+def parse(value: str):
+    """`NAME=key:value[,key:value]` (the --gate-mutant option) -> VariantSpec."""
+    from quantgate.registry import VariantSpec
+
+    name, sep, body = value.partition("=")
+    if not sep or not name or not body:
+        raise ValueError(f"--gate-mutant expects NAME=key:value[,key:value], got {value!r}")
+    options = []
+    for part in body.split(","):
+        key, sep, raw = part.partition(":")
+        if key not in ("noise", "seed", "activation", "sleep") or not sep:
+            raise ValueError(f"--gate-mutant {value!r}: unknown mutation {part!r} (noise:L, seed:N, activation:identity, sleep:S)")
+        options.append((key, raw if key == "activation" else float(raw)))
+    return VariantSpec(name, "mutant", "fp32", f"injected regression: {body}", tuple(options))

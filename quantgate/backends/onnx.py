@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, copy_artifact, load_st, remove_files
+from quantgate.backends.common import BuildContext, copy_artifact, load_st, remove_files, runtime_kwargs
 from quantgate.cache import Artifact
 
 PLAIN = "onnx/model.onnx"
@@ -45,4 +45,4 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 def load(ctx: BuildContext, artifact: Artifact):
     info = artifact.load_info
     kwargs: dict[str, Any] = {"file_name": info["file_name"], "provider": "CPUExecutionProvider"}
-    return load_st(ctx, artifact.path, "onnx", **kwargs)
+    return load_st(ctx, artifact.path, "onnx", **kwargs, **runtime_kwargs(ctx, "onnx"))

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, copy_artifact, load_st, remove_files, tokenize
+from quantgate.backends.common import BuildContext, copy_artifact, load_st, remove_files, runtime_kwargs, tokenize
 from quantgate.cache import Artifact
 
 PLAIN = "openvino/openvino_model.xml"
@@ -38,7 +38,7 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
         raise ValueError("openvino-qint8 needs calibration inputs")
     assert ctx.dependency is not None, "openvino-qint8 is built from the `openvino` artifact"
     copy_artifact(ctx.dependency.path, out)
-    model = load_st(ctx, out, "openvino", file_name=PLAIN, ov_config=ov_config(ctx.spec))
+    model = load_st(ctx, out, "openvino", file_name=PLAIN, ov_config=ov_config(ctx))
     ov_model = model.transformers_model
     input_names = set(ov_model.input_names)
     encoded = tokenize(model, ctx.calibration, padding=True, return_tensors="np")
@@ -58,11 +58,12 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
     return {"backend": "openvino", "file_name": QINT8, "calibration_samples": len(samples)}
 
 
-def ov_config(spec) -> dict[str, str]:
+def ov_config(ctx: BuildContext) -> dict[str, str]:
     """OpenVINO's CPU plugin computes in bf16 by default on CPUs with AVX512-BF16/AMX: pin the
     precision the variant is named for, so `openvino` is fp32 on every machine."""
-    return {"INFERENCE_PRECISION_HINT": spec.opts.get("inference_precision", "f32")}
+    config = {"INFERENCE_PRECISION_HINT": ctx.spec.opts.get("inference_precision", "f32")}
+    return {**config, **runtime_kwargs(ctx, "openvino").get("ov_config", {})}
 
 
 def load(ctx: BuildContext, artifact: Artifact):
-    return load_st(ctx, artifact.path, "openvino", file_name=artifact.load_info["file_name"], ov_config=ov_config(ctx.spec))
+    return load_st(ctx, artifact.path, "openvino", file_name=artifact.load_info["file_name"], ov_config=ov_config(ctx))

@@ -1,0 +1,47 @@
+"""Speed gate: latency (batch 1) and throughput (batch N) of every variant with pytest-benchmark,
+on real inputs from the evaluation data. Nothing here asserts a wall-clock number; with
+--gate-speed-compare a variant fails when it is slower than its own history on this machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantgate import bench
+from quantgate.registry import REFERENCE_ID
+
+
+def test_speed(gate, variant_spec, speed_batch, benchmark):
+    model = gate.factory.load(variant_spec)
+    kind = gate.candidate.kind
+    items = bench.speed_items(gate.evaluation_sets()[0], kind, speed_batch)
+    call = bench.make_call(model, kind, items, speed_batch)
+    benchmark.group = f"{'latency' if speed_batch == 1 else 'throughput'} batch {speed_batch}"
+    benchmark.pedantic(call, rounds=gate.settings.speed_rounds, warmup_rounds=1, iterations=1)
+
+    median = benchmark.stats.stats.median
+    items_per_s = speed_batch / median
+    tokens = bench.mean_tokens(model, items)
+    gate.speed[(variant_spec.id, speed_batch)] = items_per_s
+    reference = gate.speed.get((REFERENCE_ID, speed_batch))
+    artifact = gate.factory.artifact(variant_spec)
+    info = {
+        "variant": variant_spec.id, "kind": kind, "device": gate.device, "threads": gate.threads,
+        "batch_size": speed_batch, "mean_tokens_per_item": round(tokens, 1),
+        "items_per_s": round(items_per_s, 2), "tokens_per_s": round(items_per_s * tokens, 1),
+        "latency_ms_median": round(median * 1000, 3),
+        "speedup_vs_reference": round(items_per_s / reference, 3) if reference else None,
+        "rss_mb": round(bench.rss_mb(), 1), "process_peak_rss_mb": round(bench.peak_rss_mb(), 1),
+        "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
+    }
+    benchmark.extra_info.update(info)
+    failures = []
+    if gate.settings.speed_compare:
+        limits = gate.thresholds.speed
+        found = bench.regression(gate.speed_history, variant_spec.id, speed_batch, items_per_s,
+                                 runs=limits["history_runs"], pct=limits["regression_pct"],
+                                 spread_multiple=limits["spread_multiple"])
+        if found:
+            failures.append(found.message())
+    gate.verdict.record(variant_spec.id, f"speed-b{speed_batch}", info, failures)
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)

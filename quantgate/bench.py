@@ -1,0 +1,125 @@
+"""Speed: inputs and calls for pytest-benchmark, run history from its storage, regression rule.
+
+Timing itself is pytest-benchmark's; this module only prepares the calls, summarises the
+numbers into `extra_info`, reads the saved runs back (pytest-benchmark's own JSON storage,
+`.benchmarks/<machine>/NNNN_*.json`) and applies the noise-aware regression rule.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from quantgate.data import EvalSet
+
+
+def speed_items(dataset: EvalSet, kind: str, n: int) -> list:
+    """Real inputs from the evaluation data: query-passage pairs, or passages for embedders."""
+    pairs = dataset.reranking_pairs()
+    if not pairs:
+        raise ValueError(f"{dataset.name} has no candidate pairs to time")
+    items = [(q, p) for _, _, q, p in pairs] if kind == "reranker" else [p for _, _, _, p in pairs]
+    return [items[i % len(items)] for i in range(n)]
+
+
+def mean_tokens(model, items: list) -> float:
+    from quantgate.backends.common import tokenize
+
+    encoded = tokenize(model, items)
+    return sum(len(ids) for ids in encoded["input_ids"]) / max(len(items), 1)
+
+
+def make_call(model, kind: str, items: list, batch_size: int) -> Callable[[], Any]:
+    """What the user's code would call: predict() or encode(), one batch of `batch_size` items."""
+    if kind == "reranker":
+        return lambda: model.predict(items, batch_size=batch_size, show_progress_bar=False)
+    return lambda: model.encode(items, batch_size=batch_size, show_progress_bar=False)
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    when: str
+    source: str
+    variant: str
+    batch: int
+    items_per_s: float
+    median_s: float
+    machine: str
+
+
+def load_history(storage: str | Path, machine: str | None = None) -> list[HistoryPoint]:
+    """Every quantgate speed benchmark saved in pytest-benchmark's storage, oldest first."""
+    from pytest_benchmark.logger import Logger
+    from pytest_benchmark.storage.file import FileStorage
+
+    path = Path(str(storage).removeprefix("file://"))
+    if not path.is_dir():
+        return []
+    store = FileStorage(path, logger=Logger(Logger.QUIET, config=None), default_machine_id=None)
+    points = []
+    for relpath, data in store.load("*/[0-9][0-9][0-9][0-9]_"):
+        info = data.get("machine_info", {})
+        cpu = (info.get("cpu") or {}).get("brand_raw", "")
+        host = f"{info.get('node', '')}/{cpu}"
+        for bench in data.get("benchmarks", []):
+            extra = bench.get("extra_info") or {}
+            if "variant" not in extra or "batch_size" not in extra:
+                continue
+            median = bench["stats"]["median"]
+            points.append(HistoryPoint(data.get("datetime", ""), str(relpath), extra["variant"], int(extra["batch_size"]),
+                                       extra["batch_size"] / median, median, extra.get("machine", host)))
+    points.sort(key=lambda p: p.when)
+    return [p for p in points if machine is None or p.machine == machine]
+
+
+@dataclass(frozen=True)
+class Regression:
+    variant: str
+    batch: int
+    current: float
+    baseline: float
+    tolerance: float
+    runs: int
+
+    def message(self) -> str:
+        return (f"{self.variant} batch {self.batch}: {self.current:.1f} items/s is below the median of the last "
+                f"{self.runs} runs on this machine, {self.baseline:.1f} items/s, by more than the tolerance "
+                f"{self.tolerance:.1f} items/s")
+
+
+def regression(history: list[HistoryPoint], variant: str, batch: int, current: float, *, runs: int,
+               pct: float, spread_multiple: float) -> Regression | None:
+    """Slower than the median of the last `runs` runs by more than max(pct%, k x MAD)?"""
+    past = [p.items_per_s for p in history if p.variant == variant and p.batch == batch][-runs:]
+    if not past:
+        return None
+    baseline = statistics.median(past)
+    mad = statistics.median(abs(x - baseline) for x in past)
+    tolerance = max(baseline * pct / 100.0, spread_multiple * mad)
+    if current < baseline - tolerance:
+        return Regression(variant, batch, current, baseline, tolerance, len(past))
+    return None
+
+
+def machine_key() -> str:
+    """Which machine a run belongs to: host name and CPU, as pytest-benchmark records them."""
+    import platform
+
+    from quantgate.machine import cpu_summary
+
+    return f"{platform.node()}/{cpu_summary()}"
