@@ -7,6 +7,7 @@ import pytest
 from quantgate.agreement import check_variant
 from quantgate.checks import describe_worst
 from quantgate.registry import REFERENCE_ID
+from quantgate.factory import BuildError
 from quantgate.scoring import ScoreError
 
 
@@ -15,7 +16,7 @@ def test_agreement(gate, variant_spec):
         pytest.skip("torch-fp32 is the reference")
     try:
         results, failures, limits = check_variant(gate, variant_spec)
-    except ScoreError as err:
+    except (ScoreError, BuildError) as err:
         gate.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
     gate.verdict.record(variant_spec.id, "agreement", {"limits": limits, "results": [r.to_dict() for r in results]},

@@ -3,15 +3,24 @@ loads through sentence-transformers and produces finite scores of the right shap
 
 from __future__ import annotations
 
+import pytest
+
 from quantgate.cache import verify
-from quantgate.scoring import score
+from quantgate.factory import BuildError
+from quantgate.scoring import ScoreError, score
 
 
 def test_variant_builds_and_scores(gate, variant_spec):
-    artifact = gate.factory.artifact(variant_spec)
-    manifest, why = verify(artifact.path)
-    assert manifest is not None, f"{variant_spec.id}: artifact {artifact.path} is not intact: {why}"
-    model = gate.factory.load(variant_spec)
-    dataset = gate.datasets[0]
-    result = score(model, gate.candidate.kind, dataset, batch_size=gate.settings.batch_size, top_k=4, max_queries=4)
+    try:
+        artifact = gate.factory.artifact(variant_spec)
+        manifest, why = verify(artifact.path)
+        assert manifest is not None, f"{variant_spec.id}: artifact {artifact.path} is not intact: {why}"
+        model = gate.factory.load(variant_spec)
+        result = score(model, gate.candidate.kind, gate.datasets[0], batch_size=gate.settings.batch_size,
+                       top_k=4, max_queries=4)
+    except (BuildError, ScoreError) as err:
+        gate.verdict.record(variant_spec.id, "build", {}, [str(err)])
+        pytest.fail(str(err), pytrace=False)
     assert result.scores.shape == (len(result.keys),) and len(result.keys) > 0
+    gate.verdict.record(variant_spec.id, "build", {"build_seconds": artifact.manifest.get("build_seconds"),
+                                                    "cached": not artifact.built}, [])

@@ -7,13 +7,14 @@ import pytest
 
 from quantgate import quality
 from quantgate.registry import REFERENCE_ID
+from quantgate.factory import BuildError
 from quantgate.scoring import ScoreError
 
 
 def test_quality(gate, variant_spec):
     try:
         qualities, losses, failures = quality.check_variant(gate, variant_spec)
-    except (ScoreError, quality.HubTaskError) as err:
+    except (ScoreError, BuildError, quality.HubTaskError) as err:
         gate.verdict.record(variant_spec.id, "quality", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
     gate.verdict.record(variant_spec.id, "quality", {"tasks": [q.to_dict() for q in qualities],

@@ -146,3 +146,10 @@ def _write_json_atomic(path: Path, data: Any) -> None:
 
 
 write_json_atomic = _write_json_atomic
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

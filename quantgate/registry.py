@@ -154,6 +154,12 @@ VARIANTS: dict[str, VariantSpec] = {
 }
 
 
+def ordered(ids) -> list[str]:
+    """Variant ids in registry order (the reference first), others after by id."""
+    index = {vid: i for i, vid in enumerate(VARIANTS)}
+    return sorted(ids, key=lambda v: (index.get(v, len(index)), v))
+
+
 def select(patterns: list[str] | None, registry: dict[str, VariantSpec] | None = None) -> list[VariantSpec]:
     """Variants named by ids or globs, in registry order; unknown names raise with a suggestion."""
     registry = VARIANTS if registry is None else registry

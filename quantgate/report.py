@@ -51,3 +51,146 @@ def history_plot(points: list[HistoryPoint], path: Path, last: int = 10) -> Path
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# -- the run's summary -------------------------------------------------------------------
+
+def _row(vid: str, entry: dict) -> dict:
+    gates = entry.get("gates", {})
+    agreement = gates.get("agreement", {}).get("results", [{}])
+    metrics = agreement[0].get("metrics", {}) if agreement else {}
+    losses = gates.get("quality", {}).get("losses", [])
+    speed = {int(k.split("-b")[1]): v for k, v in gates.items() if k.startswith("speed-b")}
+    throughput_batch = max((b for b in speed if b > 1), default=None)
+    return {
+        "variant": vid,
+        "passed": entry.get("passed", False),
+        "failures": entry.get("failures", []),
+        "max_abs": metrics.get("max_abs_error"),
+        "tau": metrics.get("kendall_tau_mean"),
+        "losses": losses,
+        "worst_loss": max((l["loss"] for l in losses), default=None),
+        "latency_ms": speed.get(1, {}).get("latency_ms_median"),
+        "items_per_s": speed.get(throughput_batch, {}).get("items_per_s") if throughput_batch else None,
+        "speedup": speed.get(throughput_batch, {}).get("speedup_vs_reference") if throughput_batch else None,
+        "batch": throughput_batch,
+        "size_mb": next((s.get("artifact_mb") for s in speed.values() if s.get("artifact_mb")), None),
+    }
+
+
+def _fmt(value, spec: str, missing: str = "–") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _loss_cell(losses: list[dict], metric: str) -> str:
+    cells = []
+    for l in (l for l in losses if l["metric"] == metric):
+        interval = (f" [{l['ci_low']:+.1%}, {l['ci_high']:+.1%}]" if l.get("queries") else "")
+        cells.append(f"{l['dataset']}: {l['loss']:+.2%}{interval}")
+    return "<br>".join(cells) or "–"
+
+
+def recommendation(rows: list[dict]) -> list[str]:
+    passing = [r for r in rows if r["passed"]]
+    if not passing:
+        return ["No variant passed the gate: ship none of them (see the failures below)."]
+    lines = []
+    fast = [r for r in passing if r["latency_ms"] is not None]
+    if fast:
+        best = min(fast, key=lambda r: r["latency_ms"])
+        lines.append(f"**Small-batch latency:** `{best['variant']}` — {best['latency_ms']:.1f} ms per item at batch 1, "
+                     "the fastest variant that passed every gate on this machine.")
+    wide = [r for r in passing if r["items_per_s"] is not None]
+    if wide:
+        best = max(wide, key=lambda r: r["items_per_s"])
+        lines.append(f"**Large-batch throughput:** `{best['variant']}` — {best['items_per_s']:.1f} items/s at batch "
+                     f"{best['batch']} ({_fmt(best['speedup'], '.2f')}× the reference), the fastest that passed.")
+    if not lines:
+        lines.append("Passing variants: " + ", ".join(f"`{r['variant']}`" for r in passing) +
+                     " (run the speed gate to rank them).")
+    return lines
+
+
+def _rows(verdict: dict) -> list[dict]:
+    """One row per variant: the reference first, then the registry's order, then the rest by id."""
+    from quantgate.registry import ordered
+
+    variants = verdict.get("variants", {})
+    rows = [_row(vid, variants[vid]) for vid in ordered(variants)]
+    reference = {(b, r["items_per_s"]) for r in rows if r["variant"] == "torch-fp32" for b in [r["batch"]]}
+    for r in rows:  # speedup from the verdict when the run did not record it
+        if r["speedup"] is None and r["items_per_s"]:
+            base = next((v for b, v in reference if b == r["batch"] and v), None)
+            r["speedup"] = round(r["items_per_s"] / base, 3) if base else None
+    return rows
+
+
+def summary_markdown(verdict: dict) -> str:
+    rows = _rows(verdict)
+    c = verdict.get("candidate", {})
+    out = [f"# quantgate: {c.get('source', '?')}", "",
+           f"{c.get('kind', '?')} ({c.get('kind_reason', '')}); sha256 `{str(c.get('sha256', ''))[:12]}`; "
+           f"thresholds sha256 `{str(verdict.get('thresholds', {}).get('sha256', ''))[:12]}`; "
+           f"machine {verdict.get('machine', {}).get('cpu', '?')}; threads {verdict.get('threads', '?')}", ""]
+    if not verdict.get("complete", False):
+        out += ["**This run did not finish: no variant of it passes.**", ""]
+    out += ["## Recommendation", "", *recommendation(rows), "",
+            "## Variants", "",
+            "| variant | pass | max abs Δ | Kendall τ | MAP loss [95% CI] | NDCG@10 loss [95% CI] | latency ms (b1) | items/s | speedup | size MB |",
+            "|---|---|---:|---:|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| `{r['variant']}` | {'✅' if r['passed'] else '❌'} | {_fmt(r['max_abs'], '.4f')} | "
+                   f"{_fmt(r['tau'], '.3f')} | {_loss_cell(r['losses'], 'map')} | {_loss_cell(r['losses'], 'ndcg_at_10')} | "
+                   f"{_fmt(r['latency_ms'], '.1f')} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
+                   f"{_fmt(r['size_mb'], '.1f')} |")
+    failing = [r for r in rows if r["failures"]]
+    if failing:
+        out += ["", "## Why variants failed", ""]
+        for r in failing:
+            out += [f"- `{r['variant']}`:"] + [f"  - {f.splitlines()[0]}" for f in r["failures"]]
+    out += ["", "Loss = (reference − variant) / reference: positive is worse. Intervals: paired bootstrap over queries."]
+    return "\n".join(out) + "\n"
+
+
+def pareto_plot(verdict: dict, path: Path) -> Path | None:
+    rows = [r for r in _rows(verdict) if r["speedup"] is not None and r["worst_loss"] is not None]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for r in rows:
+        color = "tab:green" if r["passed"] else "tab:red"
+        ax.scatter(r["speedup"], r["worst_loss"] * 100, c=color, s=60, marker="o" if r["passed"] else "x")
+        ax.annotate(r["variant"], (r["speedup"], r["worst_loss"] * 100), fontsize=7, xytext=(4, 3),
+                    textcoords="offset points")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set(xlabel="throughput speedup vs torch-fp32 (×)", ylabel="worst relative quality loss (%)",
+           title="Speed vs quality (green: passed, red ×: failed)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_reports(verdict: dict, report_dir: Path) -> list[Path]:
+    import os
+
+    from quantgate.cache import write_text_atomic
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    markdown = summary_markdown(verdict)
+    written = [write_text_atomic(report_dir / "summary.md", markdown)]
+    plot = pareto_plot(verdict, report_dir / "pareto.png")
+    if plot:
+        written.append(plot)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+    return written

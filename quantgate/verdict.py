@@ -28,6 +28,12 @@ class Verdict:
         entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
         entry["failures"].extend(f"{gate}: {f}" for f in failures)
 
+    def attach_artifact(self, variant: str, path: str, manifest: dict[str, Any]) -> None:
+        """Bind the variant's verdict to its artifact files (publish refuses files that changed since)."""
+        entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
+        entry["artifact"] = {"path": path, "files": manifest["files"], "load": manifest.get("load", {}),
+                             "spec": manifest.get("spec", {})}
+
     def to_dict(self, complete: bool) -> dict[str, Any]:
         variants = {}
         for vid, entry in self.variants.items():

@@ -1,0 +1,156 @@
+"""Push to the Hugging Face Hub only what the verdict passed, bound to its files.
+
+Refusals (one line each, non-zero exit, nothing pushed): an incomplete run, a variant that
+failed or was not gated (agreement and quality are required; the reference needs quality),
+a verdict made against other thresholds than the current file, an artifact whose files no
+longer match the sha256 recorded in the verdict, two variants that would write different
+files to one path. The token is read by huggingface_hub itself and never printed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantgate.candidate import file_sha256
+from quantgate.registry import REFERENCE_ID, ordered
+
+REQUIRED_GATES = ("agreement", "quality")
+
+
+@dataclass
+class Plan:
+    variants: list[str]
+    refusals: list[str] = field(default_factory=list)
+    files: dict[str, Path] = field(default_factory=dict)  # path in repo -> local file
+    card: str = ""
+    verdict_json: bytes = b""
+
+
+def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: list[str] | None) -> Plan:
+    entries = verdict.get("variants", {})
+    chosen = variants or ordered(v for v, e in entries.items() if e.get("passed"))
+    result = Plan(chosen)
+    if not verdict.get("complete", False):
+        result.refusals.append("the verdict comes from a run that did not finish: gate again")
+    current = _thresholds_sha(thresholds_file)
+    if current != verdict.get("thresholds", {}).get("sha256"):
+        result.refusals.append(f"the verdict was gated against other thresholds than {thresholds_file}: gate again")
+    if not chosen:
+        result.refusals.append("no variant passed the gate: nothing to publish")
+    for vid in chosen:
+        entry = entries.get(vid)
+        if entry is None:
+            result.refusals.append(f"{vid}: not gated (absent from the verdict)")
+            continue
+        needed = [g for g in REQUIRED_GATES if not (vid == REFERENCE_ID and g == "agreement")]
+        missing = [g for g in needed if g not in entry.get("gates", {})]
+        if missing:
+            result.refusals.append(f"{vid}: not gated by {', '.join(missing)}")
+        if entry.get("failures") or not entry.get("passed"):
+            reasons = "; ".join(f.splitlines()[0] for f in entry.get("failures", [])) or "did not pass"
+            result.refusals.append(f"{vid}: failed the gate ({reasons})")
+        result.refusals += _bind_files(vid, entry.get("artifact"), result.files)
+    if not result.refusals:
+        result.card = model_card(verdict, chosen)
+        result.verdict_json = json.dumps(verdict, indent=2, sort_keys=True).encode()
+    return result
+
+
+def _thresholds_sha(path: str | Path | None) -> str:
+    import hashlib
+
+    if path is None or not Path(path).is_file():
+        return hashlib.sha256(b"").hexdigest()
+    return hashlib.sha256(Path(path).read_text(encoding="utf-8").encode()).hexdigest()
+
+
+def _bind_files(vid: str, artifact: dict | None, files: dict[str, Path]) -> list[str]:
+    if not artifact:
+        return [f"{vid}: the verdict names no artifact files"]
+    root, refusals = Path(artifact["path"]), []
+    for rel, sha in sorted(artifact["files"].items()):
+        if rel == "README.md":
+            continue  # the card is written from the verdict
+        local = root / rel
+        if not local.is_file():
+            refusals.append(f"{vid}: artifact file {rel} is missing from {root}")
+        elif file_sha256(local) != sha:
+            refusals.append(f"{vid}: artifact file {rel} changed since it was gated (sha256 differs)")
+        elif rel in files and file_sha256(files[rel]) != sha:
+            if _is_weights(rel):
+                refusals.append(f"{vid}: {rel} would overwrite another variant's weights; publish them separately")
+            # a config or tokenizer file that differs cosmetically (versions, dtype note): the first one stays
+        else:
+            files[rel] = local
+    return refusals
+
+
+WEIGHT_SUFFIXES = {".safetensors", ".onnx", ".onnx_data", ".xml", ".bin", ".pt", ".pt2"}
+
+
+def _is_weights(rel: str) -> bool:
+    return Path(rel).suffix in WEIGHT_SUFFIXES or rel.startswith("inc/")
+
+
+def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
+    """README.md: the gate's table and the results in the card's model-index format."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from quantgate.report import summary_markdown
+
+    results = []
+    for vid in variants:
+        for loss in verdict["variants"][vid]["gates"].get("quality", {}).get("losses", []):
+            results.append(EvalResult(
+                task_type="text-ranking", task_name=f"{loss['task']} ({vid})",
+                dataset_type=loss["dataset"], dataset_name=loss["dataset"], dataset_split="test",
+                metric_type=loss["metric"], metric_value=round(loss["variant"], 5),
+                metric_name=f"{loss['metric']} ({vid})",
+            ))
+    candidate = verdict.get("candidate", {})
+    data = ModelCardData(model_name=str(candidate.get("source", "model")), eval_results=results or None,
+                         tags=["quantgate", "sentence-transformers", candidate.get("kind", "")],
+                         library_name="sentence-transformers")
+    subset = {**verdict, "variants": {v: verdict["variants"][v] for v in variants}}
+    body = (f"\n## quantgate\n\nVariants published here passed quantgate's agreement, quality and speed gates "
+            f"against the fp32 reference on this machine.\n\n{summary_markdown(subset)}")
+    return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body))
+
+
+def operations(p: Plan) -> list:
+    from huggingface_hub import CommitOperationAdd
+
+    ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(local)) for rel, local in sorted(p.files.items())]
+    ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=p.card.encode("utf-8")))
+    ops.append(CommitOperationAdd(path_in_repo="quantgate/verdict.json", path_or_fileobj=p.verdict_json))
+    return ops
+
+
+def publish(verdict_path: str | Path, repo_id: str, *, thresholds: str | Path | None = "thresholds.toml",
+            variants: list[str] | None = None, create_pr: bool = False, dry_run: bool = False, api=None,
+            echo=print) -> int:
+    verdict = json.loads(Path(verdict_path).read_text())
+    p = plan(verdict, thresholds, variants)
+    if p.refusals:
+        for line in p.refusals:
+            echo(f"refused: {line}")
+        return 1
+    ops = operations(p)
+    echo(f"publishing {', '.join(p.variants)} to {repo_id}: {len(ops)} files"
+         f"{' (dry run: nothing pushed)' if dry_run else ''}")
+    for op in ops:
+        echo(f"  + {op.path_in_repo}")
+    if dry_run:
+        return 0
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()  # reads the token as huggingface_hub does (HF_TOKEN or the saved login)
+    api.create_repo(repo_id, exist_ok=True)
+    info = api.create_commit(repo_id, operations=ops, create_pr=create_pr,
+                             commit_message=f"quantgate: publish {', '.join(p.variants)}")
+    echo(f"pushed: {getattr(info, 'pr_url', None) or getattr(info, 'commit_url', info)}")
+    return 0

@@ -1,0 +1,132 @@
+"""Verdict, report and publish: only what the gate passed goes to the hub, bound to its files."""
+
+import json
+import shutil
+
+import pytest
+
+from quantgate import publish
+from quantgate.report import summary_markdown
+from tests.conftest import ROOT
+from tests.test_plugin import run_gate
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    """A real gate run on the embedded embedder: the reference, onnx (passes) and a noisy mutant (fails)."""
+    tmp = tmp_path_factory.mktemp("gated")
+    thresholds = tmp / "thresholds.toml"
+    shutil.copy(ROOT / "thresholds.toml", thresholds)
+    out = run_gate("-q", "-k", "not speed", "--variants", "torch-fp32,onnx,noisy", "--gate-mutant", "noisy=noise:0.5",
+                   "--gate-cache", str(tmp / "cache"), "--gate-report", str(tmp / "report"),
+                   "--gate-thresholds", str(thresholds))
+    assert out.returncode == 1, out.stdout[-3000:]  # the mutant fails: that is the gate working
+    return tmp, json.loads((tmp / "report" / "verdict.json").read_text()), thresholds
+
+
+class FakeHub:
+    """Stands in for huggingface_hub.HfApi: records what a push would do."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, exist_ok=False):
+        self.calls.append(("create_repo", repo_id, exist_ok))
+
+    def create_commit(self, repo_id, operations, create_pr=False, commit_message=""):
+        self.calls.append(("create_commit", repo_id, [op.path_in_repo for op in operations], create_pr, commit_message))
+        return type("Info", (), {"commit_url": f"https://hub/{repo_id}/commit/1", "pr_url": None})()
+
+
+def _publish(verdict_path, thresholds, **kwargs):
+    lines = []
+    code = publish.publish(verdict_path, "org/model", thresholds=thresholds, echo=lines.append, **kwargs)
+    return code, lines
+
+
+def test_verdict_binds_numbers_and_files(gated):
+    _, verdict, _ = gated
+    assert verdict["complete"] and verdict["candidate"]["kind"] == "embedder"
+    onnx = verdict["variants"]["onnx"]
+    assert onnx["passed"] and set(onnx["gates"]) == {"build", "agreement", "quality"}
+    assert onnx["gates"]["agreement"]["results"][0]["metrics"]["cosine_min"] > 0.99
+    assert len(onnx["artifact"]["files"]["onnx/model.onnx"]) == 64
+    noisy = verdict["variants"]["noisy"]
+    assert not noisy["passed"] and any("agreement" in f for f in noisy["failures"])
+
+
+def test_summary_recommends_and_explains(gated):
+    tmp, verdict, _ = gated
+    summary = (tmp / "report" / "summary.md").read_text()
+    assert summary == summary_markdown(verdict)
+    assert "| `noisy` | ❌ |" in summary and "## Why variants failed" in summary
+    assert "## Recommendation" in summary
+
+
+def test_dry_run_lists_exactly_the_passing_variants(gated):
+    tmp, _, thresholds = gated
+    code, lines = _publish(tmp / "report" / "verdict.json", thresholds, dry_run=True)
+    assert code == 0 and lines[0].startswith("publishing torch-fp32, onnx to org/model"), lines
+    assert "  + onnx/model.onnx" in lines and "  + README.md" in lines and "  + quantgate/verdict.json" in lines
+    assert not any("noisy" in line for line in lines)
+
+
+def test_push_makes_one_commit_with_the_card(gated, monkeypatch):
+    tmp, _, thresholds = gated
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    hub = FakeHub()
+    code, lines = _publish(tmp / "report" / "verdict.json", thresholds, variants=["onnx"], create_pr=True, api=hub)
+    assert code == 0
+    assert hub.calls[0] == ("create_repo", "org/model", True)
+    name, repo, paths, create_pr, message = hub.calls[1]
+    assert name == "create_commit" and create_pr and message == "quantgate: publish onnx"
+    assert "onnx/model.onnx" in paths and "model.safetensors" not in paths and paths.count("README.md") == 1
+    assert not any("hf_secret" in line for line in lines)
+    card = publish.plan(json.loads((tmp / "report" / "verdict.json").read_text()), thresholds, ["onnx"]).card
+    assert "model-index:" in card and "## quantgate" in card
+
+
+@pytest.mark.parametrize(
+    "change, variants, reason",
+    [
+        ("none", ["noisy"], "noisy: failed the gate"),
+        ("none", ["openvino"], "openvino: not gated (absent from the verdict)"),
+        ("thresholds", None, "gated against other thresholds"),
+        ("incomplete", None, "did not finish"),
+        ("no-quality", ["onnx"], "onnx: not gated by quality"),
+        ("tamper", ["onnx"], "onnx: artifact file onnx/model.onnx changed since it was gated"),
+        ("collide", ["torch-fp32", "fp16-copy"], "fp16-copy: model.safetensors would overwrite another variant's weights"),
+    ],
+)
+def test_every_refusal_path(gated, tmp_path, change, variants, reason):
+    src, verdict, thresholds = gated
+    verdict = json.loads(json.dumps(verdict))
+    thresholds_copy = tmp_path / "thresholds.toml"
+    shutil.copy(thresholds, thresholds_copy)
+    if change == "thresholds":
+        thresholds_copy.write_text(thresholds_copy.read_text() + "\n# edited\n")
+    if change == "incomplete":
+        verdict["complete"] = False
+    if change == "no-quality":
+        del verdict["variants"]["onnx"]["gates"]["quality"]
+    if change == "collide":
+        other = tmp_path / "other"
+        shutil.copytree(verdict["variants"]["torch-fp32"]["artifact"]["path"], other)
+        (other / "model.safetensors").write_bytes(b"different weights")
+        copy = json.loads(json.dumps(verdict["variants"]["torch-fp32"]))
+        copy["artifact"]["path"] = str(other)
+        copy["artifact"]["files"]["model.safetensors"] = publish.file_sha256(other / "model.safetensors")
+        verdict["variants"]["fp16-copy"] = copy
+    if change == "tamper":
+        artifact = tmp_path / "artifact"
+        shutil.copytree(verdict["variants"]["onnx"]["artifact"]["path"], artifact)
+        with open(artifact / "onnx" / "model.onnx", "ab") as fh:
+            fh.write(b"\0")
+        verdict["variants"]["onnx"]["artifact"]["path"] = str(artifact)
+    path = tmp_path / "verdict.json"
+    path.write_text(json.dumps(verdict))
+    hub = FakeHub()
+    code, lines = _publish(path, thresholds_copy, variants=variants, api=hub)
+    assert code == 1 and hub.calls == []
+    assert any(reason in line for line in lines), lines
+    assert all(line.startswith("refused: ") for line in lines)
