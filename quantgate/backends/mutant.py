@@ -5,6 +5,11 @@ like them. Each options tuple names one mutation:
 - ("noise", level): Gaussian noise on every Linear weight, std = level x that weight's std.
 - ("activation", "identity"): the reranker saved with its activation dropped (raw logits).
 - ("sleep", seconds): an unchanged model whose predict()/encode() sleeps first (a slowdown).
+- ("activation", "double"): the activation applied twice (sigmoid of sigmoid).
+- ("max_length", n): truncation cut to n tokens.
+- ("tokenizer", "cased"): an uncased model fed a cased tokenizer (lower-casing turned off).
+- ("naive_int8", 1): every Linear weight rounded to int8 with one per-tensor scale, no calibration.
+- ("negate", 1): scores (rerankers) or embeddings (embedders) negated.
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
                 if isinstance(module, torch.nn.Linear):
                     w = module.weight
                     w.add_(torch.randn(w.shape, generator=generator) * float(opts["noise"]) * w.std())
+    if "naive_int8" in opts:
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.Linear):
+                    w = module.weight
+                    scale = w.abs().max() / 127
+                    w.copy_(torch.round(w / scale).clamp(-128, 127) * scale)
     if opts.get("activation") == "identity":
         if ctx.candidate.kind != "reranker":
             raise ValueError("the activation mutation applies to rerankers")
@@ -37,8 +49,28 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
 
 def load(ctx: BuildContext, artifact: Artifact):
+    import torch
+
+    opts = ctx.spec.opts
     model = load_st(ctx, artifact.path, "torch")
-    delay = float(ctx.spec.opts.get("sleep", 0))
+    if opts.get("activation") == "double":
+        model.activation_fn = torch.nn.Sequential(torch.nn.Sigmoid(), torch.nn.Sigmoid())
+    if "max_length" in opts:
+        if ctx.candidate.kind == "reranker":
+            model.max_length = int(opts["max_length"])
+        else:
+            model.max_seq_length = int(opts["max_length"])
+    if opts.get("tokenizer") == "cased":
+        from transformers import AutoTokenizer
+
+        model.tokenizer = AutoTokenizer.from_pretrained(str(artifact.path), do_lower_case=False)
+    if "negate" in opts:
+        import functools
+
+        name = "predict" if ctx.candidate.kind == "reranker" else "encode"
+        original = getattr(model, name)
+        setattr(model, name, functools.wraps(original)(lambda *a, **k: -original(*a, **k)))
+    delay = float(opts.get("sleep", 0))
     if delay:
         import functools
         import time
@@ -59,6 +91,9 @@ def _slowed(fn, delay: float, functools, time):
     return slowed
 
 
+MUTATIONS = ("noise", "seed", "activation", "sleep", "max_length", "tokenizer", "naive_int8", "negate")
+
+
 def parse(value: str):
     """`NAME=key:value[,key:value]` (the --gate-mutant option) -> VariantSpec."""
     from quantgate.registry import VariantSpec
@@ -69,7 +104,7 @@ def parse(value: str):
     options = []
     for part in body.split(","):
         key, sep, raw = part.partition(":")
-        if key not in ("noise", "seed", "activation", "sleep") or not sep:
-            raise ValueError(f"--gate-mutant {value!r}: unknown mutation {part!r} (noise:L, seed:N, activation:identity, sleep:S)")
-        options.append((key, raw if key == "activation" else float(raw)))
+        if key not in MUTATIONS or not sep:
+            raise ValueError(f"--gate-mutant {value!r}: unknown mutation {part!r}; known: {', '.join(MUTATIONS)}")
+        options.append((key, raw if key in ("activation", "tokenizer") else float(raw)))
     return VariantSpec(name, "mutant", "fp32", f"injected regression: {body}", tuple(options))
