@@ -133,7 +133,7 @@ def _check_ids(path: Path, corpus: dict, queries: dict, test: dict, candidates: 
 
 
 def calibration_inputs(
-    sets: list[EvalSet], kind: str, n: int = 300, seed: int = 0
+    sets: list[EvalSet], kind: str, n: int = 300, seed: int = 0, exclude: list[EvalSet] | None = None
 ) -> tuple[list, str]:
     """Calibration inputs from the train split, disjoint from every evaluation query.
 
@@ -147,7 +147,8 @@ def calibration_inputs(
     if not usable:
         usable = [load(DEFAULT_DATA)]
     rng = random.Random(seed)
-    test_texts = {s.queries[q] for s in sets for q in s.test_qrels if q in s.queries}
+    # never a query that any evaluation set tests on, nor a test query of the calibration sets
+    test_texts = {s.queries[q] for s in [*sets, *(exclude or [])] for q in s.test_qrels if q in s.queries}
     items: list = []
     for s in usable:
         doc_ids = sorted(s.corpus)
@@ -166,7 +167,8 @@ def calibration_inputs(
     items = items[:n]
     if not items:
         raise DataFormatError("no calibration inputs: no data folder has a qrels/train.tsv with known queries")
-    source = f"{n if len(items) >= n else len(items)} {'pairs' if kind == 'reranker' else 'texts'} from the train split of {', '.join(s.name for s in usable)}"
+    source = (f"{len(items)} {'pairs' if kind == 'reranker' else 'texts'} from the train split of "
+              f"{', '.join(s.name for s in usable)}" + (f" (fewer than the {n} asked for)" if len(items) < n else ""))
     return items, source
 
 

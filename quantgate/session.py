@@ -30,6 +30,7 @@ class GateSettings:
     cache_dir: str | None = None
     rebuild: bool = False
     data: tuple[str, ...] = ()
+    calibration_data: tuple[str, ...] = ()  # folders whose train split calibrates static int8 (default: data)
     artifacts: tuple[tuple[str, str], ...] = ()  # (name, path) from --gate-artifact
     mutants: tuple[str, ...] = ()  # test-only injected regressions, NAME=key:value,... (--gate-mutant)
     thresholds: str | None = "thresholds.toml"
@@ -125,12 +126,16 @@ class GateSession:
             self.candidate,
             self.registry.variants,
             self.cache,
-            calibration=lambda: calibration_inputs(self.datasets, self.candidate.kind, samples, seed),
+            calibration=lambda: calibration_inputs(self.calibration_sets(), self.candidate.kind, samples, seed,
+                                                   exclude=self.datasets),
             rebuild=self.settings.rebuild,
             device=self.device,
             threads=self.threads,
             progress=self.progress,
         )
+
+    def calibration_sets(self) -> list[EvalSet]:
+        return [load_data(p) for p in self.settings.calibration_data] or self.datasets
 
     @property
     def reference(self) -> VariantSpec:
@@ -146,6 +151,7 @@ class GateSession:
             f"quantgate: data {', '.join(f'{d.name} ({d.path})' for d in self.datasets)}",
             f"quantgate: cache {self.cache.root}{' (rebuild)' if self.settings.rebuild else ''}",
             f"quantgate: device {self.device}; cpu {machine.cpu_summary()}; threads {self.threads} (torch, ONNX Runtime intra-op, OpenVINO)",
+            *([f"quantgate: calibration {self.factory.calibration()[1]}"] if any(s.calibrated for s in self.selected) else []),
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]
 

@@ -55,3 +55,11 @@ def test_wrong_format_folders_get_one_clear_error(tmp_path):
     (tmp_path / "corpus.jsonl").write_text("{not json\n")
     with pytest.raises(DataFormatError, match=r"corpus.jsonl:1: not JSON"):
         load(tmp_path)
+
+
+def test_calibration_from_another_folder_never_uses_an_evaluation_query(scifact, trec_dl19):
+    items, source = calibration_inputs([load(scifact)], "reranker", n=100, exclude=[load(trec_dl19)])
+    assert len(items) == 100 and "scifact" in source
+    assert not {q for q, _ in items} & set(load(trec_dl19).queries.values())
+    few, source = calibration_inputs([load(DEFAULT_DATA)], "reranker", n=300)
+    assert "fewer than the 300 asked for" in source
