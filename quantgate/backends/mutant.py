@@ -63,7 +63,9 @@ def load(ctx: BuildContext, artifact: Artifact):
     if opts.get("tokenizer") == "cased":
         from transformers import AutoTokenizer
 
-        model.tokenizer = AutoTokenizer.from_pretrained(str(artifact.path), do_lower_case=False)
+        cased = AutoTokenizer.from_pretrained(str(artifact.path), do_lower_case=False)
+        cased.model_max_length = model.tokenizer.model_max_length
+        model[0].processor = cased
     if "negate" in opts:
         import functools
 
