@@ -27,6 +27,7 @@ class Plan:
     files: dict[str, Path] = field(default_factory=dict)  # path in repo -> local file
     card: str = ""
     verdict_json: bytes = b""
+    notes: list[str] = field(default_factory=list)  # variants left out of the default selection, and why
 
 
 def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: list[str] | None) -> Plan:
@@ -40,8 +41,15 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         result.refusals.append(f"the verdict was gated against other thresholds than {thresholds_file}: gate again")
     if not chosen:
         result.refusals.append("no variant passed the gate: nothing to publish")
-    for vid in chosen:
+    for vid in list(chosen):
         entry = entries.get(vid)
+        if variants is None and entry and entry.get("artifact"):
+            clash = _bind_files(vid, entry["artifact"], dict(result.files))
+            if clash and all("would overwrite another variant's weights" in c for c in clash):
+                chosen.remove(vid)
+                result.notes.append(f"not selected: {vid} (its weights would replace another variant's in one repo; "
+                                    f"publish it on its own with --variants {vid} to another repo)")
+                continue
         if entry is None:
             result.refusals.append(f"{vid}: not gated (absent from the verdict)")
             continue
@@ -138,6 +146,8 @@ def publish(verdict_path: str | Path, repo_id: str, *, thresholds: str | Path | 
         for line in p.refusals:
             echo(f"refused: {line}")
         return 1
+    for note in p.notes:
+        echo(note)
     ops = operations(p)
     echo(f"publishing {', '.join(p.variants)} to {repo_id}: {len(ops)} files"
          f"{' (dry run: nothing pushed)' if dry_run else ''}")

@@ -15,6 +15,16 @@ def _series(points: list[HistoryPoint], last: int) -> dict[tuple[str, int], list
     return {k: v[-last:] for k, v in sorted(series.items())}
 
 
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def history_table(points: list[HistoryPoint], last: int = 10) -> str:
     rows = ["| variant | batch | runs | latest items/s | median items/s (these runs) | latest latency ms | history (items/s, oldest first) |",
             "|---|---:|---:|---:|---:|---:|---|"]
@@ -46,11 +56,7 @@ def history_plot(points: list[HistoryPoint], path: Path, last: int = 10) -> Path
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # -- the run's summary -------------------------------------------------------------------
@@ -171,11 +177,7 @@ def pareto_plot(verdict: dict, path: Path) -> Path | None:
     ax.set(xlabel="throughput speedup vs torch-fp32 (×)", ylabel="worst relative quality loss (%)",
            title="Speed vs quality (green: passed, red ×: failed)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_reports(verdict: dict, report_dir: Path) -> list[Path]:
