@@ -124,7 +124,7 @@ class ArtifactCache:
                     **(meta or {}),
                     "files": hash_files(tmp),
                 }
-                _write_json_atomic(tmp / MANIFEST, manifest)
+                write_json_atomic(tmp / MANIFEST, manifest)
                 if final.exists():
                     trash = self.root / f".trash-{final.name}-{uuid.uuid4().hex[:8]}"
                     os.rename(final, trash)
@@ -136,20 +136,16 @@ class ArtifactCache:
         return Artifact(variant, final, manifest, built=True)
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write beside the target, fsync, then rename: a reader sees the old file or the new one."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=str)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-write_json_atomic = _write_json_atomic
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
     return path
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))

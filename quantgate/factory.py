@@ -133,5 +133,10 @@ class VariantFactory:
                 raise BuildError(f"{spec.id} built but failed to load: {type(err).__name__}: {err}") from err
         return self._models[spec.id]
 
+    @property
+    def artifacts(self) -> dict[str, Artifact]:
+        """The artifacts this run built or took from the cache, by variant id."""
+        return dict(self._artifacts)
+
     def built_count(self) -> int:
         return sum(1 for entry in self.build_log if entry["built"])

@@ -183,7 +183,7 @@ def relative_loss(reference: TaskQuality, variant: TaskQuality, metric: str, lim
 
 def quality_of(gate, spec, dataset: EvalSet | str, task: str) -> TaskQuality:
     """One variant's quality on one task, computed once per run (the reference's is shared)."""
-    memo = gate.__dict__.setdefault("_quality", {})
+    memo = gate.quality
     key = (spec.id, dataset if isinstance(dataset, str) else dataset.name, task)
     if key not in memo:
         if task == "hub":

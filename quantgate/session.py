@@ -77,6 +77,7 @@ class GateSession:
         self.verdict = Verdict(self._verdict_header())
         self._scores: dict[tuple[str, str], Scores] = {}
         self.speed: dict[tuple[str, int], float] = {}  # (variant, batch) -> items/s in this run
+        self.quality: dict[tuple[str, str, str], Any] = {}  # (variant, data set, task) -> TaskQuality
 
     @cached_property
     def speed_history(self) -> list:

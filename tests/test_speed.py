@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from quantgate import bench
 from quantgate.bench import HistoryPoint, regression
 from quantgate.cli import main

@@ -62,15 +62,18 @@ def remove_files(folder: Path, names: list[str]) -> None:
 def runtime_kwargs(ctx: BuildContext, backend: str) -> dict[str, Any]:
     """The same thread budget for every backend: ORT intra-op threads, OpenVINO inference
     threads (torch's is set process-wide by the factory)."""
+    if backend == "onnx":
+        kwargs: dict[str, Any] = {"provider": "CPUExecutionProvider"}
+        if ctx.threads:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = ctx.threads
+            options.inter_op_num_threads = 1
+            kwargs["session_options"] = options
+        return kwargs
     if not ctx.threads:
         return {}
-    if backend == "onnx":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = ctx.threads
-        options.inter_op_num_threads = 1
-        return {"session_options": options}
     if backend == "openvino":
         # no CPU pinning: OpenVINO pins its threads (and the caller's) by default, which slows every
         # other runtime in the process afterwards (torch-fp32 29 -> 22 items/s measured here)

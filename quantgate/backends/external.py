@@ -63,6 +63,4 @@ def load(ctx: BuildContext, artifact: Artifact):
     info = artifact.load_info
     if info["backend"] == "torch":
         return load_st(ctx, artifact.path, "torch")
-    extra = {"provider": "CPUExecutionProvider"} if info["backend"] == "onnx" else {}
-    return load_st(ctx, artifact.path, info["backend"], file_name=info["file_name"], **extra,
-                   **runtime_kwargs(ctx, info["backend"]))
+    return load_st(ctx, artifact.path, info["backend"], file_name=info["file_name"], **runtime_kwargs(ctx, info["backend"]))

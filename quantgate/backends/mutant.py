@@ -14,6 +14,8 @@ like them. Each options tuple names one mutation:
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,24 +69,19 @@ def load(ctx: BuildContext, artifact: Artifact):
         cased.model_max_length = model.tokenizer.model_max_length
         model[0].processor = cased
     if "negate" in opts:
-        import functools
-
         name = "predict" if ctx.candidate.kind == "reranker" else "encode"
         original = getattr(model, name)
         setattr(model, name, functools.wraps(original)(lambda *a, **k: -original(*a, **k)))
     delay = float(opts.get("sleep", 0))
     if delay:
-        import functools
-        import time
-
         for name in ("predict", "encode"):
             original = getattr(model, name, None)
             if original is not None:
-                setattr(model, name, _slowed(original, delay, functools, time))
+                setattr(model, name, _slowed(original, delay))
     return model
 
 
-def _slowed(fn, delay: float, functools, time):
+def _slowed(fn, delay: float):
     @functools.wraps(fn)
     def slowed(*args, **kwargs):
         time.sleep(delay)

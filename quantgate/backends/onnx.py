@@ -44,5 +44,4 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
 def load(ctx: BuildContext, artifact: Artifact):
     info = artifact.load_info
-    kwargs: dict[str, Any] = {"file_name": info["file_name"], "provider": "CPUExecutionProvider"}
-    return load_st(ctx, artifact.path, "onnx", **kwargs, **runtime_kwargs(ctx, "onnx"))
+    return load_st(ctx, artifact.path, "onnx", file_name=info["file_name"], **runtime_kwargs(ctx, "onnx"))
