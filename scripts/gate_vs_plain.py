@@ -3,7 +3,7 @@ ratio of issue 5), reranker on trec-dl19 pairs, batch 32, median of 5. Run from 
     .venv/bin/python scripts/gate_vs_plain.py
 Requires ../shared and a warm cache (pytest gates/ ... --candidate ../shared/models/minilm-l6-scifact-reranker).
 """
-import time, gc, sys
+import time, gc
 from sentence_transformers import CrossEncoder
 from quantgate.session import GateSession, GateSettings
 from quantgate.registry import VARIANTS
