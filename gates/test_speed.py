@@ -11,6 +11,9 @@ from quantgate.registry import REFERENCE_ID
 
 
 def test_speed(gate, variant_spec, speed_batch, benchmark):
+    if benchmark.disabled:
+        pytest.skip("pytest-benchmark is disabled (it is under pytest-xdist: parallel timings are not measurements); "
+                    "run gates/test_speed.py without -n")
     model = gate.factory.load(variant_spec)
     kind = gate.candidate.kind
     items = bench.speed_items(gate.evaluation_sets()[0], kind, speed_batch)
@@ -32,6 +35,7 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
         "speedup_vs_reference": round(items_per_s / reference, 3) if reference else None,
         "rss_mb": round(bench.rss_mb(), 1), "process_peak_rss_mb": round(bench.peak_rss_mb(), 1),
         "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
+        "shard": gate.settings.shard[0] if gate.settings.shard else None,
     }
     benchmark.extra_info.update(info)
     failures = []

@@ -25,7 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--dry-run", action="store_true", help="list what would be pushed; push nothing")
     rep = sub.add_parser("report", help="rewrite summary.md and pareto.png from a verdict")
     rep.add_argument("--verdict", default="gate-report/verdict.json")
+    merge = sub.add_parser("merge", help="merge the verdicts of sharded runs (--gate-shard I/N) into one verdict, "
+                                         "summary and plot")
+    merge.add_argument("shards", nargs="+", help="each shard's --gate-report folder (or its verdict.json)")
+    merge.add_argument("--out", default="gate-report", help="where the merged reports go (default %(default)s)")
+    merge.add_argument("--benchmarks", nargs="*", default=[], help="the shards' --benchmark-json files, merged into "
+                                                                    "OUT/benchmarks.json")
+    split = sub.add_parser("split", help="split a BEIR folder's test queries into disjoint validation and "
+                                         "evaluation folders (for accuracy-controlled int8)")
+    split.add_argument("data", help="BEIR folder (e.g. ../shared/data/scifact)")
+    split.add_argument("--out", required=True, help="folder to write validation/ and evaluation/ into")
+    split.add_argument("--validation", type=int, default=100, help="test queries to hold out (default 100)")
+    split.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.command == "split":
+        return _split(args)
+    if args.command == "merge":
+        return _merge(args)
     if args.command == "history":
         return _history(args)
     if args.command == "publish":
@@ -45,6 +61,43 @@ def _publish(args) -> int:
     variants = [v.strip() for v in args.variants.split(",")] if args.variants else None
     return publish(verdict, args.repo_id, thresholds=args.thresholds, variants=variants, create_pr=args.create_pr,
                    dry_run=args.dry_run)
+
+
+def _merge(args) -> int:
+    from quantgate.cache import write_json_atomic
+    from quantgate.merge import MergeError, merge_benchmarks, merge_verdicts, read_verdict
+    from quantgate.report import write_reports
+
+    try:
+        verdict = merge_verdicts([read_verdict(p) for p in args.shards])
+    except MergeError as err:
+        print(f"quantgate merge: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [write_json_atomic(out / "verdict.json", verdict), *write_reports(verdict, out)]
+    if args.benchmarks:
+        owners = {vid: entry["shard"] for vid, entry in verdict["variants"].items()}
+        written.append(write_json_atomic(out / "benchmarks.json", merge_benchmarks(args.benchmarks, owners)))
+    for path in written:
+        print(path)
+    passed = [vid for vid, entry in verdict["variants"].items() if entry["passed"]]
+    print(f"merged {len(args.shards)} shards: {len(verdict['variants'])} variants, {len(passed)} passed"
+          f"{'' if verdict['complete'] else ' (a shard did not finish: nothing passes)'}")
+    return 0
+
+
+def _split(args) -> int:
+    from quantgate.data import DataFormatError, split_test
+
+    try:
+        validation, evaluation = split_test(args.data, args.out, args.validation, args.seed)
+    except DataFormatError as err:
+        print(f"quantgate split: {err}", file=sys.stderr)
+        return 2
+    print(f"validation: {validation}\nevaluation: {evaluation}\n"
+          f"use: pytest gates/ --gate-data {evaluation} --gate-validation-data {validation}")
+    return 0
 
 
 def _report(args) -> int:

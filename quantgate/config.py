@@ -31,6 +31,8 @@ QUALITY_KEYS = {"reranking_map_max_loss": float, "retrieval_ndcg10_max_loss": fl
                 "bootstrap_resamples": int, "seed": int}
 SPEED_KEYS = {"regression_pct": float, "spread_multiple": float, "history_runs": int}
 CALIBRATION_KEYS = {"samples": int, "seed": int}
+ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int, "max_trials": int,
+                         "ranking_queries": int}
 DEFAULTS: dict[str, Any] = {
     "agreement": {
         "reranker": {"max_abs_error": 0.02, "mean_abs_error": 0.005, "kendall_tau_mean": 0.98,
@@ -43,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
                 "bootstrap_resamples": 1000, "seed": 0},
     "speed": {"regression_pct": 10.0, "spread_multiple": 3.0, "history_runs": 5},
     "calibration": {"samples": 300, "seed": 0},
+    "accuracy_control": {"validation_queries": 40, "validation_candidates": 20, "max_trials": 8,
+                         "ranking_queries": 10},
 }
 
 
@@ -58,6 +62,7 @@ class Thresholds:
     quality: dict[str, Any]
     speed: dict[str, Any]
     calibration: dict[str, Any]
+    accuracy_control: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["accuracy_control"]))
     variants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # pattern -> section -> metric
 
     def agreement_limits(self, variant_id: str, kind: str) -> dict[str, float]:
@@ -97,7 +102,7 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
 
 def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     where = _Locator(path, text)
-    _known(where, data, {"agreement", "quality", "speed", "calibration", "variants"}, "")
+    _known(where, data, {"agreement", "quality", "speed", "calibration", "accuracy_control", "variants"}, "")
     agreement = {kind: dict(limits) for kind, limits in DEFAULTS["agreement"].items()}
     for kind, limits in data.get("agreement", {}).items():
         if kind not in agreement:
@@ -108,6 +113,11 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
         raise ThresholdsError(where("quality.rule", f"must be \"point\" or \"strict\", not {quality['rule']!r}"))
     speed = {**DEFAULTS["speed"], **_typed(where, "speed", data.get("speed", {}), SPEED_KEYS)}
     calibration = {**DEFAULTS["calibration"], **_typed(where, "calibration", data.get("calibration", {}), CALIBRATION_KEYS)}
+    accuracy_control = {**DEFAULTS["accuracy_control"],
+                        **_typed(where, "accuracy_control", data.get("accuracy_control", {}), ACCURACY_CONTROL_KEYS)}
+    for key, value in accuracy_control.items():
+        if value < 1:
+            raise ThresholdsError(where(f"accuracy_control.{key}", f"must be at least 1, got {value}"))
     variants: dict[str, dict[str, dict[str, float]]] = {}
     for pattern, sections in data.get("variants", {}).items():
         if not isinstance(sections, dict):
@@ -118,7 +128,7 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
             "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS),
         }
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return Thresholds(path, digest, agreement, quality, speed, calibration, variants)
+    return Thresholds(path, digest, agreement, quality, speed, calibration, accuracy_control, variants)
 
 
 def _agreement(where: _Locator, section: str, limits: Any) -> dict[str, float]:

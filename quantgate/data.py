@@ -3,12 +3,15 @@
 A data folder holds `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv` (header
 `query-id corpus-id score`) and, for reranking, an optional `candidates.jsonl`
 (`{qid, query, candidates: [{docid, ...}]}`). Evaluation uses `qrels/test.tsv`;
-calibration uses `qrels/train.tsv` queries only, never a test query.
+calibration uses `qrels/train.tsv` queries only, never a test query. Accuracy-controlled
+quantization validates on a seeded share of the train queries that calibration never sees
+(`split_train`), with candidate lists from a TF-IDF first stage (`validation_set`).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import random
@@ -132,8 +135,28 @@ def _check_ids(path: Path, corpus: dict, queries: dict, test: dict, candidates: 
         raise DataFormatError(f"{path}: candidates.jsonl names {len(lost_d)} documents not in corpus.jsonl (e.g. {lost_d[0]})")
 
 
+def split_train(dataset: EvalSet, validation_queries: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """(validation qids, calibration qids): a seeded partition of the train queries.
+
+    Validation takes at most half of them, so calibration always keeps the rest."""
+    qids = sorted(q for q, rel in dataset.qrels.get("train", {}).items()
+                  if q in dataset.queries and q not in dataset.test_qrels and any(r > 0 for r in rel.values()))
+    random.Random(f"validation-{seed}").shuffle(qids)
+    n = min(validation_queries, len(qids) // 2)
+    return sorted(qids[:n]), sorted(qids[n:])
+
+
+def _with_train_split(sets: list[EvalSet]) -> list[EvalSet]:
+    return [s for s in sets if s.qrels.get("train")] or [load(DEFAULT_DATA)]
+
+
+def _test_texts(sets: list[EvalSet]) -> set[str]:
+    return {s.queries[q] for s in sets for q in s.test_qrels if q in s.queries}
+
+
 def calibration_inputs(
-    sets: list[EvalSet], kind: str, n: int = 300, seed: int = 0, exclude: list[EvalSet] | None = None
+    sets: list[EvalSet], kind: str, n: int = 300, seed: int = 0, exclude: list[EvalSet] | None = None,
+    validation_queries: int = 0,
 ) -> tuple[list, str]:
     """Calibration inputs from the train split, disjoint from every evaluation query.
 
@@ -141,20 +164,20 @@ def calibration_inputs(
     as many random passages (negatives), so calibration sees both ends of the score range.
     Embedders get texts: train queries and their passages. Folders without a train split
     contribute nothing; when none has one, the embedded default set's train split is used.
+    The `validation_queries` held out by `split_train` are never used.
     Returns the inputs and a description of where they came from.
     """
-    usable = [s for s in sets if s.qrels.get("train")]
-    if not usable:
-        usable = [load(DEFAULT_DATA)]
+    usable = _with_train_split(sets)
     rng = random.Random(seed)
     # never a query that any evaluation set tests on, nor a test query of the calibration sets
-    test_texts = {s.queries[q] for s in [*sets, *(exclude or [])] for q in s.test_qrels if q in s.queries}
+    test_texts = _test_texts([*sets, *(exclude or [])])
     items: list = []
     for s in usable:
         doc_ids = sorted(s.corpus)
+        held_out = set(split_train(s, validation_queries, seed)[0])
         for qid, rel in sorted(s.qrels["train"].items()):
             query = s.queries.get(qid)
-            if query is None or qid in s.test_qrels or query in test_texts:
+            if query is None or qid in s.test_qrels or query in test_texts or qid in held_out:
                 continue
             positives = [d for d, r in rel.items() if r > 0 and d in s.corpus]
             negatives = rng.sample(doc_ids, k=min(len(positives) or 1, len(doc_ids)))
@@ -170,6 +193,104 @@ def calibration_inputs(
     source = (f"{len(items)} {'pairs' if kind == 'reranker' else 'texts'} from the train split of "
               f"{', '.join(s.name for s in usable)}" + (f" (fewer than the {n} asked for)" if len(items) < n else ""))
     return items, source
+
+
+def validation_set(sets: list[EvalSet], n_queries: int, candidates: int, seed: int = 0,
+                   exclude: list[EvalSet] | None = None, given: EvalSet | None = None) -> EvalSet:
+    """The validation split of accuracy-controlled quantization, disjoint from calibration and
+    from every evaluation query. Its "test" split holds the validation queries, so the gate's own
+    scoring and mteb evaluation run on it.
+
+    `given` (--gate-validation-data, e.g. one half of `quantgate split`): its test queries and
+    candidate lists, the first `n_queries`. Otherwise held-out train queries (`split_train`), each
+    with its relevant passages and the passages a TF-IDF first stage (scikit-learn) ranks highest.
+    A candidate fine-tuned on that train split finds them easy: pass a split of unseen queries.
+    """
+    test_texts = _test_texts([*sets, *(exclude or [])])
+    if given is not None:
+        return _given_validation(given, n_queries, test_texts)
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    corpus, queries, qrels, lists = {}, {}, {}, {}
+    usable = _with_train_split(sets)
+    for s in usable:
+        qids = [q for q in split_train(s, n_queries, seed)[0] if s.queries[q] not in test_texts]
+        if not qids:
+            continue
+        doc_ids = sorted(s.corpus)
+        vectorizer = TfidfVectorizer(sublinear_tf=True, stop_words="english")
+        matrix = vectorizer.fit_transform([s.corpus[d] for d in doc_ids])
+        similarity = (vectorizer.transform([s.queries[q] for q in qids]) @ matrix.T).toarray()
+        for row, qid in enumerate(qids):
+            relevant = [d for d, r in sorted(s.qrels["train"][qid].items()) if r > 0 and d in s.corpus]
+            ranked = [doc_ids[i] for i in similarity[row].argsort()[::-1][: candidates + len(relevant)]]
+            chosen = (relevant + [d for d in ranked if d not in relevant])[:max(candidates, len(relevant) + 1)]
+            key = f"{s.name}/{qid}"
+            queries[key], qrels[key], lists[key] = s.queries[qid], {f"{s.name}/{d}": 1 for d in relevant}, \
+                [f"{s.name}/{d}" for d in sorted(chosen)]
+            corpus.update({f"{s.name}/{d}": s.corpus[d] for d in chosen})
+    if not lists:
+        raise DataFormatError("no validation queries: no data folder has a qrels/train.tsv with enough queries")
+    name = "validation(" + ",".join(s.name for s in usable) + ")"
+    return EvalSet(name, usable[0].path, corpus, queries, {"test": qrels}, lists)
+
+
+def _given_validation(given: EvalSet, n_queries: int, test_texts: set[str]) -> EvalSet:
+    if not given.candidates:
+        raise DataFormatError(f"--gate-validation-data {given.path}: needs a candidates.jsonl (the lists to rerank)")
+    qids = [q for q in given.candidates if any(r > 0 for r in given.test_qrels.get(q, {}).values())][:n_queries]
+    shared = [q for q in qids if given.queries[q] in test_texts]
+    if shared:
+        raise DataFormatError(f"--gate-validation-data {given.path}: {len(shared)} of its queries are evaluation "
+                              f"queries too (e.g. {given.queries[shared[0]][:60]!r}); validation must be disjoint "
+                              "from evaluation: `quantgate split` makes two disjoint folders")
+    if not qids:
+        raise DataFormatError(f"--gate-validation-data {given.path}: no query with a relevant candidate")
+    return dataclasses.replace(given, name=f"validation({given.name})", candidates={q: given.candidates[q] for q in qids})
+
+
+def split_test(source: str | Path, out: str | Path, validation: int, seed: int = 0) -> tuple[Path, Path]:
+    """Split a BEIR folder's test queries into two disjoint folders, `out/validation` (a seeded
+    sample of `validation` queries) and `out/evaluation` (the rest, and the source's other splits,
+    e.g. train for calibration), each with its own qrels, candidate lists and the corpus. Each
+    folder is written beside its place and renamed into it."""
+    import shutil
+    import uuid
+
+    dataset = load(source)
+    qids = sorted(q for q in dataset.test_qrels if q in dataset.queries)
+    if not 0 < validation < len(qids):
+        raise DataFormatError(f"{dataset.path}: cannot hold out {validation} of its {len(qids)} test queries")
+    random.Random(f"split-{seed}").shuffle(qids)
+    parts = {"validation": set(qids[:validation]), "evaluation": set(qids[validation:])}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, chosen in parts.items():
+        tmp = out / f".{name}-{uuid.uuid4().hex[:8]}"
+        (tmp / "qrels").mkdir(parents=True)
+        shutil.copyfile(dataset.path / "corpus.jsonl", tmp / "corpus.jsonl")
+        # evaluation keeps the other splits (train: calibration) and their queries; validation only its own
+        keep = chosen if name == "validation" else {q for q in dataset.queries if q not in parts["validation"]}
+        with open(dataset.path / "queries.jsonl", encoding="utf-8") as src, open(tmp / "queries.jsonl", "w") as dst:
+            dst.writelines(line for line in src if line.strip() and str(json.loads(line)["_id"]) in keep)
+        if name == "evaluation":
+            for other in (dataset.path / "qrels").glob("*.tsv"):
+                if other.name != "test.tsv":
+                    shutil.copyfile(other, tmp / "qrels" / other.name)
+        with open(tmp / "qrels" / "test.tsv", "w", encoding="utf-8") as dst:
+            dst.write("query-id\tcorpus-id\tscore\n")
+            dst.writelines(f"{q}\t{d}\t{r}\n" for q in sorted(chosen) for d, r in sorted(dataset.test_qrels[q].items()))
+        if (dataset.path / "candidates.jsonl").is_file():
+            with open(dataset.path / "candidates.jsonl", encoding="utf-8") as src, \
+                    open(tmp / "candidates.jsonl", "w", encoding="utf-8") as dst:
+                dst.writelines(line for line in src if line.strip() and str(json.loads(line)["qid"]) in chosen)
+        final = out / name
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        written.append(final)
+    return written[0], written[1]
 
 
 def inputs_fingerprint(items: list) -> str:

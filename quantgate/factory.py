@@ -12,7 +12,7 @@ from quantgate.candidate import Candidate
 from quantgate.data import inputs_fingerprint
 from quantgate.registry import VariantSpec
 
-ARTIFACT_FORMAT = "quantgate-artifact/1"
+ARTIFACT_FORMAT = "quantgate-artifact/2"  # 2: INC archives without pickled example inputs
 Progress = Callable[[str], None]
 
 
@@ -28,6 +28,7 @@ class VariantFactory:
         cache: ArtifactCache,
         *,
         calibration: Callable[[], tuple[list, str]] | None = None,
+        tuning: Callable[[VariantSpec], Any] | None = None,
         rebuild: bool = False,
         device: str = "cpu",
         threads: int | None = None,
@@ -38,6 +39,8 @@ class VariantFactory:
         self.cache = cache
         self._calibration_fn = calibration
         self._calibration: tuple[list, str] | None = None
+        self._tuning_fn = tuning
+        self._tunings: dict[str, Any] = {}
         self.rebuild = rebuild
         self.device = device
         self.threads = threads
@@ -64,10 +67,21 @@ class VariantFactory:
             self._calibration = self._calibration_fn()
         return self._calibration
 
+    def tuning(self, spec: VariantSpec):
+        """The limit and validation split an accuracy-controlled variant is tuned against."""
+        if not spec.tuned:
+            return None
+        if spec.id not in self._tunings:
+            if self._tuning_fn is None:
+                raise BuildError(f"{spec.id} is tuned against a quality limit; no validation data was configured")
+            self._tunings[spec.id] = self._tuning_fn(spec)
+        return self._tunings[spec.id]
+
     # -- building ---------------------------------------------------------------------
     def key(self, spec: VariantSpec) -> str:
         dependency = self.key(self.variants[spec.depends_on]) if spec.depends_on else None
         calibration = inputs_fingerprint(self.calibration()[0]) if spec.calibrated else None
+        tuning = self.tuning(spec).key_material() if spec.tuned else None
         return cache_key(
             ARTIFACT_FORMAT,
             self.candidate.content_hash,
@@ -77,6 +91,7 @@ class VariantFactory:
             dependency,
             calibration,
             machine.library_versions(),
+            *([tuning] if tuning else []),
         )
 
     def artifact(self, spec: VariantSpec) -> Artifact:
@@ -90,6 +105,8 @@ class VariantFactory:
             calibration=calibration[0] if calibration else None,
             dependency=dependency,
             device=self.device,
+            threads=self.threads,
+            tuning=self.tuning(spec),
         )
         key = self.key(spec)
         meta = {

@@ -143,13 +143,43 @@ def evaluate_scores(dataset: EvalSet, scores: Scores, name: str) -> TaskQuality:
     return _run(task, ReplaySearch(scores, name), dataset, "reranking")
 
 
+def retrieval_qids(dataset: EvalSet, max_queries: int | None) -> list[str]:
+    return [q for q in dataset.test_queries if any(r > 0 for r in dataset.test_qrels[q].values())][:max_queries]
+
+
 def evaluate_model(dataset: EvalSet, model, max_queries: int | None, batch_size: int) -> TaskQuality:
     """Full-corpus retrieval quality of an embedder, encoded through mteb's wrapper."""
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
-    qids = [q for q in dataset.test_queries if any(r > 0 for r in dataset.test_qrels[q].values())][:max_queries]
-    task = build_task(dataset, qids, None)
+    task = build_task(dataset, retrieval_qids(dataset, max_queries), None)
     return _run(task, SentenceTransformerEncoderWrapper(model), dataset, "retrieval", batch_size)
+
+
+class EmbeddingSearch(ReplaySearch):
+    """An mteb SearchProtocol for full-corpus retrieval from embeddings this run already computed
+    (the corpus was encoded in the scoring pass): exact cosine search, mteb's evaluator on top."""
+
+    def index(self, corpus, **kwargs: Any) -> None:
+        rows = {t: i for i, t in enumerate(self.scores.texts)}
+        self.doc_ids = list(corpus["id"])
+        self.doc_matrix = self.scores.embeddings[[rows[t] for t in corpus["text"]]]
+        self.rows = rows
+
+    def search(self, queries, *, top_k: int = 1000, **kwargs: Any) -> dict[str, dict[str, float]]:
+        query_matrix = self.scores.embeddings[[self.rows[t] for t in queries["text"]]]
+        similarity = query_matrix @ self.doc_matrix.T
+        k = min(top_k, similarity.shape[1])
+        out = {}
+        for qid, row in zip(queries["id"], similarity):
+            best = np.argpartition(-row, k - 1)[:k]
+            out[qid] = {self.doc_ids[i]: float(row[i]) for i in best}
+        return out
+
+
+def evaluate_embeddings(dataset: EvalSet, scores: Scores, max_queries: int | None, name: str) -> TaskQuality:
+    """Full-corpus retrieval quality from the scoring pass's embeddings, by mteb's evaluator."""
+    task = build_task(dataset, retrieval_qids(dataset, max_queries), None)
+    return _run(task, EmbeddingSearch(scores, name), dataset, "retrieval")
 
 
 def _run(task, model, dataset: EvalSet, kind: str, batch_size: int = 32) -> TaskQuality:
@@ -191,6 +221,8 @@ def quality_of(gate, spec, dataset: EvalSet | str, task: str) -> TaskQuality:
             memo[key] = evaluate_hub_task(hub_task, gate.factory.load(spec), gate.candidate.kind, gate.settings.batch_size)
         elif task == "reranking":
             memo[key] = evaluate_scores(dataset, gate.scores(spec, dataset), spec.id)
+        elif dataset.candidates:  # the corpus was encoded with the candidate lists: one pass
+            memo[key] = evaluate_embeddings(dataset, gate.scores(spec, dataset), gate.settings.max_queries, spec.id)
         else:
             gate.progress(f"retrieval over the full corpus of {dataset.name} ({len(dataset.corpus)} passages) "
                           f"with {spec.id}")

@@ -54,6 +54,7 @@ class VariantSpec:
     requires: tuple[str, ...] = ()  # machine capabilities, e.g. ("cuda",)
     calibrated: bool = False  # static quantization: needs calibration inputs
     depends_on: str | None = None  # built from another variant's artifact
+    tuned: bool = False  # accuracy-controlled: tuned against the quality limit on a validation split
 
     def __post_init__(self) -> None:
         if self.family not in BUILDERS:
@@ -140,6 +141,18 @@ VARIANTS: dict[str, VariantSpec] = {
             depends_on="openvino",
         ),
         VariantSpec(
+            "openvino-qint8-ac",
+            "openvino",
+            "int8",
+            "OpenVINO int8 with accuracy control (NNCF quantize_with_accuracy_control): operations that cost "
+            "quality go back to f32 until the relative MAP loss on a held-out validation split is within the "
+            "quality limit; same calibration and settings as openvino-qint8",
+            (("quantize", "static"), ("accuracy_control", "nncf"), ("inference_precision", "f32")),
+            calibrated=True,
+            depends_on="openvino",
+            tuned=True,
+        ),
+        VariantSpec(
             "inc-int8",
             "inc",
             "int8",
@@ -149,6 +162,17 @@ VARIANTS: dict[str, VariantSpec] = {
             "and costs ~50 s per load)",
             (("approach", "static"),),
             calibrated=True,
+        ),
+        VariantSpec(
+            "inc-int8-autotune",
+            "inc",
+            "int8",
+            "Intel Neural Compressor 3.x autotune (TuningConfig, tolerable_loss = the quality limit): INC's "
+            "static int8 tuning space, then more Linear layers kept in fp32, tried in order (fastest first) "
+            "until the relative MAP loss on a held-out validation split is within the limit",
+            (("approach", "static"), ("accuracy_control", "autotune")),
+            calibrated=True,
+            tuned=True,
         ),
     )
 }

@@ -18,10 +18,15 @@ def _series(points: list[HistoryPoint], last: int) -> dict[tuple[str, int], list
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
+    import os
+    import uuid
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}{path.suffix}")
+    fig.savefig(tmp, dpi=110)  # beside the target, then renamed: a reader never sees half a picture
     plt.close(fig)
+    os.replace(tmp, path)
     return path
 
 
@@ -81,7 +86,19 @@ def _row(vid: str, entry: dict) -> dict:
         "speedup": speed.get(throughput_batch, {}).get("speedup_vs_reference") if throughput_batch else None,
         "batch": throughput_batch,
         "size_mb": next((s.get("artifact_mb") for s in speed.values() if s.get("artifact_mb")), None),
+        "load": entry.get("artifact", {}).get("load", {}),
     }
+
+
+def _precision_note(row: dict) -> str:
+    """'accuracy-controlled: 34 of 38 MatMul in int8, validation MAP loss 0.4% <= 1.0%' for tuned variants."""
+    load = row.get("load") or {}
+    control = load.get("accuracy_control")
+    if not control:
+        return ""
+    ops = f"{load['ops_int8']} of {load['ops']} {load['op_type']} in int8, " if "ops" in load else ""
+    return (f" (accuracy-controlled: {ops}validation MAP loss {control['loss']:+.2%} "
+            f"{'<=' if control['met'] else '>'} {control['max_loss']:.2%})")
 
 
 def _fmt(value, spec: str, missing: str = "–") -> str:
@@ -104,12 +121,13 @@ def recommendation(rows: list[dict]) -> list[str]:
     fast = [r for r in passing if r["latency_ms"] is not None]
     if fast:
         best = min(fast, key=lambda r: r["latency_ms"])
-        lines.append(f"**Small-batch latency:** `{best['variant']}` — {best['latency_ms']:.1f} ms per item at batch 1, "
-                     "the fastest variant that passed every gate on this machine.")
+        lines.append(f"**Small-batch latency:** `{best['variant']}`{_precision_note(best)} — {best['latency_ms']:.1f} ms "
+                     "per item at batch 1, the fastest variant that passed every gate on this machine.")
     wide = [r for r in passing if r["items_per_s"] is not None]
     if wide:
         best = max(wide, key=lambda r: r["items_per_s"])
-        lines.append(f"**Large-batch throughput:** `{best['variant']}` — {best['items_per_s']:.1f} items/s at batch "
+        lines.append(f"**Large-batch throughput:** `{best['variant']}`{_precision_note(best)} — "
+                     f"{best['items_per_s']:.1f} items/s at batch "
                      f"{best['batch']} ({_fmt(best['speedup'], '.2f')}× the reference), the fastest that passed.")
     if not lines:
         lines.append("Passing variants: " + ", ".join(f"`{r['variant']}`" for r in passing) +
@@ -149,6 +167,7 @@ def summary_markdown(verdict: dict) -> str:
                    f"{_fmt(r['tau'], '.3f')} | {_loss_cell(r['losses'], 'map')} | {_loss_cell(r['losses'], 'ndcg_at_10')} | "
                    f"{_fmt(r['latency_ms'], '.1f')} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
                    f"{_fmt(r['size_mb'], '.1f')} |")
+    out += precision_table(rows)
     failing = [r for r in rows if r["failures"]]
     if failing:
         out += ["", "## Why variants failed", ""]
@@ -156,6 +175,25 @@ def summary_markdown(verdict: dict) -> str:
             out += [f"- `{r['variant']}`:"] + [f"  - {f.splitlines()[0]}" for f in r["failures"]]
     out += ["", "Loss = (reference − variant) / reference: positive is worse. Intervals: paired bootstrap over queries."]
     return "\n".join(out) + "\n"
+
+
+def precision_table(rows: list[dict]) -> list[str]:
+    """What stayed in floating point in each int8 variant, and what accuracy control bought."""
+    quantized = [r for r in rows if "ops" in (r.get("load") or {})]
+    if not quantized:
+        return []
+    out = ["", "## Int8: what stayed in floating point", "",
+           "| variant | int8 ops | float ops | validation MAP (reference → variant) | validation loss / limit | items/s | speedup | pass |",
+           "|---|---:|---:|---|---|---:|---:|---|"]
+    for r in quantized:
+        load, control = r["load"], r["load"].get("accuracy_control")
+        validation = (f"{control['reference']:.4f} → {control['quantized']:.4f} ({control['validation_queries']} queries)"
+                      if control else "– (not tuned)")
+        limit = f"{control['loss']:+.2%} / {control['max_loss']:.2%}{'' if control['met'] else ' (not met)'}" if control else "–"
+        out.append(f"| `{r['variant']}` | {load['ops_int8']} of {load['ops']} {load['op_type']} | {load['ops_float']} | "
+                   f"{validation} | {limit} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
+                   f"{'✅' if r['passed'] else '❌'} |")
+    return out
 
 
 def pareto_plot(verdict: dict, path: Path) -> Path | None:

@@ -36,7 +36,10 @@ class Scores:
 
 
 def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int | None = None,
-          max_queries: int | None = None) -> Scores:
+          max_queries: int | None = None, retrieval_queries: list[str] | None = None) -> Scores:
+    """Scores of every candidate pair. Embedders with `retrieval_queries` (texts) also encode
+    those queries and the whole corpus in the same pass, so full-corpus retrieval needs no second
+    encoding pass (quantgate.quality.evaluate_embeddings)."""
     import time
 
     pairs = dataset.reranking_pairs(top_k=top_k, max_queries=max_queries)
@@ -47,7 +50,10 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
                                convert_to_numpy=True)
         result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64).reshape(len(keys), -1)[:, 0])
     else:
-        texts = list(dict.fromkeys([q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]))
+        texts = [q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]
+        if retrieval_queries is not None:
+            texts += [*retrieval_queries, *dataset.corpus.values()]
+        texts = list(dict.fromkeys(texts))
         emb = np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
                          dtype=np.float64)
         check_finite(emb, "embeddings")
@@ -56,6 +62,37 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
         values = np.einsum("ij,ij->i", emb[[index[q] for _, _, q, _ in pairs]], emb[[index[p] for _, _, _, p in pairs]])
         result = Scores(dataset.name, keys, values, texts, emb)
     result.seconds = time.perf_counter() - started
+    check_finite(result.scores, "scores")
+    return result
+
+
+def save_scores(result: Scores, path) -> None:
+    """Plain arrays in an .npz (no pickle), written beside the target and renamed into place."""
+    import os
+    import uuid
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.npz")
+    arrays = {"qids": np.array([q for q, _ in result.keys], dtype=str), "docids": np.array([d for _, d in result.keys], dtype=str),
+              "scores": result.scores, "texts": np.array(result.texts, dtype=str), "seconds": np.array(result.seconds),
+              "dataset": np.array(result.dataset)}
+    if result.embeddings is not None:
+        arrays["embeddings"] = result.embeddings
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_scores(path) -> Scores | None:
+    """Saved scores, or None when the file is absent or unreadable (then they are computed again)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(zip(data["qids"].tolist(), data["docids"].tolist()))
+            result = Scores(str(data["dataset"]), keys, data["scores"].astype(np.float64), data["texts"].tolist(),
+                            data["embeddings"] if "embeddings" in data.files else None, float(data["seconds"]))
+    except (OSError, ValueError, KeyError):
+        return None
     check_finite(result.scores, "scores")
     return result
 

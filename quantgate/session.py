@@ -12,7 +12,7 @@ from quantgate import machine
 from quantgate.cache import ArtifactCache, default_cache_dir
 from quantgate.candidate import Candidate, resolve
 from quantgate.config import Thresholds, load_thresholds
-from quantgate.data import DEFAULT_DATA, DataFormatError, EvalSet, calibration_inputs
+from quantgate.data import DEFAULT_DATA, DataFormatError, EvalSet, calibration_inputs, validation_set
 from quantgate.data import load as load_data
 from quantgate.factory import VariantFactory
 from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
@@ -31,6 +31,7 @@ class GateSettings:
     rebuild: bool = False
     data: tuple[str, ...] = ()
     calibration_data: tuple[str, ...] = ()  # folders whose train split calibrates static int8 (default: data)
+    validation_data: str | None = None  # accuracy control: a folder of validation queries (default: held-out train)
     artifacts: tuple[tuple[str, str], ...] = ()  # (name, path) from --gate-artifact
     mutants: tuple[str, ...] = ()  # test-only injected regressions, NAME=key:value,... (--gate-mutant)
     thresholds: str | None = "thresholds.toml"
@@ -48,6 +49,7 @@ class GateSettings:
     benchmark_storage: str = ".benchmarks"
     tasks: tuple[str, ...] = ()  # mteb task names, loaded from the hub (--gate-tasks)
     retrieval: bool = True  # embedders: also full-corpus retrieval (one more encoding pass per variant)
+    shard: tuple[int, int] | None = None  # (I, N): run shard I of N of the selected variants
 
 
 @dataclass
@@ -67,7 +69,13 @@ class GateSession:
         for value in self.settings.mutants:
             self.registry.register(parse_mutant(value))
         self.selected: list[VariantSpec] = self.registry.select(list(self.settings.variants) or None)
+        if self.settings.shard:
+            self.selected, self.owned = shard(self.selected, *self.settings.shard)
+        else:
+            self.owned = [s.id for s in self.selected]
         self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [load_data(DEFAULT_DATA)]
+        if self.settings.validation_data:
+            _ = self.validation  # a wrong folder, or one that shares queries with evaluation: said now
         self.device = resolve_device(self.settings.device)
         self.threads = self.settings.threads or os.cpu_count() or 1
         from quantgate.quality import hub_tasks
@@ -78,6 +86,7 @@ class GateSession:
         self._scores: dict[tuple[str, str], Scores] = {}
         self.speed: dict[tuple[str, int], float] = {}  # (variant, batch) -> items/s in this run
         self.quality: dict[tuple[str, str, str], Any] = {}  # (variant, data set, task) -> TaskQuality
+        self.worker_builds = (0, 0)  # (built, from cache) reported by pytest-xdist workers
 
     @cached_property
     def speed_history(self) -> list:
@@ -97,6 +106,8 @@ class GateSession:
             "subset": {"max_queries": self.settings.max_queries, "top_k": self.settings.top_k},
             "device": self.device,
             "threads": self.threads,
+            "shard": ({"index": self.settings.shard[0], "count": self.settings.shard[1], "owns": self.owned}
+                      if self.settings.shard else None),
         }
 
     def evaluation_sets(self) -> list[EvalSet]:
@@ -110,14 +121,47 @@ class GateSession:
         """Scores of one variant on one data set, computed once per run and shared by every gate."""
         key = (spec.id, dataset.name)
         if key not in self._scores:
-            model = self.factory.load(spec)
-            self.progress(f"scoring {spec.id} on {dataset.name}")
-            result = score(model, self.candidate.kind, dataset, batch_size=self.settings.batch_size,
-                           top_k=self.settings.top_k, max_queries=self.settings.max_queries)
-            self.progress(f"scored {spec.id} on {dataset.name}: {len(result.keys)} pairs in {result.seconds:.1f}s")
-            self._scores[key] = result
-            self.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = round(result.seconds, 2)
+            if spec.id == REFERENCE_ID:  # shared by every worker and shard on this cache: computed once
+                self._scores[key] = self._shared_reference(spec, dataset)
+            else:
+                self._scores[key] = self._score(spec, dataset)
+            self.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
+                round(self._scores[key].seconds, 2)
         return self._scores[key]
+
+    def _score(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
+        model = self.factory.load(spec)
+        self.progress(f"scoring {spec.id} on {dataset.name}")
+        result = score(model, self.candidate.kind, dataset, batch_size=self.settings.batch_size,
+                       top_k=self.settings.top_k, max_queries=self.settings.max_queries,
+                       retrieval_queries=self._retrieval_queries(dataset))
+        self.progress(f"scored {spec.id} on {dataset.name}: {len(result.keys)} pairs in {result.seconds:.1f}s")
+        return result
+
+    def _retrieval_queries(self, dataset: EvalSet) -> list[str] | None:
+        """Embedders evaluated on full-corpus retrieval: the corpus is encoded in the scoring pass."""
+        if self.candidate.kind != "embedder" or not self.settings.retrieval:
+            return None
+        from quantgate.quality import retrieval_qids
+
+        return [dataset.queries[q] for q in retrieval_qids(dataset, self.settings.max_queries)]
+
+    def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
+        from quantgate.cache import cache_key
+        from quantgate.scoring import load_scores, save_scores
+
+        s = self.settings
+        name = cache_key(self.factory.key(spec), dataset.fingerprint(), s.top_k, s.max_queries, s.batch_size,
+                         self._retrieval_queries(dataset))[:24]
+        path = self.cache.root / "scores" / f"{spec.id}-{dataset.name}-{name}.npz"
+        with self.cache.lock("scores", name):
+            result = load_scores(path) if path.is_file() else None
+            if result is None:
+                result = self._score(spec, dataset)
+                save_scores(result, path)
+            else:
+                self.progress(f"reference scores of {dataset.name} from {path}")
+        return result
 
     @cached_property
     def factory(self) -> VariantFactory:
@@ -128,12 +172,34 @@ class GateSession:
             self.registry.variants,
             self.cache,
             calibration=lambda: calibration_inputs(self.calibration_sets(), self.candidate.kind, samples, seed,
-                                                   exclude=self.datasets),
+                                                   exclude=[*self.datasets, *self.validation_folder],
+                                                   validation_queries=self.thresholds.accuracy_control["validation_queries"]),
+            tuning=self.tuning,
             rebuild=self.settings.rebuild,
             device=self.device,
             threads=self.threads,
             progress=self.progress,
         )
+
+    def tuning(self, spec: VariantSpec):
+        """Accuracy-controlled variants: the variant's own MAP limit and the held-out validation split."""
+        from quantgate.tuning import Tuning
+
+        control = self.thresholds.accuracy_control
+        return Tuning(self.thresholds.quality_limits(spec.id)["reranking_map_max_loss"], control["max_trials"],
+                      control["ranking_queries"], self.validation, self.settings.batch_size)
+
+    @cached_property
+    def validation_folder(self) -> list[EvalSet]:
+        return [load_data(self.settings.validation_data)] if self.settings.validation_data else []
+
+    @cached_property
+    def validation(self) -> EvalSet:
+        """The validation split of accuracy-controlled variants (never calibrated on, never evaluated)."""
+        control = self.thresholds.accuracy_control
+        given = self.validation_folder[0] if self.validation_folder else None
+        return validation_set(self.calibration_sets(), control["validation_queries"], control["validation_candidates"],
+                              self.thresholds.calibration["seed"], exclude=self.datasets, given=given)
 
     def calibration_sets(self) -> list[EvalSet]:
         return [load_data(p) for p in self.settings.calibration_data] or self.datasets
@@ -148,13 +214,27 @@ class GateSession:
             f"quantgate: candidate {c.source}",
             f"quantgate: kind {c.kind} ({c.kind_reason}); sha256 {c.content_hash}",
             f"quantgate: variants {', '.join(s.id for s in self.selected)}",
+            *([f"quantgate: shard {self.settings.shard[0]}/{self.settings.shard[1]} owns {', '.join(self.owned)}"]
+              if self.settings.shard else []),
             f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} (sha256 {self.thresholds.sha256[:12]})",
             f"quantgate: data {', '.join(f'{d.name} ({d.path})' for d in self.datasets)}",
             f"quantgate: cache {self.cache.root}{' (rebuild)' if self.settings.rebuild else ''}",
             f"quantgate: device {self.device}; cpu {machine.cpu_summary()}; threads {self.threads} (torch, ONNX Runtime intra-op, OpenVINO)",
             *([f"quantgate: calibration {self.factory.calibration()[1]}"] if any(s.calibrated for s in self.selected) else []),
+            *([f"quantgate: accuracy control validates on {self.validation.name}: {len(self.validation.candidates)} queries "
+               "held out from calibration and evaluation"] if any(s.tuned for s in self.selected) else []),
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]
+
+
+def shard(specs: list[VariantSpec], index: int, count: int) -> tuple[list[VariantSpec], list[str]]:
+    """Shard `index` (1-based) of `count`: round-robin over the selection's order, so every run
+    of the same selection splits it the same way. The reference runs in every shard (losses and
+    speedups are measured against it in the same run); the shard that owns it reports it.
+    Returns (what runs here, the ids this shard owns)."""
+    owned = [s for i, s in enumerate(specs) if i % count == index - 1]
+    reference = [s for s in specs if s.id == REFERENCE_ID and s not in owned]
+    return reference + owned, [s.id for s in owned]
 
 
 def external_spec(name: str, path: str) -> VariantSpec:

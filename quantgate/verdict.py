@@ -34,6 +34,20 @@ class Verdict:
         entry["artifact"] = {"path": path, "files": manifest["files"], "load": manifest.get("load", {}),
                              "spec": manifest.get("spec", {})}
 
+    def export(self) -> dict[str, Any]:
+        """What an xdist worker sends its controller (see merge)."""
+        return {"variants": self.variants, "scoring_seconds": self.header.get("scoring_seconds", {})}
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Fold in another process's results (each variant's tests ran in one worker: loadgroup)."""
+        for vid, entry in other.get("variants", {}).items():
+            mine = self.variants.setdefault(vid, {"gates": {}, "failures": []})
+            mine["gates"].update(entry.get("gates", {}))
+            mine["failures"].extend(f for f in entry.get("failures", []) if f not in mine["failures"])
+            if "artifact" in entry:
+                mine["artifact"] = entry["artifact"]
+        self.header.setdefault("scoring_seconds", {}).update(other.get("scoring_seconds", {}))
+
     def to_dict(self, complete: bool) -> dict[str, Any]:
         variants = {}
         for vid, entry in self.variants.items():

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_registry import SEED_IDS
+from tests.test_registry import ALL_IDS, SEED_IDS
 
 
 def run_gate(*args: str, timeout: int = 1800, path: str = "gates/") -> subprocess.CompletedProcess:
@@ -21,16 +21,16 @@ def collected_ids(out: str) -> list[str]:
     return re.findall(r"test_variant_builds_and_scores\[([^\]]+)\]", out)
 
 
-def test_collect_lists_all_fifteen_ids_for_the_embedder():
+def test_collect_lists_every_id_for_the_embedder():
     out = run_gate("--collect-only", "-q")
     assert out.returncode == 0, out.stderr
-    assert collected_ids(out.stdout) == SEED_IDS
+    assert collected_ids(out.stdout) == ALL_IDS
 
 
-def test_collect_lists_all_fifteen_ids_for_the_reranker(shared_reranker):
+def test_collect_lists_every_id_for_the_reranker(shared_reranker):
     out = run_gate("--collect-only", "-q", "--candidate", str(shared_reranker))
     assert out.returncode == 0, out.stderr
-    assert collected_ids(out.stdout) == SEED_IDS
+    assert collected_ids(out.stdout) == ALL_IDS
 
 
 def test_report_header_says_what_reproduces_the_run(shared_reranker):

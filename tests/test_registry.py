@@ -12,10 +12,13 @@ SEED_IDS = [
     "onnx-qint8-arm64", "onnx-qint8-avx2", "onnx-qint8-avx512", "onnx-qint8-avx512_vnni",
     "openvino", "openvino-qint8", "inc-int8",
 ]
+TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled int8 (issue 10)
+ALL_IDS = [*SEED_IDS[:14], "openvino-qint8-ac", "inc-int8", "inc-int8-autotune"]
 
 
-def test_registry_holds_exactly_the_seed_ids_in_order():
-    assert list(VARIANTS) == SEED_IDS
+def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
+    assert list(VARIANTS) == ALL_IDS and set(SEED_IDS) | set(TUNED_IDS) == set(ALL_IDS)
+    assert [vid for vid, spec in VARIANTS.items() if spec.tuned] == TUNED_IDS
     assert REFERENCE_ID == "torch-fp32" and VARIANTS[REFERENCE_ID].precision == "fp32"
 
 
@@ -37,8 +40,9 @@ def test_every_threshold_override_names_a_variant():
 
 def test_globs_select_in_registry_order():
     assert [s.id for s in select(["onnx-qint8-*"])] == SEED_IDS[8:12]
-    assert [s.id for s in select(["openvino*", "torch-fp32"])] == ["torch-fp32", "openvino", "openvino-qint8"]
-    assert len(select(None)) == 15
+    assert [s.id for s in select(["openvino*", "torch-fp32"])] == ["torch-fp32", "openvino", "openvino-qint8",
+                                                                   "openvino-qint8-ac"]
+    assert len(select(None)) == len(ALL_IDS)
 
 
 def test_unknown_variant_suggests_the_closest():

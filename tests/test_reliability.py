@@ -1,6 +1,9 @@
 """Injected regressions: each must fail the gate (agreement and/or quality) on both kinds;
 one below the limits must pass. Prints the catch count."""
 
+import os
+import re
+
 import pytest
 
 from quantgate import agreement, quality
@@ -51,3 +54,159 @@ def test_every_injected_regression_is_caught_and_tiny_noise_is_not(gates, kind, 
     print(f"\n{kind}: caught {len(names) - len(missed)}/{len(names)}; false alarms {len(false_alarms)}/{len(BELOW_LIMITS)}")
     assert missed == [], f"{kind}: the gate let these regressions through: {missed}"
     assert false_alarms == [], f"{kind}: false alarm on {false_alarms}"
+
+
+# -- stability: the same verdict, run after run ------------------------------------------
+
+STABLE = ("torch-fp32", "onnx", "onnx-qint8-avx512_vnni", "openvino", "openvino-qint8")
+
+
+def _verdict_of(gate) -> dict:
+    verdict = {}
+    for spec in gate.selected:
+        results, failures, _ = agreement.check_variant(gate, spec)
+        _, losses, quality_failures = quality.check_variant(gate, spec)
+        verdict[spec.id] = {
+            "passed": not failures and not quality_failures,
+            "agreement": [r.metrics for r in results],
+            "losses": [(l.metric, l.variant, l.loss, l.ci_low, l.ci_high) for l in losses],
+        }
+    return verdict
+
+
+def test_clean_variants_give_the_same_verdict_in_five_runs(shared_reranker, scifact, tmp_path):
+    """Five independent sessions (fresh scores, fresh bootstrap) over one cache: identical verdicts,
+    the fp32 variants pass every time. The second run rebuilds every artifact (static int8
+    calibrates again): the verdict does not move."""
+    runs = []
+    for run in range(5):
+        gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
+                                        data=(str(scifact),), thresholds=str(ROOT / "thresholds.toml"),
+                                        max_queries=10, top_k=20, device="cpu", variants=STABLE, rebuild=run == 1))
+        runs.append(_verdict_of(gate))
+    flaky = [vid for vid in STABLE if any(r[vid] != runs[0][vid] for r in runs[1:])]
+    assert flaky == [], f"verdicts changed between runs for {flaky}"
+    assert all(runs[0][vid]["passed"] for vid in ("torch-fp32", "onnx", "openvino")), runs[0]
+
+
+# -- security: no pickle is ever unpickled when artifacts are loaded ----------------------
+
+def _is_pt2_archive(path) -> bool:
+    """torch.export's archive (INC's `.pt`): tensors as raw bytes described by JSON, none pickled."""
+    import json
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        configs = [n for n in names if n.endswith("model_weights_config.json")]
+        if not any(n.endswith("/archive_format") for n in names) or not configs:
+            return False
+        entries = json.loads(archive.read(configs[0]))["config"].values()
+        return not any(entry.get("use_pickle") for entry in entries)
+
+
+def test_loading_every_backend_unpickles_nothing(tiny_reranker, scifact, tmp_path, monkeypatch):
+    """Artifacts are safetensors, ONNX, OpenVINO IR and INC's torch.export archive (raw tensor
+    bytes + JSON): loading them with pickle and torch.load disabled must work."""
+    import pickle
+
+    import torch
+
+    gate = GateSession(GateSettings(candidate=str(tiny_reranker), cache_dir=str(tmp_path / "cache"),
+                                    data=(str(scifact),), thresholds=str(ROOT / "thresholds.toml"), max_queries=2,
+                                    top_k=5, device="cpu", variants=("torch-fp32", "onnx", "openvino", "inc-int8")))
+    for spec in gate.selected:
+        files = gate.factory.artifact(spec).manifest["files"]
+        artifact = gate.factory.artifact(spec).path
+        ir_weights = {f.removesuffix(".xml") + ".bin" for f in files if f.endswith(".xml")}  # OpenVINO: raw bytes
+        suspect = [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"))
+                   and f not in ir_weights and not _is_pt2_archive(artifact / f)]
+        assert suspect == [], f"{spec.id} keeps files that may hold pickles: {suspect}"
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a pickle was about to be loaded")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(module, name, refuse)
+    for spec in gate.selected:
+        scores = gate.scores(spec, gate.evaluation_sets()[0])
+        assert len(scores.keys) > 0
+
+
+# -- two gate processes at once on one cache, one report dir, one history --------------
+
+def test_two_gate_runs_at_once_share_the_cache_and_corrupt_nothing(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from quantgate.bench import load_history
+    from quantgate.cache import verify
+
+    cache, report, storage = tmp_path / "cache", tmp_path / "report", tmp_path / "benchmarks"
+    args = [sys.executable, "-m", "pytest", "gates/", "-p", "no:cacheprovider", "-q", "--variants",
+            "torch-fp32,onnx,onnx-qint8-avx2,openvino-qint8", "--gate-cache", str(cache), "--gate-report", str(report),
+            "--gate-speed-rounds", "2", "--benchmark-autosave", f"--benchmark-storage=file://{storage}"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=1800)[0] for p in procs]
+    for proc, out in zip(procs, outputs):
+        assert proc.returncode == 0, out[-3000:]
+    built = sum(int(m) for out in outputs for m in re.findall(r"artifacts built this run: (\d+)", out))
+    artifacts = [p for p in cache.iterdir() if (p / "quantgate-artifact.json").is_file()]
+    assert built == len(artifacts) == 4, (built, [p.name for p in artifacts])  # each built once, by one of them
+    assert all(verify(p)[0] is not None for p in artifacts)
+    assert not [p for p in cache.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+    verdict = json.loads((report / "verdict.json").read_text())
+    assert verdict["complete"] and set(verdict["variants"]) == {"torch-fp32", "onnx", "onnx-qint8-avx2", "openvino-qint8"}
+    saved = sorted(storage.rglob("[0-9][0-9][0-9][0-9]_*.json"))
+    assert len(saved) == 2 and all(json.loads(p.read_text())["benchmarks"] for p in saved), saved
+    runs = {p.source for p in load_history(storage)}
+    assert len(runs) == 2
+
+
+# -- tokens: never in any output, even with debug logging, while a hub download fails ----
+
+def test_hub_token_never_appears_in_output_of_a_failing_download(tmp_path):
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    token = "hf_ZqX9SECRETk3yWv0123456789abcdefgh"
+    seen = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("authorization", ""))
+            body = b'{"error": "Repository Not Found"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Error-Code", "RepoNotFound")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_GET  # noqa: N815
+
+        def log_message(self, *_):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_TOKEN=token, HF_ENDPOINT=f"http://127.0.0.1:{server.server_address[1]}",
+               HF_HOME=str(tmp_path / "hf"), HF_HUB_ETAG_TIMEOUT="5", HF_HUB_DOWNLOAD_TIMEOUT="5")
+    try:
+        out = subprocess.run([sys.executable, "-m", "pytest", "gates/", "-p", "no:cacheprovider", "--collect-only",
+                              "--candidate", "org/private-model", "-o", "log_cli=true", "--log-cli-level=DEBUG"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert any(token in header for header in seen), "the token was never sent: this test proves nothing"
+    assert out.returncode != 0 and "cannot download 'org/private-model'" in out.stderr, out.stderr[-2000:]
+    assert token not in out.stdout + out.stderr
+    assert token[3:12] not in out.stdout + out.stderr

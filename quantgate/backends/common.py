@@ -20,6 +20,7 @@ class BuildContext:
     dependency: Artifact | None = None  # the artifact of spec.depends_on
     device: str = "cpu"
     threads: int | None = None
+    tuning: Any = None  # quantgate.tuning.Tuning, for accuracy-controlled variants
 
 
 def copy_artifact(src: Path, dst: Path) -> None:

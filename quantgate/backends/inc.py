@@ -4,8 +4,9 @@ INC 3.x without IPEX quantizes through PT2E: the transformer is captured with
 `neural_compressor.torch.export.export` (torch.export, dynamic batch and sequence),
 `prepare` inserts observers for the default static config (X86InductorQuantizer, W8A8),
 the calibration inputs run through it, and `convert` gives a quantize-dequantize graph.
-The graph is saved with INC's PT2E `save_load` (a torch.export archive + qconfig.json)
-in `inc/`; the artifact keeps the candidate's tokenizer, configs and modules so the loader
+The graph is saved as INC's PT2E `save_load` saves it (a torch.export archive + qconfig.json,
+loaded back with `save_load.load`) in `inc/`, less the example inputs: torch.export pickles those
+and its loader falls back to `weights_only=False` for them, so without them nothing is unpickled; the artifact keeps the candidate's tokenizer, configs and modules so the loader
 can put the quantized graph in place of the transformer inside sentence-transformers.
 """
 
@@ -53,13 +54,33 @@ def _output_name(kind: str) -> str:
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
     import torch
-    from neural_compressor.torch.algorithms.pt2e_quant import save_load
-    from neural_compressor.torch.export import export
     from neural_compressor.torch.quantization import convert, get_default_static_config, prepare
-    from torch.export import Dim
 
     if not ctx.calibration:
-        raise ValueError("inc-int8 needs calibration inputs")
+        raise ValueError(f"{ctx.spec.id} needs calibration inputs")
+    model, graph, names, example, calibrate = _export(ctx)
+    extra: dict[str, Any] = {}
+    with torch.no_grad():
+        if ctx.spec.opts.get("accuracy_control") == "autotune":
+            quantized, extra = _autotune(ctx, model, graph, names, example, calibrate)
+        else:
+            prepared = prepare(graph, get_default_static_config())
+            calibrate(prepared)
+            quantized = convert(prepared)
+    # The candidate's files (tokenizer, configs, modules, fp32 weights for the skeleton), then the graph.
+    shutil.copytree(ctx.candidate.path, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", "*.bin", "*.pt"))
+    _save(quantized, _inputs(example, names), out / GRAPH_DIR)
+    return {"backend": "torch", "file_name": f"{GRAPH_DIR}/", "input_names": names,
+            "calibration_samples": len(ctx.calibration), **linear_precision(quantized), **extra}
+
+
+def _export(ctx: BuildContext):
+    """The candidate's transformer captured by INC's export (dynamic batch and sequence), and a
+    calibration function that runs the calibration inputs through a prepared graph."""
+    import torch
+    from neural_compressor.torch.export import export
+    from torch.export import Dim
+
     model = load_st(ctx, ctx.candidate.path, "torch")
     hf_model = model.transformers_model.eval()
     if ctx.candidate.kind == "embedder" and getattr(hf_model, "pooler", None) is not None:
@@ -73,15 +94,98 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
     batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=int(positions))
     with torch.no_grad():
         graph = export(wrapped, _inputs(example, names), dynamic_shapes=tuple({0: batch, 1: seq} for _ in names))
-        prepared = prepare(graph, get_default_static_config())
-        for start in range(0, len(ctx.calibration), CALIBRATION_BATCH):
-            chunk = ctx.calibration[start : start + CALIBRATION_BATCH]
-            prepared(*_inputs(tokenize(model, chunk, padding=True, return_tensors="pt"), names))
-        quantized = convert(prepared)
-    # The candidate's files (tokenizer, configs, modules, fp32 weights for the skeleton), then the graph.
-    shutil.copytree(ctx.candidate.path, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", "*.bin", "*.pt"))
-    save_load.save(quantized, _inputs(example, names), str(out / GRAPH_DIR))
-    return {"backend": "torch", "file_name": f"{GRAPH_DIR}/", "input_names": names, "calibration_samples": len(ctx.calibration)}
+
+    def calibrate(prepared) -> None:
+        with torch.no_grad():
+            for start in range(0, len(ctx.calibration), CALIBRATION_BATCH):
+                chunk = ctx.calibration[start : start + CALIBRATION_BATCH]
+                prepared(*_inputs(tokenize(model, chunk, padding=True, return_tensors="pt"), names))
+
+    return model, graph, names, example, calibrate
+
+
+def fallback_configs(linear_names: list[str]) -> list:
+    """INC's static int8 tuning space first (every Linear in int8: the fastest), then more Linear
+    layers kept in fp32, in order: the head, the FFN down-projections (GELU outliers feed them),
+    the FFN up-projections, the attention output projections. Each step keeps the previous ones."""
+    from neural_compressor.torch.quantization import StaticQuantConfig
+
+    groups = [
+        [n for n in linear_names if ".encoder." not in n],  # classifier / pooler head
+        [n for n in linear_names if n.endswith(".output.dense") and ".attention." not in n],
+        [n for n in linear_names if n.endswith(".intermediate.dense")],
+        [n for n in linear_names if n.endswith(".attention.output.dense")],
+    ]
+    configs = [StaticQuantConfig(act_algo=["minmax", "kl"])]
+    kept: list[str] = []
+    for group in groups:
+        if not group:
+            continue
+        kept = kept + group
+        config = StaticQuantConfig()
+        for name in kept:
+            config.set_local(name, StaticQuantConfig(w_dtype="fp32", act_dtype="fp32"))
+        configs.append(config)
+    return configs
+
+
+def _autotune(ctx: BuildContext, model, graph, names: list[str], example, calibrate):
+    """INC autotune with the gate's limit and metric; the first configuration that meets the limit
+    is the fastest that does (configurations are ordered by how much stays in int8)."""
+    from neural_compressor.torch.quantization import TuningConfig, autotune
+
+    tuning = ctx.tuning
+    kind = ctx.candidate.kind
+    output = _output_name(kind)
+    linear_names = [n.removeprefix("inner.") for n, m in graph.named_modules() if type(m).__name__ == "Linear"]
+    if not linear_names:  # an exported graph keeps no modules: take the names from the eager model
+        linear_names = [n for n, m in model.transformers_model.named_modules() if type(m).__name__ == "Linear"]
+    configs = fallback_configs([f"inner.{n}" for n in linear_names])
+    trials: list[dict[str, Any]] = []
+
+    def evaluate(candidate_graph) -> float:
+        _swap_transformer(model, candidate_graph, names, output)
+        value, _ = tuning.quality(model, kind)
+        trials.append({"map": round(value, 6), **linear_precision(candidate_graph)})
+        return value
+
+    quantized = autotune(graph, TuningConfig(config_set=configs, tolerable_loss=tuning.max_loss,
+                                             max_trials=tuning.max_trials),
+                         eval_fn=evaluate, run_fn=calibrate, example_inputs=_inputs(example, names))
+    reference = trials[0]["map"]
+    value = evaluate(quantized)
+    return quantized, {"accuracy_control": tuning.summary(reference, value, tool="neural_compressor autotune",
+                                                          trials=trials[1:-1])}
+
+
+def linear_precision(graph) -> dict[str, Any]:
+    """How many linear layers of a PT2E graph run in int8 (their weight is dequantized from int8)."""
+    linears = [n for n in graph.graph.nodes if n.op == "call_function" and "linear" in str(n.target)]
+
+    def int8(node) -> bool:
+        weight = node.args[1] if len(node.args) > 1 else None
+        return weight is not None and getattr(weight, "op", "") == "call_function" and "dequantize" in str(weight.target)
+
+    quantized = sum(1 for n in linears if int8(n))
+    return {"op_type": "linear", "ops": len(linears), "ops_int8": quantized, "ops_float": len(linears) - quantized}
+
+
+def _save(quantized, example_inputs: tuple, directory: Path) -> None:
+    """INC's `save_load.save` (its public `save()` is broken for PT2E in 3.10), with no pickled
+    example inputs in the archive: the tensors are raw bytes described by JSON."""
+    import json
+
+    import torch
+    from neural_compressor.torch.utils import QCONFIG_NAME, WEIGHT_NAME
+
+    from quantgate.cache import write_text_atomic
+
+    directory.mkdir(parents=True, exist_ok=True)
+    program = torch.export.export(quantized, example_inputs, dynamic_shapes=quantized.dynamic_shapes)
+    program.example_inputs = None
+    torch.export.save(program, directory / WEIGHT_NAME)
+    qconfig = {str(name): config.to_dict() for name, config in quantized.qconfig.items()}
+    write_text_atomic(directory / QCONFIG_NAME, json.dumps(qconfig, indent=2))
 
 
 def load(ctx: BuildContext, artifact: Artifact):

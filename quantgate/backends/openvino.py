@@ -4,6 +4,12 @@ Static int8 runs optimum-intel's OVQuantizer (NNCF post-training quantization) w
 calibration inputs from the local train split -- not sentence-transformers'
 `export_static_quantized_openvino_model`, which downloads glue/sst2 from the hub and
 calibrates a reranker on single sentences.
+
+Accuracy-controlled int8 (`openvino-qint8-ac`) runs NNCF's `quantize_with_accuracy_control`
+with the same calibration and quantization settings as `openvino-qint8`, the variant's
+relative MAP limit (`DropType.RELATIVE`: NNCF's default drop is absolute) and a validation
+function that scores the held-out validation split through the same sentence-transformers
+model and mteb evaluation the gate uses (quantgate.tuning).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from quantgate.cache import Artifact
 
 PLAIN = "openvino/openvino_model.xml"
 QINT8 = "openvino/openvino_model_qint8_quantized.xml"
+QINT8_AC = "openvino/openvino_model_qint8_ac.xml"
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
@@ -27,26 +34,33 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
         if not (out / PLAIN).is_file():
             raise RuntimeError(f"the OpenVINO export wrote no {PLAIN} in {out}")
         return {"backend": "openvino", "file_name": PLAIN}
+    if ctx.spec.opts.get("accuracy_control") == "nncf":
+        return _build_accuracy_controlled(ctx, out)
     return _build_static_int8(ctx, out)
+
+
+def _calibration_samples(ctx: BuildContext, out: Path):
+    """The plain IR copied from the dependency, loaded, and its calibration samples (one unpadded
+    sequence each, as at inference with batch 1)."""
+    if not ctx.calibration:
+        raise ValueError(f"{ctx.spec.id} needs calibration inputs")
+    assert ctx.dependency is not None, f"{ctx.spec.id} is built from the `openvino` artifact"
+    copy_artifact(ctx.dependency.path, out)
+    model = load_st(ctx, out, "openvino", file_name=PLAIN, ov_config=ov_config(ctx))
+    input_names = set(model.transformers_model.input_names)
+    encoded = tokenize(model, ctx.calibration, padding=True, return_tensors="np")
+    samples = [
+        {name: encoded[name][i : i + 1] for name in encoded if name in input_names} for i in range(len(ctx.calibration))
+    ]
+    return model, [{k: v[:, : int(s["attention_mask"].sum())] for k, v in s.items()} for s in samples]
 
 
 def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
     import nncf
     from optimum.intel import OVConfig, OVQuantizationConfig, OVQuantizer
 
-    if not ctx.calibration:
-        raise ValueError("openvino-qint8 needs calibration inputs")
-    assert ctx.dependency is not None, "openvino-qint8 is built from the `openvino` artifact"
-    copy_artifact(ctx.dependency.path, out)
-    model = load_st(ctx, out, "openvino", file_name=PLAIN, ov_config=ov_config(ctx))
+    model, samples = _calibration_samples(ctx, out)
     ov_model = model.transformers_model
-    input_names = set(ov_model.input_names)
-    encoded = tokenize(model, ctx.calibration, padding=True, return_tensors="np")
-    samples = [
-        {name: encoded[name][i : i + 1] for name in encoded if name in input_names} for i in range(len(ctx.calibration))
-    ]
-    # Each sample is one unpadded sequence, as at inference with batch 1.
-    samples = [{k: v[:, : int(s["attention_mask"].sum())] for k, v in s.items()} for s in samples]
     config = OVConfig(quantization_config=OVQuantizationConfig(num_samples=len(samples)))
     quantizer = OVQuantizer.from_pretrained(ov_model)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -55,7 +69,74 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
         remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])
         shutil.move(xml, out / QINT8)
         shutil.move(xml.with_suffix(".bin"), (out / QINT8).with_suffix(".bin"))
-    return {"backend": "openvino", "file_name": QINT8, "calibration_samples": len(samples)}
+    import openvino as ov
+
+    return {"backend": "openvino", "file_name": QINT8, "calibration_samples": len(samples),
+            **op_precision(ov.Core().read_model(out / QINT8))}
+
+
+def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
+    import nncf
+    import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+    from optimum.intel import OVQuantizationConfig
+
+    tuning = ctx.tuning
+    kind = ctx.candidate.kind
+    model, samples = _calibration_samples(ctx, out)
+    ov_model = model.transformers_model
+    original_request = ov_model.request
+
+    def validate(compiled_model, qids) -> tuple[float, list[float]]:
+        """The gate's metric with NNCF's compiled model in place of the variant's own."""
+        ov_model.request = compiled_model
+        try:
+            return tuning.quality(model, kind, list(qids))
+        finally:
+            ov_model.request = original_request
+
+    # openvino-qint8's settings exactly (optimum-intel's OVQuantizationConfig -> NNCF arguments)
+    settings = OVQuantizationConfig(num_samples=len(samples)).to_nncf_dict()
+    settings.pop("mode", None)
+    settings["advanced_quantization_parameters"] = settings.pop("advanced_parameters")
+    reference, _ = validate(ov.compile_model(ov_model.model, "CPU", ov_config(ctx)), tuning.qids)
+    quantized = nncf.quantize_with_accuracy_control(
+        ov_model.model,
+        nncf.Dataset(samples),
+        nncf.Dataset(tuning.qids),
+        validate,
+        max_drop=tuning.max_loss,
+        drop_type=nncf.DropType.RELATIVE,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+            max_num_iterations=tuning.max_trials,
+            ranking_subset_size=min(tuning.ranking_queries, len(tuning.qids)),
+            num_ranking_workers=1,
+        ),
+        **settings,
+    )
+    value, _ = validate(ov.compile_model(quantized, "CPU", ov_config(ctx)), tuning.qids)
+    remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])
+    ov.save_model(quantized, out / QINT8_AC, compress_to_fp16=False)
+    return {"backend": "openvino", "file_name": QINT8_AC, "calibration_samples": len(samples),
+            **op_precision(quantized),
+            "accuracy_control": tuning.summary(reference, value, tool="nncf.quantize_with_accuracy_control")}
+
+
+def op_precision(model) -> dict[str, Any]:
+    """How many MatMuls run in int8 (an input comes through a FakeQuantize) and how many in float."""
+    def quantized_input(node, hops: int = 3) -> bool:
+        for value in node.input_values():
+            producer = value.get_node()
+            if producer.get_type_name() == "FakeQuantize":
+                return True
+            if hops and producer.get_type_name() in ("Reshape", "Transpose", "Convert"):
+                if quantized_input(producer, hops - 1):
+                    return True
+        return False
+
+    matmuls = [op for op in model.get_ops() if op.get_type_name() == "MatMul"]
+    int8 = sum(1 for op in matmuls if quantized_input(op))
+    return {"op_type": "MatMul", "ops": len(matmuls), "ops_int8": int8, "ops_float": len(matmuls) - int8}
 
 
 def ov_config(ctx: BuildContext) -> dict[str, str]:

@@ -1,0 +1,77 @@
+"""`quantgate merge`: the verdicts (and pytest-benchmark JSONs) of sharded runs as one.
+
+Each shard (`--gate-shard I/N`) writes its own verdict; merging checks that they gated the same
+candidate with the same thresholds, data, subset and libraries, that every shard 1..N is there
+exactly once, and takes each variant from the shard that owns it (the reference runs in every
+shard; its owner reports it). A merged run is complete only when every shard was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SAME = ("candidate", "thresholds", "data", "subset", "libraries")
+
+
+class MergeError(ValueError):
+    """Shards that cannot be merged: the message says which and why."""
+
+
+def read_verdict(path: str | Path) -> tuple[Path, dict[str, Any]]:
+    path = Path(path)
+    file = path / "verdict.json" if path.is_dir() else path
+    if not file.is_file():
+        raise MergeError(f"{path}: no verdict.json (pass a shard's --gate-report folder or its verdict.json)")
+    try:
+        return file, json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise MergeError(f"{file}: not a readable verdict ({err})") from None
+
+
+def merge_verdicts(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    if not shards:
+        raise MergeError("nothing to merge: pass the shards' report folders")
+    first_path, first = shards[0]
+    for path, verdict in shards[1:]:
+        for key in SAME:
+            if verdict.get(key) != first.get(key):
+                raise MergeError(f"{path} and {first_path} differ in {key}: they are not shards of one gate run")
+    counts = {(v.get("shard") or {}).get("count") for _, v in shards}
+    indexes = sorted((v.get("shard") or {}).get("index", 0) for _, v in shards)
+    if len(counts) != 1 or None in counts or indexes != list(range(1, len(shards) + 1)) or counts != {len(shards)}:
+        found = ", ".join(f"{(v.get('shard') or {}).get('index', '?')}/{(v.get('shard') or {}).get('count', '?')}"
+                          for _, v in shards)
+        raise MergeError(f"expected shards 1/N..N/N exactly once each, got {found}")
+    complete = all(v.get("complete") for _, v in shards)
+    variants: dict[str, Any] = {}
+    for _, verdict in shards:
+        for vid in verdict["shard"]["owns"]:
+            if vid in verdict["variants"]:
+                entry = dict(verdict["variants"][vid])
+                entry["passed"] = bool(entry.get("passed")) and complete
+                entry["shard"] = verdict["shard"]["index"]
+                variants[vid] = entry
+    scoring: dict[str, float] = {}
+    for _, verdict in shards:
+        scoring.update(verdict.get("scoring_seconds", {}))
+    merged = {k: v for k, v in first.items() if k not in ("variants", "shard", "complete", "scoring_seconds")}
+    return {**merged, "complete": complete, "scoring_seconds": scoring,
+            "merged_from": [str(p) for p, _ in shards], "shard": None, "variants": variants}
+
+
+def merge_benchmarks(files: list[str | Path], owners: dict[str, int]) -> dict[str, Any]:
+    """pytest-benchmark JSONs (--benchmark-json) of the shards as one: each variant's benchmarks
+    from the shard that owns it (`owners`: variant -> shard index, from the merged verdict)."""
+    merged: dict[str, Any] | None = None
+    benchmarks = []
+    for index, file in enumerate(files, 1):
+        data = json.loads(Path(file).read_text())
+        merged = merged or {k: v for k, v in data.items() if k != "benchmarks"}
+        for bench in data.get("benchmarks", []):
+            variant = (bench.get("extra_info") or {}).get("variant")
+            shard = (bench.get("extra_info") or {}).get("shard") or index
+            if variant is None or owners.get(variant, shard) == shard:
+                benchmarks.append(bench)
+    return {**(merged or {}), "benchmarks": benchmarks}

@@ -1,0 +1,71 @@
+"""Accuracy-controlled int8: validation is disjoint from calibration and evaluation, the limit
+comes from thresholds.toml, and a tighter limit never yields a larger validation loss."""
+
+import re
+
+import pytest
+
+from quantgate.data import DataFormatError, load, split_test
+from quantgate.session import GateSession, GateSettings
+from tests.conftest import ROOT
+
+
+def _thresholds(folder, limits: dict[str, float], **control: int):
+    """The project's thresholds.toml with per-variant MAP limits and a smaller validation split."""
+    text = (ROOT / "thresholds.toml").read_text()
+    for key, value in control.items():
+        text, n = re.subn(rf"^{key} = \d+", f"{key} = {value}", text, flags=re.M)
+        assert n == 1, key
+    for variant, limit in limits.items():
+        text += f'\n[variants."{variant}".quality]\nreranking_map_max_loss = {limit}\n'
+    path = folder / "thresholds.toml"
+    path.write_text(text)
+    return path
+
+
+def test_held_out_train_queries_are_never_calibrated_on_nor_evaluated(shared_reranker, scifact, tmp_path):
+    gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path), data=(str(scifact),),
+                                    thresholds=str(ROOT / "thresholds.toml"), device="cpu"))
+    validation = gate.validation
+    held_out = {validation.queries[q] for q in validation.candidates}
+    assert len(held_out) == 40  # thresholds.toml validation_queries
+    calibration_queries = {query for query, _ in gate.factory.calibration()[0]}
+    evaluation_queries = {scifact_query for scifact_query in (gate.datasets[0].queries[q] for q in gate.datasets[0].test_qrels)}
+    assert not held_out & calibration_queries and not held_out & evaluation_queries
+    for qid, docs in validation.candidates.items():  # every list holds its relevant passages and hard negatives
+        relevant = set(validation.test_qrels[qid])
+        assert relevant <= set(docs) and len(docs) >= 20 and set(docs) - relevant
+
+
+def test_split_gives_disjoint_folders_and_overlap_is_refused(shared_reranker, scifact, tmp_path):
+    validation, evaluation = split_test(scifact, tmp_path / "split", 50, seed=0)
+    held, kept = load(validation), load(evaluation)
+    assert len(held.test_qrels) == 50 and len(kept.test_qrels) == len(load(scifact).test_qrels) - 50
+    assert not set(held.test_qrels) & set(kept.test_qrels)
+    assert set(held.candidates) == set(held.test_qrels) and kept.qrels.get("train")  # evaluation keeps calibration
+    assert split_test(scifact, tmp_path / "split", 50, seed=0) == (validation, evaluation)  # rerun: replaced in place
+    with pytest.raises(DataFormatError, match="validation must be disjoint from evaluation"):
+        GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "c"), data=(str(evaluation),),
+                                 validation_data=str(evaluation), thresholds=str(ROOT / "thresholds.toml"), device="cpu"))
+
+
+@pytest.mark.parametrize("variant", ["openvino-qint8-ac", "inc-int8-autotune"])
+def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_reranker, scifact, tmp_path):
+    """The real reranker tuned twice on unseen scifact queries: at a loose limit and at zero loss."""
+    validation, evaluation = split_test(scifact, tmp_path / "split", 30, seed=0)
+    tuned = {}
+    for name, limit in (("loose", 0.05), ("tight", 0.0)):
+        thresholds = _thresholds(tmp_path / name, {variant: limit}, validation_queries=12, validation_candidates=10,
+                                 max_trials=4, ranking_queries=4)
+        gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
+                                        data=(str(evaluation),), validation_data=str(validation), device="cpu",
+                                        thresholds=str(thresholds), calibration_samples=64, variants=(variant,)))
+        spec = gate.registry.variants[variant]
+        assert gate.factory.tuning(spec).max_loss == limit  # the quality gate's own limit for this variant
+        tuned[name] = gate.factory.artifact(spec).manifest["load"]
+    loose, tight = tuned["loose"]["accuracy_control"], tuned["tight"]["accuracy_control"]
+    assert loose["reference"] == tight["reference"]  # the same validation split and metric
+    for result in (loose, tight):
+        assert result["met"] == (result["loss"] <= result["max_loss"])
+    assert tight["loss"] <= loose["loss"] + 1e-9, (loose, tight)
+    assert tuned["tight"]["ops_float"] >= tuned["loose"]["ops_float"]  # what it kept in float to get there

@@ -1,0 +1,107 @@
+"""Scale-out: pytest-xdist workers and --gate-shard I/N give the verdict one run gives."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from quantgate.merge import MergeError, merge_verdicts
+from quantgate.registry import REFERENCE_ID, VARIANTS
+from quantgate.session import shard
+from tests.conftest import ROOT
+from tests.test_plugin import run_gate
+
+VARIANTS_UNDER_TEST = "torch-fp32,onnx,onnx-O2,onnx-qint8-avx2,openvino,openvino-qint8"
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5])
+def test_shards_cover_the_matrix_once_and_each_runs_the_reference(count):
+    specs = list(VARIANTS.values())
+    owned = []
+    for index in range(1, count + 1):
+        runs, owns = shard(specs, index, count)
+        assert runs[0].id == REFERENCE_ID and set(owns) <= {s.id for s in runs}
+        assert shard(specs, index, count) == (runs, owns)  # deterministic
+        owned += owns
+    assert sorted(owned) == sorted(VARIANTS)
+
+
+def _verdict(index: int, count: int, owns: list[str], **changes) -> tuple:
+    verdict = {"candidate": {"sha256": "c"}, "thresholds": {"sha256": "t"}, "data": [], "subset": {},
+               "libraries": {"torch": "2.13.0"}, "complete": True, "shard": {"index": index, "count": count, "owns": owns},
+               "variants": {vid: {"passed": True, "gates": {}, "failures": []} for vid in {REFERENCE_ID, *owns}}}
+    verdict.update(changes)
+    return (f"shard{index}", verdict)
+
+
+def test_merge_refuses_shards_of_different_runs_or_a_missing_shard():
+    with pytest.raises(MergeError, match="differ in thresholds"):
+        merge_verdicts([_verdict(1, 2, [REFERENCE_ID]), _verdict(2, 2, ["onnx"], thresholds={"sha256": "x"})])
+    with pytest.raises(MergeError, match="exactly once"):
+        merge_verdicts([_verdict(1, 3, [REFERENCE_ID]), _verdict(2, 3, ["onnx"])])
+    merged = merge_verdicts([_verdict(1, 2, [REFERENCE_ID]), _verdict(2, 2, ["onnx"], complete=False)])
+    assert not merged["complete"] and not any(v["passed"] for v in merged["variants"].values())
+
+
+def _outcome(verdict: dict) -> dict:
+    """Per variant: pass/fail and every quality number (the agreement numbers too)."""
+    out = {}
+    for vid, entry in verdict["variants"].items():
+        gates = entry["gates"]
+        out[vid] = {
+            "passed": entry["passed"],
+            "quality": [(l["dataset"], l["metric"], l["reference"], l["variant"], l["loss"], l["ci_low"], l["ci_high"])
+                        for l in gates.get("quality", {}).get("losses", [])],
+            "agreement": [r["metrics"] for r in gates.get("agreement", {}).get("results", [])],
+        }
+    return out
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("single")
+    out = run_gate("-q", "--variants", VARIANTS_UNDER_TEST, "--gate-cache", str(root / "cache"),
+                   "--gate-report", str(root / "report"), "--gate-speed-rounds", "1")
+    assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]
+    return root, json.loads((root / "report" / "verdict.json").read_text())
+
+
+def test_two_shards_merged_give_the_single_runs_verdict(single_run, tmp_path):
+    root, single = single_run
+    reports = []
+    for index in (1, 2):
+        report = tmp_path / f"shard{index}"
+        out = run_gate("-q", "--variants", VARIANTS_UNDER_TEST, "--gate-cache", str(root / "cache"),
+                       "--gate-report", str(report), "--gate-shard", f"{index}/2", "--gate-speed-rounds", "1",
+                       f"--benchmark-json={report}.json")
+        assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]
+        assert f"quantgate: shard {index}/2 owns" in out.stdout
+        reports.append(report)
+    merged = subprocess.run([sys.executable, "-m", "quantgate.cli", "merge", *map(str, reports), "--out",
+                             str(tmp_path / "merged"), "--benchmarks", *(f"{r}.json" for r in reports)],
+                            cwd=ROOT, capture_output=True, text=True, check=False)
+    assert merged.returncode == 0, merged.stderr
+    verdict = json.loads((tmp_path / "merged" / "verdict.json").read_text())
+    assert verdict["complete"] and _outcome(verdict) == _outcome(single)
+    benchmarks = json.loads((tmp_path / "merged" / "benchmarks.json").read_text())["benchmarks"]
+    variants = sorted({b["extra_info"]["variant"] for b in benchmarks})
+    assert variants == sorted(VARIANTS_UNDER_TEST.split(",")) and len(benchmarks) == 2 * len(variants)  # b1, b32 once
+    assert "## Recommendation" in (tmp_path / "merged" / "summary.md").read_text()
+
+
+def test_xdist_workers_give_one_verdict_and_share_the_reference(single_run, tmp_path):
+    root, single = single_run
+    out = run_gate("-n", "2", "-rs", "--variants", VARIANTS_UNDER_TEST, "--gate-cache", str(root / "cache"),
+                   "--gate-report", str(tmp_path / "report"))
+    assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]
+    verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
+    parallel, serial = _outcome(verdict), _outcome(single)
+    assert {vid: (o["passed"], o["quality"]) for vid, o in parallel.items()} == \
+        {vid: (o["passed"], o["quality"]) for vid, o in serial.items()}
+    assert "pytest-benchmark is disabled (it is under pytest-xdist" in out.stdout  # speed is measured without -n
+    assert re.search(r"artifacts built this run: 0; from cache: \d+", out.stdout), out.stdout[-2000:]
+    assert list((root / "cache" / "scores").glob(f"{REFERENCE_ID}-*.npz"))  # the reference, scored once
+    assert verdict["threads"] == max(1, (os.cpu_count() or 1) // 2)  # the cores split over the workers
