@@ -16,16 +16,21 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
                     "run gates/test_speed.py without -n")
     model = gate.factory.load(variant_spec)
     kind = gate.candidate.kind
+    label, search = f"b{speed_batch}", None
+    if speed_batch == 0:  # --gate-speed-batch auto
+        label = "bauto"
+        speed_batch, search = gate.auto_batch(variant_spec)
     items = bench.speed_items(gate.evaluation_sets()[0], kind, speed_batch)
     call = bench.make_call(model, kind, items, speed_batch)
-    benchmark.group = f"{'latency' if speed_batch == 1 else 'throughput'} batch {speed_batch}"
+    benchmark.group = f"{'latency' if speed_batch == 1 else 'throughput'} batch {label.removeprefix('b')}"
+    bench.reset_gpu_peak(gate.device)
     benchmark.pedantic(call, rounds=gate.settings.speed_rounds, warmup_rounds=1, iterations=1)
 
     median = benchmark.stats.stats.median
     items_per_s = speed_batch / median
     tokens = bench.mean_tokens(model, items)
-    gate.speed[(variant_spec.id, speed_batch)] = items_per_s
-    reference = gate.speed.get((REFERENCE_ID, speed_batch))
+    gate.speed[(variant_spec.id, label)] = items_per_s
+    reference = gate.speed.get((REFERENCE_ID, label))
     artifact = gate.factory.artifact(variant_spec)
     info = {
         "variant": variant_spec.id, "kind": kind, "device": gate.device, "threads": gate.threads,
@@ -36,6 +41,8 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
         "rss_mb": round(bench.rss_mb(), 1), "process_peak_rss_mb": round(bench.peak_rss_mb(), 1),
         "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
         "shard": gate.settings.shard[0] if gate.settings.shard else None,
+        "gpu_peak_mb": bench.gpu_peak_mb(gate.device), "dtype": artifact.load_info.get("torch_dtype"),
+        **({"auto_batch_search": search} if search is not None else {}),
     }
     benchmark.extra_info.update(info)
     failures = []
@@ -46,6 +53,6 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
                                  spread_multiple=limits["spread_multiple"])
         if found:
             failures.append(found.message())
-    gate.verdict.record(variant_spec.id, f"speed-b{speed_batch}", info, failures)
+    gate.verdict.record(variant_spec.id, f"speed-{label}", info, failures)
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)

@@ -39,6 +39,83 @@ def make_call(model, kind: str, items: list, batch_size: int) -> Callable[[], An
     return lambda: model.encode(items, batch_size=batch_size, show_progress_bar=False)
 
 
+BATCH_CANDIDATES = (8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def memory_budget(device: str, budget_mb: float | None) -> int | None:
+    """Bytes a batch may take: --gate-memory-budget, else 80% of the GPU's free memory; None on CPU."""
+    if budget_mb is not None:
+        return int(budget_mb * 2**20)
+    if device != "cuda":
+        return None
+    import torch
+
+    free, _total = torch.cuda.mem_get_info()
+    return int(free * 0.8)
+
+
+def reset_gpu_peak(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def gpu_peak_mb(device: str) -> float | None:
+    if device != "cuda":
+        return None
+    import torch
+
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def find_batch(model, kind: str, dataset: EvalSet, device: str, budget: int | None,
+               candidates: tuple[int, ...] = BATCH_CANDIDATES) -> tuple[int, list[dict]]:
+    """The batch with the best throughput among `candidates` that stays within `budget` bytes of
+    GPU memory. Stops at the first out-of-memory (caught, memory released: the run goes on), at
+    the first batch over budget, or when throughput falls 10% below the best (CPU: larger batches
+    only pad more). A quick search; the chosen batch is then measured by pytest-benchmark."""
+    import time
+
+    trials: list[dict] = []
+    best: tuple[int, float] | None = None
+    for batch in candidates:
+        call = make_call(model, kind, speed_items(dataset, kind, batch), batch)
+        reset_gpu_peak(device)
+        try:
+            call()  # warm-up: kernels, allocator
+            started = time.perf_counter()
+            call()
+            seconds = time.perf_counter() - started
+        except Exception as err:  # noqa: BLE001 - only out-of-memory is expected; anything else is re-raised
+            if not is_out_of_memory(err):
+                raise
+            if device == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+            trials.append({"batch": batch, "oom": True})
+            break
+        peak = gpu_peak_mb(device)
+        over = budget is not None and peak is not None and peak * 2**20 > budget
+        trials.append({"batch": batch, "items_per_s": round(batch / seconds, 1), "peak_mb": peak, "over_budget": over})
+        if over:
+            break
+        if best is None or batch / seconds > best[1]:
+            best = (batch, batch / seconds)
+        elif batch / seconds < 0.9 * best[1]:
+            break
+    return (best[0] if best else candidates[0]), trials
+
+
 def rss_mb() -> float:
     import psutil
 

@@ -55,8 +55,10 @@ class VariantFactory:
             why = machine.capability_missing(requirement)
             if why:
                 return f"{spec.id} {why}"
-        if self.device == "cuda" and spec.family in ("openvino", "inc"):
+        if self.device == "cuda" and (spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8")):
             return f"{spec.id} runs on the CPU only (--gate-device cuda)"
+        if self.device == "cuda" and spec.family == "onnx" and (why := machine.capability_missing("ort-cuda")):
+            return f"{spec.id} on --gate-device cuda {why}"
         return None
 
     # -- calibration ------------------------------------------------------------------

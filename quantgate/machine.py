@@ -53,6 +53,15 @@ def cpu_summary() -> str:
 
 
 @lru_cache(maxsize=1)
+def ort_cuda() -> bool:
+    """True when ONNX Runtime can run on a CUDA GPU (onnxruntime-gpu installed, a GPU present)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers() and has_cuda()
+
+
 def has_cuda() -> bool:
     """True when torch sees a CUDA device. Imports torch: call it lazily."""
     try:
@@ -72,6 +81,9 @@ def capability_missing(requirement: str) -> str | None:
             return None
         return (f"needs native {requirement} matmul: a CUDA GPU or a CPU with {' or '.join(flags)} (this CPU: "
                 f"{cpu_summary()}); without them torch emulates {requirement} about 25x slower than fp32")
+    if requirement == "ort-cuda":
+        return None if ort_cuda() else ("needs ONNX Runtime's CUDAExecutionProvider: a CUDA GPU and onnxruntime-gpu "
+                                        "(pip install onnxruntime-gpu)")
     if requirement.startswith("cpu:"):
         flag = requirement[4:]
         return None if flag in cpu_flags() else f"needs the CPU flag {flag} (this CPU: {cpu_summary()})"

@@ -122,7 +122,7 @@ VARIANTS: dict[str, VariantSpec] = {
         _onnx_opt("O1", "basic general graph optimizations"),
         _onnx_opt("O2", "O1 + extended optimizations and transformer fusions"),
         _onnx_opt("O3", "O2 + GELU approximation"),
-        _onnx_opt("O4", "O3 + fp16 mixed precision (CUDA only)", requires=("cuda",)),
+        _onnx_opt("O4", "O3 + fp16 mixed precision (CUDA only)", requires=("cuda", "ort-cuda")),
         _onnx_quant("arm64", " (per-channel, made for ARM64 NEON)"),
         _onnx_quant("avx2", " (uint8 activations, made for AVX2)"),
         _onnx_quant("avx512", " (made for AVX-512)"),
@@ -176,6 +176,12 @@ VARIANTS: dict[str, VariantSpec] = {
         ),
     )
 }
+
+
+def torch_auto() -> VariantSpec:
+    """--gate-dtype auto: the model loaded in the dtype its config names (torch_dtype="auto")."""
+    return VariantSpec("torch-auto", "torch", "auto", "PyTorch in the dtype the model's config names "
+                       "(torch_dtype='auto', as sentence-transformers' model_kwargs allow)", (("dtype", "auto"),))
 
 
 def ordered(ids) -> list[str]:

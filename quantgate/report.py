@@ -71,7 +71,7 @@ def _row(vid: str, entry: dict) -> dict:
     agreement = gates.get("agreement", {}).get("results", [{}])
     metrics = agreement[0].get("metrics", {}) if agreement else {}
     losses = gates.get("quality", {}).get("losses", [])
-    speed = {int(k.split("-b")[1]): v for k, v in gates.items() if k.startswith("speed-b")}
+    speed = {int(v["batch_size"]): v for k, v in gates.items() if k.startswith("speed-") and "batch_size" in v}
     throughput_batch = max((b for b in speed if b > 1), default=None)
     return {
         "variant": vid,

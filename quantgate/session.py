@@ -50,6 +50,8 @@ class GateSettings:
     tasks: tuple[str, ...] = ()  # mteb task names, loaded from the hub (--gate-tasks)
     retrieval: bool = True  # embedders: also full-corpus retrieval (one more encoding pass per variant)
     shard: tuple[int, int] | None = None  # (I, N): run shard I of N of the selected variants
+    dtype: str | None = None  # "auto": also gate the model in the dtype its config names (torch-auto)
+    memory_budget_mb: float | None = None  # auto batch: the most memory a batch may take (default 80% of free GPU)
 
 
 @dataclass
@@ -68,6 +70,10 @@ class GateSession:
 
         for value in self.settings.mutants:
             self.registry.register(parse_mutant(value))
+        if self.settings.dtype == "auto":
+            from quantgate.registry import torch_auto
+
+            self.registry.register(torch_auto())
         self.selected: list[VariantSpec] = self.registry.select(list(self.settings.variants) or None)
         if self.settings.shard:
             self.selected, self.owned = shard(self.selected, *self.settings.shard)
@@ -87,6 +93,7 @@ class GateSession:
         self.speed: dict[tuple[str, int], float] = {}  # (variant, batch) -> items/s in this run
         self.quality: dict[tuple[str, str, str], Any] = {}  # (variant, data set, task) -> TaskQuality
         self.worker_builds = (0, 0)  # (built, from cache) reported by pytest-xdist workers
+        self.auto_batches: dict[str, tuple[int, list[dict]]] = {}  # variant -> (batch, search trials)
 
     @cached_property
     def speed_history(self) -> list:
@@ -137,6 +144,21 @@ class GateSession:
                        retrieval_queries=self._retrieval_queries(dataset))
         self.progress(f"scored {spec.id} on {dataset.name}: {len(result.keys)} pairs in {result.seconds:.1f}s")
         return result
+
+    def auto_batch(self, spec: VariantSpec) -> tuple[int, list[dict]]:
+        """The throughput batch for `--gate-speed-batch auto`: the largest-throughput batch that fits
+        the memory budget, backing off at the first out-of-memory (once per variant and run)."""
+        if spec.id not in self.auto_batches:
+            from quantgate import bench
+
+            model = self.factory.load(spec)
+            budget = bench.memory_budget(self.device, self.settings.memory_budget_mb)
+            self.auto_batches[spec.id] = bench.find_batch(model, self.candidate.kind, self.evaluation_sets()[0],
+                                                          self.device, budget)
+            batch, trials = self.auto_batches[spec.id]
+            self.progress(f"auto batch for {spec.id}: {batch} (" + ", ".join(
+                f"{t['batch']}: {'OOM' if t.get('oom') else format(t['items_per_s'], '.0f') + '/s'}" for t in trials) + ")")
+        return self.auto_batches[spec.id]
 
     def _retrieval_queries(self, dataset: EvalSet) -> list[str] | None:
         """Embedders evaluated on full-corpus retrieval: the corpus is encoded in the scoring pass."""

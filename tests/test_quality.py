@@ -5,6 +5,7 @@ import pytest
 
 from quantgate import quality
 from quantgate.registry import VARIANTS
+from tests.conftest import ROOT
 from tests.test_agreement import _session
 
 
@@ -71,3 +72,19 @@ def test_bootstrap_interval_and_rules():
     assert strict.failure() is not None and "CI upper end" in strict.failure()
     again = quality.relative_loss(ref, worse, "map", 0.06, "point", resamples=1000, seed=0)
     assert (again.ci_low, again.ci_high) == (loss.ci_low, loss.ci_high)  # fixed seed
+
+
+def test_embedder_retrieval_from_the_scoring_pass_equals_mteb_encoding_the_corpus(tmp_path):
+    """Embedders encode the corpus once, in the scoring pass; retrieval from those embeddings gives
+    mteb's own numbers (mteb encoding the corpus itself through its SentenceTransformer wrapper)."""
+    from quantgate.quality import evaluate_model, quality_of
+    from quantgate.session import GateSession, GateSettings
+
+    gate = GateSession(GateSettings(cache_dir=str(tmp_path), thresholds=str(ROOT / "thresholds.toml"), device="cpu",
+                                    variants=("torch-fp32",)))
+    dataset = gate.datasets[0]
+    one_pass = quality_of(gate, gate.reference, dataset, "retrieval")
+    mteb_own = evaluate_model(dataset, gate.factory.load(gate.reference), None, 32)
+    assert one_pass.scores["ndcg_at_10"] == pytest.approx(mteb_own.scores["ndcg_at_10"], abs=1e-4)
+    assert one_pass.per_query["ndcg_at_10"].keys() == mteb_own.per_query["ndcg_at_10"].keys()
+    assert len(gate.scores(gate.reference, dataset).texts) >= len(dataset.corpus)  # the corpus was in the pass
