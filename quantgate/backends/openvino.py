@@ -100,26 +100,47 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
     settings.pop("mode", None)
     settings["advanced_quantization_parameters"] = settings.pop("advanced_parameters")
     reference, _ = validate(ov.compile_model(ov_model.model, "CPU", ov_config(ctx)), tuning.qids)
-    quantized = nncf.quantize_with_accuracy_control(
-        ov_model.model,
-        nncf.Dataset(samples),
-        nncf.Dataset(tuning.qids),
-        validate,
-        max_drop=tuning.max_loss,
-        drop_type=nncf.DropType.RELATIVE,
-        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-            max_num_iterations=tuning.max_trials,
-            ranking_subset_size=min(tuning.ranking_queries, len(tuning.qids)),
-            num_ranking_workers=1,
-        ),
-        **settings,
-    )
-    value, _ = validate(ov.compile_model(quantized, "CPU", ov_config(ctx)), tuning.qids)
+    # NNCF validates with weights still behind FakeQuantize and compresses them to int8 only when it
+    # returns: the saved model's numerics differ (measured here: validation MAP 0.7181 vs 0.7098). So
+    # the returned model is validated again; when it misses the limit, NNCF runs once more, asked for
+    # that gap less (each run is one of the trials thresholds.toml allows).
+    drop, attempts, quantized = tuning.max_loss, [], None
+    for _ in range(min(2, tuning.max_trials)):
+        seen: list[float] = []
+
+        def recording(compiled_model, qids, seen=seen):
+            value, per_query = validate(compiled_model, qids)
+            if len(per_query) == len(tuning.qids):
+                seen.append(value)  # NNCF's full validations; the last is of the model it returns
+            return value, per_query
+
+        quantized = nncf.quantize_with_accuracy_control(
+            ov_model.model,
+            nncf.Dataset(samples),
+            nncf.Dataset(tuning.qids),
+            recording,
+            max_drop=drop,
+            drop_type=nncf.DropType.RELATIVE,
+            advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                max_num_iterations=tuning.max_trials,
+                ranking_subset_size=min(tuning.ranking_queries, len(tuning.qids)),
+                num_ranking_workers=1,
+            ),
+            **settings,
+        )
+        value, _ = validate(ov.compile_model(quantized, "CPU", ov_config(ctx)), tuning.qids)
+        nncf_loss, loss = tuning.loss(reference, seen[-1]), tuning.loss(reference, value)
+        attempts.append({"max_drop": round(drop, 6), "nncf_validated_loss": round(nncf_loss, 6),
+                         "saved_model_loss": round(loss, 6), **op_precision(quantized)})
+        if loss <= tuning.max_loss:
+            break
+        drop = max(0.0, min(drop, nncf_loss) - (loss - nncf_loss))
     remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])
     ov.save_model(quantized, out / QINT8_AC, compress_to_fp16=False)
     return {"backend": "openvino", "file_name": QINT8_AC, "calibration_samples": len(samples),
             **op_precision(quantized),
-            "accuracy_control": tuning.summary(reference, value, tool="nncf.quantize_with_accuracy_control")}
+            "accuracy_control": tuning.summary(reference, value, tool="nncf.quantize_with_accuracy_control",
+                                               attempts=attempts)}
 
 
 def op_precision(model) -> dict[str, Any]:
