@@ -4,6 +4,7 @@
 # (docs/measurements.md: how the lent GPU ran it, with fp16 copies of the models: they travel as files)
 set -o pipefail
 model=$1 data=$2 report=$3
+mkdir -p "$report"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 python3 -c "import torch, transformers, sentence_transformers as st; print('torch', torch.__version__, 'transformers', transformers.__version__, 'sentence-transformers', st.__version__, torch.cuda.get_device_name())"
 python3 -m pytest gates/test_agreement.py gates/test_speed.py -p no:cacheprovider -q -rs \
