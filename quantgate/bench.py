@@ -81,8 +81,7 @@ def find_batch(model, kind: str, dataset: EvalSet, device: str, budget: int | No
                candidates: tuple[int, ...] = BATCH_CANDIDATES) -> tuple[int, list[dict]]:
     """The batch with the best throughput among `candidates` that stays within `budget` bytes of
     GPU memory. Stops at the first out-of-memory (caught, memory released: the run goes on), at
-    the first batch over budget, or when throughput falls 10% below the best (CPU: larger batches
-    only pad more). A quick search; the chosen batch is then measured by pytest-benchmark."""
+    the first batch over budget, or on the CPU when throughput falls 10% below the best. A quick search; the chosen batch is then measured by pytest-benchmark."""
     import time
 
     trials: list[dict] = []
@@ -111,8 +110,8 @@ def find_batch(model, kind: str, dataset: EvalSet, device: str, budget: int | No
             break
         if best is None or batch / seconds > best[1]:
             best = (batch, batch / seconds)
-        elif batch / seconds < 0.9 * best[1]:
-            break
+        elif device != "cuda" and batch / seconds < 0.9 * best[1]:
+            break  # CPU: past the best, larger batches only pad more (a GPU goes on until memory says no)
     return (best[0] if best else candidates[0]), trials
 
 
