@@ -91,9 +91,12 @@ def find_batch(model, kind: str, dataset: EvalSet, device: str, budget: int | No
         reset_gpu_peak(device)
         try:
             call()  # warm-up: kernels, allocator
-            started = time.perf_counter()
-            call()
-            seconds = time.perf_counter() - started
+            timings = []
+            for _ in range(3):
+                started = time.perf_counter()
+                call()
+                timings.append(time.perf_counter() - started)
+            seconds = statistics.median(timings)
         except Exception as err:  # noqa: BLE001 - only out-of-memory is expected; anything else is re-raised
             if not is_out_of_memory(err):
                 raise
