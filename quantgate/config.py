@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
                 "bootstrap_resamples": 1000, "seed": 0},
     "speed": {"regression_pct": 10.0, "spread_multiple": 3.0, "history_runs": 5},
     "calibration": {"samples": 300, "seed": 0},
-    "accuracy_control": {"validation_queries": 40, "validation_candidates": 20, "max_trials": 8,
+    "accuracy_control": {"validation_queries": 100, "validation_candidates": 20, "max_trials": 8,
                          "ranking_queries": 10},
 }
 

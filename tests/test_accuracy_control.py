@@ -28,7 +28,7 @@ def test_held_out_train_queries_are_never_calibrated_on_nor_evaluated(shared_rer
                                     thresholds=str(ROOT / "thresholds.toml"), device="cpu"))
     validation = gate.validation
     held_out = {validation.queries[q] for q in validation.candidates}
-    assert len(held_out) == 40  # thresholds.toml validation_queries
+    assert len(held_out) == 100  # thresholds.toml validation_queries
     calibration_queries = {query for query, _ in gate.factory.calibration()[0]}
     evaluation_queries = {scifact_query for scifact_query in (gate.datasets[0].queries[q] for q in gate.datasets[0].test_qrels)}
     assert not held_out & calibration_queries and not held_out & evaluation_queries

@@ -78,7 +78,8 @@ def test_two_shards_merged_give_the_single_runs_verdict(single_run, tmp_path):
                        "--gate-report", str(report), "--gate-shard", f"{index}/2", "--gate-speed-rounds", "1",
                        f"--benchmark-json={report}.json")
         assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]
-        assert f"quantgate: shard {index}/2 owns" in out.stdout
+        shard_info = json.loads((report / "verdict.json").read_text())["shard"]
+        assert shard_info["index"] == index and shard_info["count"] == 2 and shard_info["owns"]
         reports.append(report)
     merged = subprocess.run([sys.executable, "-m", "quantgate.cli", "merge", *map(str, reports), "--out",
                              str(tmp_path / "merged"), "--benchmarks", *(f"{r}.json" for r in reports)],
