@@ -84,3 +84,33 @@ def test_gate_is_no_slower_than_plain_sentence_transformers(tmp_path, benchmark)
     ratio = timed(plain) / timed(ours)
     benchmark.extra_info["gate_vs_plain_throughput_ratio"] = round(ratio, 3)
     assert ratio > 0.5, f"the gate's variant is slower than plain sentence-transformers: ratio {ratio:.2f}"
+
+
+class _MemoryBound:
+    """A stand-in model whose batches take memory in proportion to their size: out of memory
+    above `limit` items, as torch raises it on a GPU."""
+
+    def __init__(self, limit: int):
+        self.limit, self.peak = limit, 0
+
+    def encode(self, items, batch_size, show_progress_bar=False):
+        import torch
+
+        if batch_size > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.peak = batch_size * 10 * 2**20
+        return [[0.0]] * len(items)
+
+
+def test_auto_batch_backs_off_at_out_of_memory_and_keeps_to_the_budget(monkeypatch):
+    from quantgate.data import DEFAULT_DATA, load
+
+    dataset = load(DEFAULT_DATA)
+    model = _MemoryBound(limit=100)
+    monkeypatch.setattr(bench, "reset_gpu_peak", lambda device: None)
+    monkeypatch.setattr(bench, "gpu_peak_mb", lambda device: model.peak / 2**20)
+    batch, trials = bench.find_batch(model, "embedder", dataset, "cuda", budget=None)
+    assert [t["batch"] for t in trials] == [8, 16, 32, 64, 128] and trials[-1]["oom"]  # caught, the run goes on
+    assert batch in (8, 16, 32, 64)
+    batch, trials = bench.find_batch(model, "embedder", dataset, "cuda", budget=300 * 2**20)  # 300 MB
+    assert trials[-1]["batch"] == 32 and trials[-1]["over_budget"] and batch <= 16
