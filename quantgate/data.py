@@ -174,10 +174,10 @@ def calibration_inputs(
     items: list = []
     for s in usable:
         doc_ids = sorted(s.corpus)
-        held_out = set(split_train(s, validation_queries, seed)[0])
+        held_out = {s.queries[q] for q in split_train(s, validation_queries, seed)[0]}  # texts: claims repeat
         for qid, rel in sorted(s.qrels["train"].items()):
             query = s.queries.get(qid)
-            if query is None or qid in s.test_qrels or query in test_texts or qid in held_out:
+            if query is None or qid in s.test_qrels or query in test_texts or query in held_out:
                 continue
             positives = [d for d, r in rel.items() if r > 0 and d in s.corpus]
             negatives = rng.sample(doc_ids, k=min(len(positives) or 1, len(doc_ids)))

@@ -18,6 +18,7 @@ def _thresholds(folder, limits: dict[str, float], **control: int):
         assert n == 1, key
     for variant, limit in limits.items():
         text += f'\n[variants."{variant}".quality]\nreranking_map_max_loss = {limit}\n'
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "thresholds.toml"
     path.write_text(text)
     return path
@@ -55,15 +56,17 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
     validation, evaluation = split_test(scifact, tmp_path / "split", 30, seed=0)
     tuned = {}
     for name, limit in (("loose", 0.05), ("tight", 0.0)):
-        thresholds = _thresholds(tmp_path / name, {variant: limit}, validation_queries=12, validation_candidates=10,
-                                 max_trials=4, ranking_queries=4)
+        thresholds = _thresholds(tmp_path / name, {variant: limit}, validation_queries=10, validation_candidates=8,
+                                 max_trials=3, ranking_queries=3)
         gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
                                         data=(str(evaluation),), validation_data=str(validation), device="cpu",
-                                        thresholds=str(thresholds), calibration_samples=64, variants=(variant,)))
+                                        thresholds=str(thresholds), calibration_samples=32, variants=(variant,)))
         spec = gate.registry.variants[variant]
         assert gate.factory.tuning(spec).max_loss == limit  # the quality gate's own limit for this variant
         tuned[name] = gate.factory.artifact(spec).manifest["load"]
     loose, tight = tuned["loose"]["accuracy_control"], tuned["tight"]["accuracy_control"]
+    print(f"\n{variant}: loose {loose['loss']:+.4f} ({tuned['loose']['ops_float']} float ops), "
+          f"tight {tight['loss']:+.4f} ({tuned['tight']['ops_float']} float ops)")
     assert loose["reference"] == tight["reference"]  # the same validation split and metric
     for result in (loose, tight):
         assert result["met"] == (result["loss"] <= result["max_loss"])

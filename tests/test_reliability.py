@@ -58,7 +58,7 @@ def test_every_injected_regression_is_caught_and_tiny_noise_is_not(gates, kind, 
 
 # -- stability: the same verdict, run after run ------------------------------------------
 
-STABLE = ("torch-fp32", "onnx", "onnx-qint8-avx512_vnni", "openvino", "openvino-qint8")
+STABLE = ("torch-fp32", "onnx", "openvino", "openvino-qint8")
 
 
 def _verdict_of(gate) -> dict:
@@ -82,7 +82,8 @@ def test_clean_variants_give_the_same_verdict_in_five_runs(shared_reranker, scif
     for run in range(5):
         gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
                                         data=(str(scifact),), thresholds=str(ROOT / "thresholds.toml"),
-                                        max_queries=10, top_k=20, device="cpu", variants=STABLE, rebuild=run == 1))
+                                        max_queries=10, top_k=10, device="cpu", variants=STABLE, rebuild=run == 1,
+                                        calibration_samples=64))
         runs.append(_verdict_of(gate))
     flaky = [vid for vid in STABLE if any(r[vid] != runs[0][vid] for r in runs[1:])]
     assert flaky == [], f"verdicts changed between runs for {flaky}"
@@ -157,7 +158,8 @@ def test_two_gate_runs_at_once_share_the_cache_and_corrupt_nothing(tmp_path):
         assert proc.returncode == 0, out[-3000:]
     built = sum(int(m) for out in outputs for m in re.findall(r"artifacts built this run: (\d+)", out))
     artifacts = [p for p in cache.iterdir() if (p / "quantgate-artifact.json").is_file()]
-    assert built == len(artifacts) == 4, (built, [p.name for p in artifacts])  # each built once, by one of them
+    # each built once, by one of them (openvino too: openvino-qint8 is built from it)
+    assert built == len(artifacts) == 5, (built, [p.name for p in artifacts])
     assert all(verify(p)[0] is not None for p in artifacts)
     assert not [p for p in cache.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
     verdict = json.loads((report / "verdict.json").read_text())
