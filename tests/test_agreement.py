@@ -18,10 +18,10 @@ MUTANTS = {
 }
 
 
-def _session(cache, candidate=None, data=(), max_queries=None, top_k=None) -> GateSession:
+def _session(cache, candidate=None, data=(), max_queries=None, top_k=None, retrieval=True) -> GateSession:
     gate = GateSession(GateSettings(candidate=str(candidate) if candidate else None, cache_dir=str(cache),
                                     data=tuple(str(d) for d in data), thresholds=str(ROOT / "thresholds.toml"),
-                                    max_queries=max_queries, top_k=top_k, device="cpu"))
+                                    max_queries=max_queries, top_k=top_k, device="cpu", retrieval=retrieval))
     for name, options in MUTANTS.items():
         gate.registry.register(VariantSpec(name, "mutant", "fp32", f"injected regression {options}", options))
     return gate
@@ -34,7 +34,8 @@ def reranker_gate(shared_reranker, trec_dl19, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def embedder_gate(scifact, tmp_path_factory):
-    return _session(tmp_path_factory.mktemp("cache"), None, [scifact], max_queries=8, top_k=20)
+    # agreement only: no full-corpus encoding (embedders encode the corpus in the scoring pass when retrieval is on)
+    return _session(tmp_path_factory.mktemp("cache"), None, [scifact], max_queries=8, top_k=20, retrieval=False)
 
 
 @pytest.mark.parametrize("vid", FP32_EQUIVALENT)
