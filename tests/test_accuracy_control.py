@@ -56,11 +56,11 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
     validation, evaluation = split_test(scifact, tmp_path / "split", 30, seed=0)
     tuned = {}
     for name, limit in (("loose", 0.05), ("tight", 0.0)):
-        thresholds = _thresholds(tmp_path / name, {variant: limit}, validation_queries=10, validation_candidates=8,
-                                 max_trials=3, ranking_queries=3)
+        thresholds = _thresholds(tmp_path / name, {variant: limit}, validation_queries=12, validation_candidates=10,
+                                 max_trials=4, ranking_queries=4)
         gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
                                         data=(str(evaluation),), validation_data=str(validation), device="cpu",
-                                        thresholds=str(thresholds), calibration_samples=32, variants=(variant,)))
+                                        thresholds=str(thresholds), calibration_samples=64, variants=(variant,)))
         spec = gate.registry.variants[variant]
         assert gate.factory.tuning(spec).max_loss == limit  # the quality gate's own limit for this variant
         tuned[name] = gate.factory.artifact(spec).manifest["load"]
