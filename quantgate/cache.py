@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -136,14 +137,25 @@ class ArtifactCache:
         return Artifact(variant, final, manifest, built=True)
 
 
+@contextmanager
+def atomic_target(path: Path):
+    """A temporary path beside `path`, renamed onto it when the block succeeds: a reader sees the
+    old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Write beside the target, fsync, then rename: a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    """Write beside the target, fsync, then rename."""
+    with atomic_target(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return path
 
 

@@ -18,15 +18,13 @@ def _series(points: list[HistoryPoint], last: int) -> dict[tuple[str, int], list
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
-    import os
-    import uuid
+    from quantgate.cache import atomic_target
 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}{path.suffix}")
-    fig.savefig(tmp, dpi=110)  # beside the target, then renamed: a reader never sees half a picture
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

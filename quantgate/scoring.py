@@ -68,20 +68,19 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
 
 def save_scores(result: Scores, path) -> None:
     """Plain arrays in an .npz (no pickle), written beside the target and renamed into place."""
-    import os
-    import uuid
     from pathlib import Path
+
+    from quantgate.cache import atomic_target
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.npz")
     arrays = {"qids": np.array([q for q, _ in result.keys], dtype=str), "docids": np.array([d for _, d in result.keys], dtype=str),
               "scores": result.scores, "texts": np.array(result.texts, dtype=str), "seconds": np.array(result.seconds),
               "dataset": np.array(result.dataset)}
     if result.embeddings is not None:
         arrays["embeddings"] = result.embeddings
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load_scores(path) -> Scores | None:

@@ -13,6 +13,22 @@ SCIFACT = SHARED / "data" / "scifact"
 TREC_DL19 = SHARED / "data" / "trec-dl19"
 
 
+def thresholds_file(folder: Path, limits: dict[str, float] | None = None, **control: int) -> Path:
+    """The project's thresholds.toml with [accuracy_control] values replaced and per-variant MAP limits."""
+    import re
+
+    text = (ROOT / "thresholds.toml").read_text()
+    for key, value in control.items():
+        text, n = re.subn(rf"^{key} = \d+", f"{key} = {value}", text, flags=re.MULTILINE)
+        assert n == 1, key
+    for variant, limit in (limits or {}).items():
+        text += f'\n[variants."{variant}".quality]\nreranking_map_max_loss = {limit}\n'
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "thresholds.toml"
+    path.write_text(text)
+    return path
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared models and data live beside the project in ../shared)")

@@ -1,27 +1,11 @@
 """Accuracy-controlled int8: validation is disjoint from calibration and evaluation, the limit
 comes from thresholds.toml, and a tighter limit never yields a larger validation loss."""
 
-import re
-
 import pytest
 
 from quantgate.data import DataFormatError, load, split_test
 from quantgate.session import GateSession, GateSettings
-from tests.conftest import ROOT
-
-
-def _thresholds(folder, limits: dict[str, float], **control: int):
-    """The project's thresholds.toml with per-variant MAP limits and a smaller validation split."""
-    text = (ROOT / "thresholds.toml").read_text()
-    for key, value in control.items():
-        text, n = re.subn(rf"^{key} = \d+", f"{key} = {value}", text, flags=re.M)
-        assert n == 1, key
-    for variant, limit in limits.items():
-        text += f'\n[variants."{variant}".quality]\nreranking_map_max_loss = {limit}\n'
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "thresholds.toml"
-    path.write_text(text)
-    return path
+from tests.conftest import ROOT, thresholds_file
 
 
 def test_held_out_train_queries_are_never_calibrated_on_nor_evaluated(shared_reranker, scifact, tmp_path):
@@ -56,7 +40,7 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
     validation, evaluation = split_test(scifact, tmp_path / "split", 30, seed=0)
     tuned = {}
     for name, limit in (("loose", 0.05), ("tight", 0.0)):
-        thresholds = _thresholds(tmp_path / name, {variant: limit}, validation_queries=12, validation_candidates=10,
+        thresholds = thresholds_file(tmp_path / name, {variant: limit}, validation_queries=12, validation_candidates=10,
                                  max_trials=4, ranking_queries=4)
         gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
                                         data=(str(evaluation),), validation_data=str(validation), device="cpu",

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import thresholds_file
 from tests.test_plugin import run_gate
 from tests.test_registry import ALL_IDS
 
@@ -14,14 +14,9 @@ BUILD_GATE = "gates/test_build.py"
 
 
 def small_validation(folder):
-    """The project's thresholds.toml with a small validation split: the tuned variants' build is
-    exercised end to end, in seconds instead of minutes (their real figures: docs/measurements.md)."""
-    text = (ROOT / "thresholds.toml").read_text()
-    for key, value in {"validation_queries": 6, "validation_candidates": 8, "max_trials": 3, "ranking_queries": 3}.items():
-        text = re.sub(rf"^{key} = \d+", f"{key} = {value}", text, flags=re.M)
-    path = folder / "thresholds.toml"
-    path.write_text(text)
-    return path
+    """A small validation split: the tuned variants' build is exercised end to end in seconds
+    instead of minutes (their real figures: docs/measurements.md)."""
+    return thresholds_file(folder, validation_queries=6, validation_candidates=8, max_trials=3, ranking_queries=3)
 
 
 def _summary(out) -> str:
