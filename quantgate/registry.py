@@ -145,9 +145,11 @@ VARIANTS: dict[str, VariantSpec] = {
             "openvino",
             "int8",
             "OpenVINO int8 with accuracy control (NNCF quantize_with_accuracy_control): operations that cost "
-            "quality go back to f32 until the relative MAP loss on a held-out validation split is within the "
-            "quality limit; same calibration and settings as openvino-qint8",
-            (("quantize", "static"), ("accuracy_control", "nncf"), ("inference_precision", "f32")),
+            "quality go back to f32 activations until the relative MAP loss on a held-out validation split is "
+            "within the quality limit (their SmoothQuant-scaled weights stay int8); same calibration and settings "
+            "as openvino-qint8",
+            (("quantize", "static"), ("accuracy_control", "nncf"), ("restore", "smoothing-aware"),
+             ("inference_precision", "f32")),
             calibrated=True,
             depends_on="openvino",
             tuned=True,

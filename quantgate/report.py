@@ -188,7 +188,9 @@ def precision_table(rows: list[dict]) -> list[str]:
         validation = (f"{control['reference']:.4f} → {control['quantized']:.4f} ({control['validation_queries']} queries)"
                       if control else "– (not tuned)")
         limit = f"{control['loss']:+.2%} / {control['max_loss']:.2%}{'' if control['met'] else ' (not met)'}" if control else "–"
-        out.append(f"| `{r['variant']}` | {load['ops_int8']} of {load['ops']} {load['op_type']} | {load['ops_float']} | "
+        weights = load.get("ops_float_int8_weights")
+        floats = f"{load['ops_float']}" + (f" ({weights} with int8 weights)" if weights else "")
+        out.append(f"| `{r['variant']}` | {load['ops_int8']} of {load['ops']} {load['op_type']} | {floats} | "
                    f"{validation} | {limit} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
                    f"{'✅' if r['passed'] else '❌'} |")
     return out
