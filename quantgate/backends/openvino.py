@@ -27,7 +27,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, copy_artifact, load_st, remove_files, runtime_kwargs, tokenize
+from quantgate.backends.common import (
+    BuildContext,
+    copy_artifact,
+    load_st,
+    remove_files,
+    runtime_kwargs,
+    tokenize,
+)
 from quantgate.cache import Artifact
 
 PLAIN = "openvino/openvino_model.xml"
@@ -86,7 +93,10 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
 def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
     import nncf
     import openvino as ov
-    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters, RestoreMode
+    from nncf.quantization.advanced_parameters import (
+        AdvancedAccuracyRestorerParameters,
+        RestoreMode,
+    )
     from optimum.intel import OVQuantizationConfig
 
     tuning = ctx.tuning
@@ -143,9 +153,10 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
         nncf_loss, loss = tuning.loss(reference, seen[-1]), tuning.loss(reference, value)
         attempts.append({"max_drop": round(drop, 6), "nncf_validated_loss": round(nncf_loss, 6),
                          "saved_model_loss": round(loss, 6), **op_precision(quantized)})
-        if loss <= tuning.max_loss:
-            break
-        drop = max(0.0, min(drop, nncf_loss) - (loss - nncf_loss))
+        gap = loss - nncf_loss  # what weight compression cost after NNCF's validation
+        if loss <= tuning.max_loss or nncf_loss > drop or gap <= 0:
+            break  # met; or NNCF itself fell short within its iterations: asking again changes nothing
+        drop = max(0.0, min(drop, nncf_loss) - gap)
     check_smoothing(quantized, ov_model.model)
     remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])
     ov.save_model(quantized, out / QINT8_AC, compress_to_fp16=False)
