@@ -166,31 +166,29 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
                                                attempts=attempts)}
 
 
+def _reaches(node, found, through: tuple[str, ...], hops: int) -> bool:
+    """Whether `node`, or a node upstream of it along `through` ops within `hops` steps, is `found`."""
+    return found(node) or (hops > 0 and node.get_type_name() in through
+                           and any(_reaches(v.get_node(), found, through, hops - 1) for v in node.input_values()))
+
+
 def op_precision(model) -> dict[str, Any]:
     """How many MatMuls run in int8 (an input comes through a FakeQuantize), how many in float, and of
     those how many keep int8 weights (decompressed to float at run time)."""
-    def quantized_input(node, hops: int = 3) -> bool:
-        for value in node.input_values():
-            producer = value.get_node()
-            if producer.get_type_name() == "FakeQuantize":
-                return True
-            if hops and producer.get_type_name() in ("Reshape", "Transpose", "Convert"):
-                if quantized_input(producer, hops - 1):
-                    return True
-        return False
+    def fake_quantize(node) -> bool:
+        return node.get_type_name() == "FakeQuantize"
 
-    def int8_weight(node, hops: int = 4) -> bool:
-        if node.get_type_name() == "FakeQuantize":
-            return True
-        if node.get_type_name() == "Constant":
-            return node.get_element_type().get_type_name() in ("i8", "u8")
-        return bool(hops) and node.get_type_name() in ("Multiply", "Subtract", "Convert", "Reshape", "Transpose") \
-            and any(int8_weight(v.get_node(), hops - 1) for v in node.input_values())
+    def int8(node) -> bool:
+        return fake_quantize(node) or (node.get_type_name() == "Constant"
+                                       and node.get_element_type().get_type_name() in ("i8", "u8"))
 
     matmuls = [op for op in model.get_ops() if op.get_type_name() == "MatMul"]
-    floats = [op for op in matmuls if not quantized_input(op)]
+    floats = [op for op in matmuls
+              if not any(_reaches(v.get_node(), fake_quantize, ("Reshape", "Transpose", "Convert"), 3)
+                         for v in op.input_values())]
+    weights = ("Multiply", "Subtract", "Convert", "Reshape", "Transpose")
     return {"op_type": "MatMul", "ops": len(matmuls), "ops_int8": len(matmuls) - len(floats), "ops_float": len(floats),
-            "ops_float_int8_weights": sum(1 for op in floats if int8_weight(op.input_value(1).get_node()))}
+            "ops_float_int8_weights": sum(1 for op in floats if _reaches(op.input_value(1).get_node(), int8, weights, 4))}
 
 
 def check_smoothing(quantized, original) -> None:
