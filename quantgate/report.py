@@ -104,10 +104,12 @@ def _fmt(value, spec: str, missing: str = "–") -> str:
 
 
 def _loss_cell(losses: list[dict], metric: str) -> str:
+    """One line per task: 'scifact retrieval: +0.54% [-0.8%, +2.0%]' (an embedder has two per dataset)."""
     cells = []
     for l in (l for l in losses if l["metric"] == metric):
         interval = (f" [{l['ci_low']:+.1%}, {l['ci_high']:+.1%}]" if l.get("queries") else "")
-        cells.append(f"{l['dataset']}: {l['loss']:+.2%}{interval}")
+        label = " ".join(filter(None, (l["dataset"], l.get("task"))))
+        cells.append(f"{label}: {l['loss']:+.2%}{interval}")
     return "<br>".join(cells) or "–"
 
 

@@ -61,6 +61,10 @@ def test_summary_recommends_and_explains(gated):
     assert summary == summary_markdown(verdict)
     assert "| `noisy` | ❌ |" in summary and "## Why variants failed" in summary
     assert "## Recommendation" in summary
+    # an embedder is gated on reranking and on retrieval of the same dataset: each loss says which
+    tasks = {(l["dataset"], l["task"]) for l in verdict["variants"]["onnx"]["gates"]["quality"]["losses"]}
+    assert {task for _, task in tasks} == {"reranking", "retrieval"}
+    assert all(f"{dataset} {task}: " in summary for dataset, task in tasks)
 
 
 def test_dry_run_lists_exactly_the_passing_variants(gated):
