@@ -19,6 +19,7 @@ from typing import Any
 # direction "max": the value must stay at or below the limit; "min": at or above.
 AGREEMENT_METRICS: dict[str, str] = {
     "max_abs_error": "max",
+    "p99_abs_error": "max",
     "mean_abs_error": "max",
     "kendall_tau_mean": "min",
     "kendall_tau_worst": "min",

@@ -89,3 +89,20 @@ def test_pairs_must_match_the_reference():
     data = load(ROOT / "quantgate" / "default_data" / "quantgate-mini")
     with pytest.raises(ValueError, match="other pairs"):
         compare("x", "reranker", _scores([1, 2], ["a", "a"]), _scores([1], ["a"]), data)
+
+
+def test_p99_abs_error_ignores_one_outlier_that_max_abs_error_reports():
+    """max_abs_error is one pair (it grows with the number scored); p99_abs_error is not; either can be limited."""
+    from quantgate.checks import agreement_failures
+
+    data = load(ROOT / "quantgate" / "default_data" / "quantgate-mini")
+    qids = [f"q{i // 10}" for i in range(1000)]
+    reference = np.linspace(0.0, 0.5, 1000)
+    moved = reference + 0.01
+    moved[500] += 0.9  # one pair near the sigmoid's steep middle jumps
+    result = compare("x", "reranker", _scores(reference, qids), _scores(moved, qids), data)
+    assert result.metrics["max_abs_error"] == pytest.approx(0.91)
+    assert result.metrics["p99_abs_error"] == pytest.approx(0.01)
+    assert agreement_failures(result, {"p99_abs_error": 0.05}) == []
+    [failure] = agreement_failures(result, {"p99_abs_error": 0.005})
+    assert failure.startswith("[quantgate-mini] p99_abs_error = 0.01") and failure.endswith("> limit 0.005")
