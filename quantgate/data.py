@@ -14,11 +14,16 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).parent / "default_data" / "quantgate-mini"
+# With no --gate-data: a quick look at the real scifact beside the checkout (../shared/data/scifact),
+# or the BEIR folder $QUANTGATE_DATA names; see default_data().
+SHARED_SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+DEFAULT_QUERIES = 12  # test queries (and as many train queries, for calibration)
+DEFAULT_CANDIDATES = 8  # per test query, first-stage order
 
 
 class DataFormatError(ValueError):
@@ -33,6 +38,7 @@ class EvalSet:
     queries: dict[str, str]
     qrels: dict[str, dict[str, dict[str, int]]]  # split -> qid -> docid -> relevance
     candidates: dict[str, list[str]] = field(default_factory=dict)  # qid -> docids, first-stage order
+    selection: str = ""  # a subset of the folder's data (default_data): part of the fingerprint
 
     @property
     def test_qrels(self) -> dict[str, dict[str, int]]:
@@ -59,6 +65,7 @@ class EvalSet:
                 digest.update(file.read_bytes())
         for file in sorted((self.path / "qrels").glob("*.tsv")):
             digest.update(file.name.encode() + file.read_bytes())
+        digest.update(self.selection.encode())
         return digest.hexdigest()
 
 
@@ -83,6 +90,30 @@ def load(path: str | Path) -> EvalSet:
             queries.setdefault(str(row["qid"]), row.get("query", ""))
     _check_ids(path, corpus, queries, qrels["test"], candidates)
     return EvalSet(path.name, path, corpus, queries, qrels, candidates)
+
+
+def default_data() -> EvalSet:
+    """The evaluation set when no --gate-data is given: the first DEFAULT_QUERIES test queries of
+    ../shared/data/scifact (or $QUANTGATE_DATA) with their first DEFAULT_CANDIDATES candidates, and
+    as many train queries for calibration; the corpus is the passages those name. Enough to show the
+    machinery works end to end in a minute; pass --gate-data for decisions."""
+    path = Path(os.environ.get("QUANTGATE_DATA") or SHARED_SCIFACT)
+    if not path.is_dir():
+        raise DataFormatError(f"no --gate-data given and the default data folder {str(path)!r} does not exist: "
+                              "pass a BEIR-format folder to --gate-data, or set QUANTGATE_DATA")
+    full = load(path)
+    tests = [q for q in full.candidates if q in full.test_qrels][:DEFAULT_QUERIES]
+    if not tests:
+        raise DataFormatError(f"{path} has no candidates.jsonl for its test queries: pass --gate-data")
+    trains = sorted(full.qrels.get("train", {}))[:DEFAULT_QUERIES]
+    candidates = {q: full.candidates[q][:DEFAULT_CANDIDATES] for q in tests}
+    qrels = {"test": {q: full.test_qrels[q] for q in tests}}
+    if trains:
+        qrels["train"] = {q: full.qrels["train"][q] for q in trains}
+    docs = {d for ids in candidates.values() for d in ids} | {d for q in trains for d in qrels["train"][q]}
+    return EvalSet(f"{full.name}-quick", path, {d: full.corpus[d] for d in sorted(docs) if d in full.corpus},
+                   {q: full.queries[q] for q in (*tests, *trains)}, qrels, candidates,
+                   selection=f"quick:{DEFAULT_QUERIES}x{DEFAULT_CANDIDATES}")
 
 
 def _doc_text(row: dict) -> str:
@@ -147,7 +178,7 @@ def split_train(dataset: EvalSet, validation_queries: int, seed: int = 0) -> tup
 
 
 def _with_train_split(sets: list[EvalSet]) -> list[EvalSet]:
-    return [s for s in sets if s.qrels.get("train")] or [load(DEFAULT_DATA)]
+    return [s for s in sets if s.qrels.get("train")] or [default_data()]
 
 
 def _test_texts(sets: list[EvalSet]) -> set[str]:

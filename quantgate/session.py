@@ -12,7 +12,7 @@ from quantgate import machine
 from quantgate.cache import ArtifactCache, default_cache_dir
 from quantgate.candidate import Candidate, resolve
 from quantgate.config import Thresholds, load_thresholds
-from quantgate.data import DEFAULT_DATA, DataFormatError, EvalSet, calibration_inputs, validation_set
+from quantgate.data import DataFormatError, EvalSet, calibration_inputs, default_data, validation_set
 from quantgate.data import load as load_data
 from quantgate.factory import VariantFactory
 from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
@@ -79,7 +79,7 @@ class GateSession:
             self.selected, self.owned = shard(self.selected, *self.settings.shard)
         else:
             self.owned = [s.id for s in self.selected]
-        self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [load_data(DEFAULT_DATA)]
+        self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [default_data()]
         if self.settings.validation_data:
             _ = self.validation  # a wrong folder, or one that shares queries with evaluation: said now
         self.device = resolve_device(self.settings.device)

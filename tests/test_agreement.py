@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from quantgate.agreement import check_variant, compare, ranking_agreement
-from quantgate.data import load
+from quantgate.data import default_data, load
 from quantgate.registry import VARIANTS, VariantSpec
 from quantgate.scoring import ScoreError, Scores, check_finite
 from quantgate.session import GateSession, GateSettings
@@ -86,7 +86,7 @@ def test_nan_scores_are_refused_plainly():
 
 
 def test_pairs_must_match_the_reference():
-    data = load(ROOT / "quantgate" / "default_data" / "quantgate-mini")
+    data = default_data()
     with pytest.raises(ValueError, match="other pairs"):
         compare("x", "reranker", _scores([1, 2], ["a", "a"]), _scores([1], ["a"]), data)
 
@@ -95,7 +95,7 @@ def test_p99_abs_error_ignores_one_outlier_that_max_abs_error_reports():
     """max_abs_error is one pair (it grows with the number scored); p99_abs_error is not; either can be limited."""
     from quantgate.checks import agreement_failures
 
-    data = load(ROOT / "quantgate" / "default_data" / "quantgate-mini")
+    data = default_data()
     qids = [f"q{i // 10}" for i in range(1000)]
     reference = np.linspace(0.0, 0.5, 1000)
     moved = reference + 0.01
@@ -105,4 +105,4 @@ def test_p99_abs_error_ignores_one_outlier_that_max_abs_error_reports():
     assert result.metrics["p99_abs_error"] == pytest.approx(0.01)
     assert agreement_failures(result, {"p99_abs_error": 0.05}) == []
     [failure] = agreement_failures(result, {"p99_abs_error": 0.005})
-    assert failure.startswith("[quantgate-mini] p99_abs_error = 0.01") and failure.endswith("> limit 0.005")
+    assert failure.startswith("[scifact-quick] p99_abs_error = 0.01") and failure.endswith("> limit 0.005")

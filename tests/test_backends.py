@@ -5,7 +5,7 @@ import pytest
 
 from quantgate.cache import ArtifactCache
 from quantgate.candidate import resolve
-from quantgate.data import DEFAULT_DATA, calibration_inputs, load
+from quantgate.data import calibration_inputs, default_data
 from quantgate.factory import BuildError, VariantFactory
 from quantgate.registry import VARIANTS, Registry, VariantSpec
 from quantgate.scoring import score
@@ -15,7 +15,7 @@ FAMILY_SAMPLES = ["torch-fp16", "onnx-O2", "onnx-qint8-avx2", "openvino-qint8", 
 
 def _factory(path, cache_dir, registry=None):
     candidate = resolve(path)
-    data = load(DEFAULT_DATA)
+    data = default_data()
     return VariantFactory(
         candidate,
         (registry or Registry()).variants,

@@ -2,14 +2,17 @@ import json
 
 import pytest
 
-from quantgate.data import DEFAULT_DATA, DataFormatError, calibration_inputs, load
+from quantgate.data import DataFormatError, calibration_inputs, default_data, load
 
 
-def test_shipped_default_set_is_complete():
-    data = load(DEFAULT_DATA)
+def test_default_set_is_a_quick_look_at_shared_scifact(scifact):
+    data, full = default_data(), load(scifact)
+    assert data.name == "scifact-quick" and data.path == full.path
     assert len(data.test_queries) == 12 and len(data.qrels["train"]) == 12
     pairs = data.reranking_pairs()
     assert len(pairs) == 12 * 8 and all(q and p for _, _, q, p in pairs)
+    assert all(full.corpus[d] == t for d, t in data.corpus.items()) and len(data.corpus) < len(full.corpus)
+    assert data.fingerprint() != full.fingerprint()  # cached scores of the subset never pass for the full set
 
 
 def test_real_scifact_and_trec_dl19_load(scifact, trec_dl19):
@@ -32,7 +35,7 @@ def test_calibration_never_contains_an_evaluation_query(scifact, kind):
 
 def test_without_a_train_split_calibration_falls_back_to_the_shipped_set(trec_dl19):
     items, source = calibration_inputs([load(trec_dl19)], "reranker", n=50)
-    assert "quantgate-mini" in source and items
+    assert "scifact-quick" in source and items
     dl = load(trec_dl19)
     assert not {q for q, _ in items} & set(dl.queries.values())
 
@@ -61,5 +64,5 @@ def test_calibration_from_another_folder_never_uses_an_evaluation_query(scifact,
     items, source = calibration_inputs([load(scifact)], "reranker", n=100, exclude=[load(trec_dl19)])
     assert len(items) == 100 and "scifact" in source
     assert not {q for q, _ in items} & set(load(trec_dl19).queries.values())
-    few, source = calibration_inputs([load(DEFAULT_DATA)], "reranker", n=300)
+    few, source = calibration_inputs([default_data()], "reranker", n=300)
     assert "fewer than the 300 asked for" in source

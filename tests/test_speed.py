@@ -103,9 +103,9 @@ class _MemoryBound:
 
 
 def test_auto_batch_backs_off_at_out_of_memory_and_keeps_to_the_budget(monkeypatch):
-    from quantgate.data import DEFAULT_DATA, load
+    from quantgate.data import default_data
 
-    dataset = load(DEFAULT_DATA)
+    dataset = default_data()
     model = _MemoryBound(limit=100)
     monkeypatch.setattr(bench, "reset_gpu_peak", lambda device: None)
     monkeypatch.setattr(bench, "gpu_peak_mb", lambda device: model.peak / 2**20)
