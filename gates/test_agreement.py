@@ -17,9 +17,9 @@ def test_agreement(gate, variant_spec):
     try:
         results, failures, limits = check_variant(gate, variant_spec)
     except (ScoreError, BuildError) as err:
-        gate.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
+        gate.run.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
-    gate.verdict.record(variant_spec.id, "agreement", {"limits": limits, "results": [r.to_dict() for r in results]},
+    gate.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "results": [r.to_dict() for r in results]},
                         failures)
     if failures:
         worst = "\n".join(describe_worst(r) for r in results)

@@ -19,8 +19,8 @@ def test_variant_builds_and_scores(gate, variant_spec):
         result = score(model, gate.candidate.kind, gate.datasets[0], batch_size=gate.settings.batch_size,
                        top_k=4, max_queries=4)
     except (BuildError, ScoreError) as err:
-        gate.verdict.record(variant_spec.id, "build", {}, [str(err)])
+        gate.run.verdict.record(variant_spec.id, "build", {}, [str(err)])
         pytest.fail(str(err), pytrace=False)
     assert result.scores.shape == (len(result.keys),) and len(result.keys) > 0
-    gate.verdict.record(variant_spec.id, "build", {"build_seconds": artifact.manifest.get("build_seconds"),
+    gate.run.verdict.record(variant_spec.id, "build", {"build_seconds": artifact.manifest.get("build_seconds"),
                                                     "cached": not artifact.built}, [])

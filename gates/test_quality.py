@@ -15,9 +15,9 @@ def test_quality(gate, variant_spec):
     try:
         qualities, losses, failures = quality.check_variant(gate, variant_spec)
     except (ScoreError, BuildError, quality.HubTaskError) as err:
-        gate.verdict.record(variant_spec.id, "quality", {}, [str(err)])
+        gate.run.verdict.record(variant_spec.id, "quality", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
-    gate.verdict.record(variant_spec.id, "quality", {"tasks": [q.to_dict() for q in qualities],
+    gate.run.verdict.record(variant_spec.id, "quality", {"tasks": [q.to_dict() for q in qualities],
                                                       "losses": [l.to_dict() for l in losses]}, failures)
     if variant_spec.id == REFERENCE_ID:
         return  # its numbers are recorded; its loss is zero by definition

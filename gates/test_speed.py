@@ -29,8 +29,8 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
     median = benchmark.stats.stats.median
     items_per_s = speed_batch / median
     tokens = bench.mean_tokens(model, items)
-    gate.speed[(variant_spec.id, label)] = items_per_s
-    reference = gate.speed.get((REFERENCE_ID, label))
+    gate.run.speed[(variant_spec.id, label)] = items_per_s
+    reference = gate.run.speed.get((REFERENCE_ID, label))
     artifact = gate.factory.artifact(variant_spec)
     info = {
         "variant": variant_spec.id, "kind": kind, "device": gate.device, "threads": gate.threads,
@@ -53,6 +53,6 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
                                  spread_multiple=limits["spread_multiple"])
         if found:
             failures.append(found.message())
-    gate.verdict.record(variant_spec.id, f"speed-{label}", info, failures)
+    gate.run.verdict.record(variant_spec.id, f"speed-{label}", info, failures)
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantgate.errors import QuantgateUsageError
+
 KINDS = ("reranker", "embedder")
 # Files that never decide a model's behaviour: left out of the content hash.
 _HASH_SKIP = {".git", "__pycache__", ".cache", "README.md", ".gitattributes", "SOURCE.md"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-# Weights we load: never pickles (*.bin, *.pt) -- see Candidate.weights_file.
-SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
-class CandidateError(ValueError):
+class CandidateError(QuantgateUsageError):
     """The candidate cannot be used; the message says what to do."""
 
 
@@ -35,13 +35,6 @@ class Candidate:
     kind_reason: str  # why this kind: shown in the report header
     content_hash: str
     trust_remote_code: bool = False
-
-    @property
-    def short_hash(self) -> str:
-        return self.content_hash[:12]
-
-    def describe(self) -> str:
-        return f"{self.source} ({self.kind}: {self.kind_reason}; sha256 {self.short_hash})"
 
 
 def default_candidate_path() -> Path:
@@ -72,7 +65,14 @@ def resolve(source: str | os.PathLike | None, kind: str = "auto", trust_remote_c
     return Candidate(str(source), path, kind, reason, hash_dir(path), trust_remote_code)
 
 
-def _local_dir(source: str) -> Path:
+def check_source(source: str | None) -> None:
+    """The cheap part of `resolve`: a local path must be a non-empty directory, anything else must
+    look like a hub id. Touches no network and reads no file."""
+    if source:
+        _local_dir(str(source), download=False)
+
+
+def _local_dir(source: str, download: bool = True) -> Path | None:
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -83,7 +83,7 @@ def _local_dir(source: str) -> Path:
     looks_local = source.startswith((".", "/", "~")) or os.sep in source.strip("/").replace("/", "", 1)
     if looks_local or not _HUB_ID.match(source):
         raise CandidateError(f"candidate {source!r} does not exist; pass an existing model directory or a hub id")
-    return _download(source)
+    return _download(source) if download else None
 
 
 def _download(repo_id: str) -> Path:

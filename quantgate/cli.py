@@ -8,8 +8,13 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gate"]:
+        return gate(argv[1:])
     parser = argparse.ArgumentParser(prog="quantgate", description="model regression and quantization gate")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("gate", help="run the gate from anywhere: `pytest --pyargs quantgate.gates` with the same options "
+                                "(quantgate gate --candidate DIR --gate-data DIR ...; quantgate gate --help)")
     history = sub.add_parser("history", help="speed history of each variant on this machine: table and plot")
     history.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage (default .benchmarks)")
     history.add_argument("--last", type=int, default=10, help="runs per variant and batch (default 10)")
@@ -33,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                     "OUT/benchmarks.json")
     split = sub.add_parser("split", help="split a BEIR folder's test queries into disjoint validation and "
                                          "evaluation folders (for accuracy-controlled int8)")
-    split.add_argument("data", help="BEIR folder (e.g. ../shared/data/scifact)")
+    split.add_argument("data", help="BEIR-format folder with qrels/test.tsv")
     split.add_argument("--out", required=True, help="folder to write validation/ and evaluation/ into")
     split.add_argument("--validation", type=int, default=100, help="test queries to hold out (default 100)")
     split.add_argument("--seed", type=int, default=0)
@@ -49,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         return _report(args)
     return 2
+
+
+def gate(args: list[str]) -> int:
+    """The gates shipped in the package, run by pytest with the given options (the plugin comes through
+    its pytest11 entry point), from whatever directory the model lives in."""
+    import pytest
+
+    return int(pytest.main(["--pyargs", "quantgate.gates", *args]))
 
 
 def _publish(args) -> int:

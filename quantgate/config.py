@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantgate.errors import QuantgateUsageError
+
 # metric -> (default reranker limit, default embedder limit, direction)
 # direction "max": the value must stay at or below the limit; "min": at or above.
 AGREEMENT_METRICS: dict[str, str] = {
@@ -51,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class ThresholdsError(ValueError):
+class ThresholdsError(QuantgateUsageError):
     """thresholds.toml is malformed; the message names the file, line and key."""
 
 
@@ -85,6 +87,17 @@ class Thresholds:
 
     def patterns(self) -> list[str]:
         return list(self.variants)
+
+
+# The project's thresholds.toml, shipped inside the package (quantgate/thresholds.toml links to it), so a
+# gate run from a model's own repository gets the same limits and their reasons.
+PACKAGED_THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
+
+
+def default_thresholds_path(rootdir: str | Path) -> Path:
+    """thresholds.toml in the pytest rootdir when there is one (a team's own limits), else the packaged one."""
+    local = Path(rootdir) / "thresholds.toml"
+    return local if local.is_file() else PACKAGED_THRESHOLDS
 
 
 def load_thresholds(path: str | Path | None) -> Thresholds:

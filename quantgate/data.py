@@ -19,14 +19,16 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# With no --gate-data: a quick look at the real scifact beside the checkout (../shared/data/scifact),
-# or the BEIR folder $QUANTGATE_DATA names; see default_data().
-SHARED_SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
-DEFAULT_QUERIES = 12  # test queries (and as many train queries, for calibration)
-DEFAULT_CANDIDATES = 8  # per test query, first-stage order
+from quantgate.errors import QuantgateUsageError
+
+# The set the gate runs on when no data is given: written for quantgate (scripts/make_default_data.py),
+# shipped inside the package, so the gate starts offline on any machine. It shows the machinery; it
+# decides nothing (12 queries).
+EMBEDDED = Path(__file__).resolve().parent / "default_data" / "quantgate-mini"
+DATA_ENV = "QUANTGATE_DATA"  # a BEIR folder to use when neither --gate-data nor --gate-tasks is given
 
 
-class DataFormatError(ValueError):
+class DataFormatError(QuantgateUsageError):
     """A data folder that is not in BEIR format; the message says what is missing."""
 
 
@@ -38,7 +40,11 @@ class EvalSet:
     queries: dict[str, str]
     qrels: dict[str, dict[str, dict[str, int]]]  # split -> qid -> docid -> relevance
     candidates: dict[str, list[str]] = field(default_factory=dict)  # qid -> docids, first-stage order
-    selection: str = ""  # a subset of the folder's data (default_data): part of the fingerprint
+
+    @property
+    def embedded(self) -> bool:
+        """The shipped demonstration set: numbers from it show the machinery, not a model's quality."""
+        return self.path.resolve() == EMBEDDED
 
     @property
     def test_qrels(self) -> dict[str, dict[str, int]]:
@@ -65,7 +71,6 @@ class EvalSet:
                 digest.update(file.read_bytes())
         for file in sorted((self.path / "qrels").glob("*.tsv")):
             digest.update(file.name.encode() + file.read_bytes())
-        digest.update(self.selection.encode())
         return digest.hexdigest()
 
 
@@ -93,27 +98,21 @@ def load(path: str | Path) -> EvalSet:
 
 
 def default_data() -> EvalSet:
-    """The evaluation set when no --gate-data is given: the first DEFAULT_QUERIES test queries of
-    ../shared/data/scifact (or $QUANTGATE_DATA) with their first DEFAULT_CANDIDATES candidates, and
-    as many train queries for calibration; the corpus is the passages those name. Enough to show the
-    machinery works end to end in a minute; pass --gate-data for decisions."""
-    path = Path(os.environ.get("QUANTGATE_DATA") or SHARED_SCIFACT)
-    if not path.is_dir():
-        raise DataFormatError(f"no --gate-data given and the default data folder {str(path)!r} does not exist: "
-                              "pass a BEIR-format folder to --gate-data, or set QUANTGATE_DATA")
-    full = load(path)
-    tests = [q for q in full.candidates if q in full.test_qrels][:DEFAULT_QUERIES]
-    if not tests:
-        raise DataFormatError(f"{path} has no candidates.jsonl for its test queries: pass --gate-data")
-    trains = sorted(full.qrels.get("train", {}))[:DEFAULT_QUERIES]
-    candidates = {q: full.candidates[q][:DEFAULT_CANDIDATES] for q in tests}
-    qrels = {"test": {q: full.test_qrels[q] for q in tests}}
-    if trains:
-        qrels["train"] = {q: full.qrels["train"][q] for q in trains}
-    docs = {d for ids in candidates.values() for d in ids} | {d for q in trains for d in qrels["train"][q]}
-    return EvalSet(f"{full.name}-quick", path, {d: full.corpus[d] for d in sorted(docs) if d in full.corpus},
-                   {q: full.queries[q] for q in (*tests, *trains)}, qrels, candidates,
-                   selection=f"quick:{DEFAULT_QUERIES}x{DEFAULT_CANDIDATES}")
+    """The embedded set (quantgate-mini): 12 test queries x 8 candidates with graded qrels, 12 train
+    queries for calibration. The gate runs on it when no data is given; see `data_folders`."""
+    return load(EMBEDDED)
+
+
+def data_folders(data: tuple[str, ...], tasks: tuple[str, ...]) -> tuple[list[str], str]:
+    """Which local folders a run evaluates on, and why. Precedence: --gate-data > --gate-tasks (mteb's
+    own data, no local folder) > $QUANTGATE_DATA > the embedded set. Nothing else is looked for."""
+    if data:
+        return list(data), "--gate-data"
+    if tasks:
+        return [], "--gate-tasks"
+    if os.environ.get(DATA_ENV):
+        return [os.environ[DATA_ENV]], f"${DATA_ENV}"
+    return [str(EMBEDDED)], "embedded default"
 
 
 def _doc_text(row: dict) -> str:

@@ -20,6 +20,19 @@ class BuildError(RuntimeError):
     """A variant failed to build: a gate failure, never a skip."""
 
 
+def skip_reason(spec: VariantSpec, device: str) -> str | None:
+    """Why `spec` cannot run on this machine and device, or None."""
+    for requirement in spec.requires:
+        why = machine.capability_missing(requirement)
+        if why:
+            return f"{spec.id} {why}"
+    if device == "cuda" and (spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8")):
+        return f"{spec.id} runs on the CPU only (--gate-device cuda)"
+    if device == "cuda" and spec.family == "onnx" and (why := machine.capability_missing("ort-cuda")):
+        return f"{spec.id} on --gate-device cuda {why}"
+    return None
+
+
 class VariantFactory:
     def __init__(
         self,
@@ -49,17 +62,8 @@ class VariantFactory:
         self._models: dict[str, Any] = {}
         self.build_log: list[dict[str, Any]] = []
 
-    # -- what can run here ------------------------------------------------------------
     def skip_reason(self, spec: VariantSpec) -> str | None:
-        for requirement in spec.requires:
-            why = machine.capability_missing(requirement)
-            if why:
-                return f"{spec.id} {why}"
-        if self.device == "cuda" and (spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8")):
-            return f"{spec.id} runs on the CPU only (--gate-device cuda)"
-        if self.device == "cuda" and spec.family == "onnx" and (why := machine.capability_missing("ort-cuda")):
-            return f"{spec.id} on --gate-device cuda {why}"
-        return None
+        return skip_reason(spec, self.device)
 
     # -- calibration ------------------------------------------------------------------
     def calibration(self) -> tuple[list, str]:

@@ -12,10 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantgate.errors import QuantgateUsageError
+
 SAME = ("candidate", "thresholds", "data", "subset", "libraries")
 
 
-class MergeError(ValueError):
+class MergeError(QuantgateUsageError):
     """Shards that cannot be merged: the message says which and why."""
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from quantgate.data import EvalSet
+from quantgate.errors import QuantgateUsageError
 from quantgate.mteb_local import EmbeddingSearch, ReplaySearch, build_task
 from quantgate.scoring import Scores
 
@@ -122,7 +123,7 @@ def relative_loss(reference: TaskQuality, variant: TaskQuality, metric: str, lim
 
 def quality_of(gate, spec, dataset: EvalSet | str, task: str) -> TaskQuality:
     """One variant's quality on one task, computed once per run (the reference's is shared)."""
-    memo = gate.quality
+    memo = gate.run.quality
     key = (spec.id, dataset if isinstance(dataset, str) else dataset.name, task)
     if key not in memo:
         if task == "hub":
@@ -180,7 +181,7 @@ def hub_tasks(names: list[str]) -> list:
         try:
             tasks.append(mteb.get_task(name))
         except KeyError as err:
-            raise ValueError(f"--gate-tasks: {err.args[0] if err.args else name}") from None
+            raise QuantgateUsageError(f"--gate-tasks: {err.args[0] if err.args else name}") from None
     return tasks
 
 
@@ -194,7 +195,8 @@ def evaluate_hub_task(task, model, kind: str, batch_size: int) -> TaskQuality:
     except Exception as err:  # datasets raises ConnectionError/OfflineModeIsEnabled/HfHubHTTPError...
         raise HubTaskError(
             f"mteb task {name}: cannot load its data from the Hugging Face Hub ({type(err).__name__}); the hub is "
-            "unreachable from here. Use --gate-data with a local BEIR folder (e.g. ../shared/data/scifact) instead."
+            "unreachable from here. Use --gate-data with a local BEIR folder (corpus.jsonl, queries.jsonl, "
+            "qrels/test.tsv, candidates.jsonl) instead."
         ) from None
     captured: dict[str, dict[str, float]] = {}
 

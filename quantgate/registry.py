@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from quantgate.errors import QuantgateUsageError
+
 REFERENCE_ID = "torch-fp32"
 
 # Builder families: "module:function" resolved on first use.
@@ -34,7 +36,7 @@ LOADERS = {
 }
 
 
-class UnknownVariantError(ValueError):
+class UnknownVariantError(QuantgateUsageError):
     """A variant id or pattern that names nothing in the registry."""
 
 
@@ -221,7 +223,8 @@ class Registry:
 
     def register(self, spec: VariantSpec) -> None:
         if spec.id in self.variants:
-            raise ValueError(f"variant id {spec.id!r} is already registered")
+            raise QuantgateUsageError(f"variant id {spec.id!r} is already taken; give the artifact or mutant "
+                                      "another name")
         self.variants[spec.id] = spec
 
     def select(self, patterns: list[str] | None) -> list[VariantSpec]:

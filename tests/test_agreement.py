@@ -105,4 +105,4 @@ def test_p99_abs_error_ignores_one_outlier_that_max_abs_error_reports():
     assert result.metrics["p99_abs_error"] == pytest.approx(0.01)
     assert agreement_failures(result, {"p99_abs_error": 0.05}) == []
     [failure] = agreement_failures(result, {"p99_abs_error": 0.005})
-    assert failure.startswith("[scifact-quick] p99_abs_error = 0.01") and failure.endswith("> limit 0.005")
+    assert failure.startswith("[quantgate-mini] p99_abs_error = 0.01") and failure.endswith("> limit 0.005")

@@ -1,18 +1,39 @@
 import json
+from pathlib import Path
 
 import pytest
 
-from quantgate.data import DataFormatError, calibration_inputs, default_data, load
+import quantgate
+import quantgate.fixtures
+from quantgate.data import DATA_ENV, EMBEDDED, DataFormatError, calibration_inputs, data_folders, default_data, load
 
 
-def test_default_set_is_a_quick_look_at_shared_scifact(scifact):
-    data, full = default_data(), load(scifact)
-    assert data.name == "scifact-quick" and data.path == full.path
+def test_embedded_set_ships_with_the_package_and_needs_nothing_beside_it():
+    data = default_data()
+    assert data.embedded and data.name == "quantgate-mini" and EMBEDDED.is_relative_to(Path(quantgate.__file__).parent)
     assert len(data.test_queries) == 12 and len(data.qrels["train"]) == 12
     pairs = data.reranking_pairs()
     assert len(pairs) == 12 * 8 and all(q and p for _, _, q, p in pairs)
-    assert all(full.corpus[d] == t for d, t in data.corpus.items()) and len(data.corpus) < len(full.corpus)
-    assert data.fingerprint() != full.fingerprint()  # cached scores of the subset never pass for the full set
+    grades = [g for rel in data.test_qrels.values() for g in rel.values()]
+    assert sorted(set(grades)) == [1, 2]  # graded: answers it (2), relevant (1)
+    for qid, rel in data.test_qrels.items():  # every relevant passage is in the query's candidate list
+        assert set(rel) <= set(data.candidates[qid])
+    train_texts = {data.queries[q] for q in data.qrels["train"]}
+    assert not train_texts & {data.queries[q] for q in data.test_qrels}  # calibration never sees a test query
+
+
+def test_data_precedence_never_looks_beside_the_checkout(monkeypatch):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    assert data_folders(("a", "b"), ("SciFact",)) == (["a", "b"], "--gate-data")
+    assert data_folders((), ("SciFact",)) == ([], "--gate-tasks")
+    assert data_folders((), ()) == ([str(EMBEDDED)], "embedded default")
+    monkeypatch.setenv(DATA_ENV, "/some/beir")
+    assert data_folders((), ()) == (["/some/beir"], f"${DATA_ENV}")
+    assert data_folders((), ("SciFact",))[1] == "--gate-tasks"
+    folders = [Path(quantgate.__file__).parent, Path(quantgate.fixtures.__file__).parent]
+    for module in (m for folder in folders for m in folder.rglob("*.py")):
+        text = module.read_text()  # the product never looks for (nor points users at) ../shared
+        assert "../shared" not in text and '/ "shared"' not in text, module
 
 
 def test_real_scifact_and_trec_dl19_load(scifact, trec_dl19):
@@ -35,7 +56,7 @@ def test_calibration_never_contains_an_evaluation_query(scifact, kind):
 
 def test_without_a_train_split_calibration_falls_back_to_the_shipped_set(trec_dl19):
     items, source = calibration_inputs([load(trec_dl19)], "reranker", n=50)
-    assert "scifact-quick" in source and items
+    assert "quantgate-mini" in source and items
     dl = load(trec_dl19)
     assert not {q for q, _ in items} & set(dl.queries.values())
 

@@ -1,5 +1,6 @@
 """The pytest plugin end to end: collection, options, one clear error per bad input."""
 
+import json
 import os
 import re
 import subprocess
@@ -36,7 +37,7 @@ def test_collect_lists_every_id_for_the_reranker(shared_reranker):
 def test_report_header_says_what_reproduces_the_run(shared_reranker):
     out = run_gate("--collect-only", "--candidate", str(shared_reranker), "--variants", "onnx-qint8-*")
     text = out.stdout
-    assert "quantgate: kind reranker" in text and "CrossEncoder" in text
+    assert f"quantgate: candidate {shared_reranker}; kind auto" in text
     assert "thresholds" in text and "sha256" in text and "libraries torch 2.13.0" in text
     assert collected_ids(text) == SEED_IDS[8:12]
 
@@ -46,23 +47,65 @@ def test_report_header_says_what_reproduces_the_run(shared_reranker):
     [
         (["--variants", "onx-O2"], "Did you mean 'onnx-O2'"),
         (["--candidate", "/nonexistent/model"], "does not exist"),
-        (["--candidate", "org/model-that-is-not-cached"], "Hugging Face Hub"),
         (["--gate-data", "/nonexistent/data"], "does not exist; pass a BEIR-format folder"),
         (["--gate-thresholds", "pyproject.toml"], "unknown section"),
         (["--gate-artifact", "no-equals-sign"], "expected NAME=PATH"),
+        (["--gate-artifact", "x=/nonexistent.onnx"], "does not exist"),
         (["--gate-batch-size", "0"], "expected a positive integer"),
+        (["--gate-mutant", "m=noise:lots"], "takes a number"),
     ],
 )
-def test_bad_input_gets_one_clear_error(args, message):
+def test_bad_input_gets_one_clear_error_before_anything_runs(args, message):
     out = run_gate("--collect-only", "-q", *args, timeout=120)
-    assert out.returncode != 0
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR
     assert message in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
 
 
-def test_unknown_mteb_task_gets_mteb_did_you_mean():
-    out = run_gate("--collect-only", "-q", "--gate-tasks", "SciFactt", timeout=300)
-    assert out.returncode != 0 and "Did you mean: 'SciFact'" in out.stderr, out.stderr
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--candidate", "org/model-that-is-not-cached"], "Hugging Face Hub"),
+        (["--gate-tasks", "SciFactt"], "Did you mean: 'SciFact'"),
+    ],
+)
+def test_what_needs_resolving_stops_the_run_once_at_the_first_gate_test(args, message, tmp_path):
+    """Hub ids and mteb task names are resolved lazily (the hub, mteb's registry): the first gate test
+    that needs them stops the whole run with one line and exit code 4, not one failure per variant."""
+    out = run_gate("-q", "--variants", "torch-fp32,onnx", "--gate-cache", str(tmp_path), *args,
+                   "--gate-report", str(tmp_path / "r"), timeout=300)
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR, out.stdout[-2000:]
+    assert out.stdout.count(message) == 1 and "Traceback" not in out.stdout, out.stdout[-2000:]
+    assert "building" not in out.stdout and not (tmp_path / "r").exists()
+
+
+def _imports_after(args: list[str]) -> set[str]:
+    """The heavy libraries imported by an in-process pytest run with these arguments."""
+    code = ("import sys, pytest\n"
+            f"rc = pytest.main({args!r})\n"
+            "heavy = ('torch', 'sentence_transformers', 'transformers', 'mteb', 'onnxruntime', 'openvino', "
+            "'neural_compressor', 'sklearn')\n"
+            "print('RC', int(rc), 'HEAVY', ','.join(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    rc, heavy = re.search(r"RC (\d+) HEAVY (\S*)", out.stdout).groups()
+    assert rc == "0", out.stdout[-2000:] + out.stderr[-2000:]
+    return set(filter(None, heavy.split(",")))
+
+
+def test_help_and_collection_load_no_model_and_no_data():
+    assert _imports_after(["--help"]) == set()  # not even torch
+    # collection imports torch at most (whether CUDA is there decides some skips), never a model library
+    assert _imports_after(["gates/", "--collect-only", "-q"]) <= {"torch"}
+    assert _imports_after(["tests/test_config.py", "-q"]) <= {"torch"}  # an unrelated run under the plugin
+
+
+def test_an_artifact_is_gated_whatever_variants_selects(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not a model yet")  # collection never opens it
+    out = run_gate("--collect-only", "-q", "--variants", "onnx-O1", "--gate-artifact", f"mine={model}")
+    assert out.returncode == 0, out.stderr
+    assert collected_ids(out.stdout) == ["onnx-O1", "mine"]
 
 
 def test_mteb_task_by_name_offline_says_the_hub_is_unreachable_and_what_to_use(tmp_path):
@@ -72,3 +115,5 @@ def test_mteb_task_by_name_offline_says_the_hub_is_unreachable_and_what_to_use(t
     assert out.returncode == 1
     assert "mteb task SciFact: cannot load its data from the Hugging Face Hub" in out.stdout
     assert "--gate-data with a local BEIR folder" in out.stdout
+    verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
+    assert verdict["data"] == [] and verdict["data_source"] == "--gate-tasks"  # no local data was looked for

@@ -4,6 +4,7 @@ import sys
 import pytest
 
 from quantgate.config import load_thresholds
+from quantgate.errors import QuantgateUsageError
 from quantgate.registry import REFERENCE_ID, VARIANTS, Registry, UnknownVariantError, VariantSpec, select
 from tests.conftest import ROOT
 
@@ -54,7 +55,7 @@ def test_unknown_variant_suggests_the_closest():
 
 def test_register_refuses_a_duplicate_id():
     registry = Registry()
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(QuantgateUsageError, match="already taken"):
         registry.register(VariantSpec("onnx", "onnx", "fp32", "again"))
     registry.register(VariantSpec("mine", "external", "int8", "x", (("path", "/x"),)))
     assert "mine" in registry.variants and "mine" not in VARIANTS

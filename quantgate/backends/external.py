@@ -11,21 +11,22 @@ from typing import Any
 
 from quantgate.backends.common import BuildContext, load_st, runtime_kwargs
 from quantgate.cache import Artifact
+from quantgate.errors import QuantgateUsageError
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "onnx", "openvino", ".git")
 
 
 def source_kind(path: Path) -> str:
-    """onnx | openvino | directory, or a ValueError saying what is accepted."""
+    """onnx | openvino | directory, or a QuantgateUsageError saying what is accepted."""
     if path.is_dir():
         return "directory"
     if path.suffix == ".onnx":
         return "onnx"
     if path.suffix == ".xml":
         if not path.with_suffix(".bin").is_file():
-            raise ValueError(f"OpenVINO IR {path} has no {path.with_suffix('.bin').name} beside it")
+            raise QuantgateUsageError(f"OpenVINO IR {path} has no {path.with_suffix('.bin').name} beside it")
         return "openvino"
-    raise ValueError(f"--gate-artifact {path}: give an .onnx file, an OpenVINO .xml (with its .bin) or a model directory")
+    raise QuantgateUsageError(f"--gate-artifact {path}: give an .onnx file, an OpenVINO .xml (with its .bin) or a model directory")
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:

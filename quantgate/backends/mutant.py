@@ -21,6 +21,7 @@ from typing import Any
 
 from quantgate.backends.common import BuildContext, load_st
 from quantgate.cache import Artifact
+from quantgate.errors import QuantgateUsageError
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
@@ -99,11 +100,14 @@ def parse(value: str):
 
     name, sep, body = value.partition("=")
     if not sep or not name or not body:
-        raise ValueError(f"--gate-mutant expects NAME=key:value[,key:value], got {value!r}")
+        raise QuantgateUsageError(f"--gate-mutant expects NAME=key:value[,key:value], got {value!r}")
     options = []
     for part in body.split(","):
         key, sep, raw = part.partition(":")
         if key not in MUTATIONS or not sep:
-            raise ValueError(f"--gate-mutant {value!r}: unknown mutation {part!r}; known: {', '.join(MUTATIONS)}")
-        options.append((key, raw if key in ("activation", "tokenizer") else float(raw)))
+            raise QuantgateUsageError(f"--gate-mutant {value!r}: unknown mutation {part!r}; known: {', '.join(MUTATIONS)}")
+        try:
+            options.append((key, raw if key in ("activation", "tokenizer") else float(raw)))
+        except ValueError:
+            raise QuantgateUsageError(f"--gate-mutant {value!r}: {key} takes a number, not {raw!r}") from None
     return VariantSpec(name, "mutant", "fp32", f"injected regression: {body}", tuple(options))

@@ -1,0 +1,25 @@
+"""What one gate run measured, filled as its gates run. The session (quantgate.session) holds only
+configuration; this is the run's state, and the verdict it ends in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantgate.scoring import Scores
+from quantgate.verdict import Verdict
+
+
+@dataclass
+class GateRun:
+    verdict: Verdict = field(default_factory=lambda: Verdict({}))
+    scores: dict[tuple[str, str], Scores] = field(default_factory=dict)  # (variant, data set): filled by scoring
+    quality: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (variant, data set, task): quality.py
+    speed: dict[tuple[str, str], float] = field(default_factory=dict)  # (variant, batch label) -> items/s: speed gate
+    auto_batches: dict[str, tuple[int, list[dict]]] = field(default_factory=dict)  # variant -> (batch, trials)
+    worker_builds: tuple[int, int] = (0, 0)  # (built, from cache) reported by pytest-xdist workers
+
+    def fold_worker(self, payload: dict[str, Any]) -> None:
+        """xdist controller: a worker's verdict and build counts into this run's."""
+        self.verdict.merge(payload["verdict"])
+        self.worker_builds = (self.worker_builds[0] + payload["built"], self.worker_builds[1] + payload["taken"])
