@@ -6,8 +6,8 @@ import pytest
 
 from quantgate.agreement import check_variant
 from quantgate.checks import describe_worst
-from quantgate.registry import REFERENCE_ID
 from quantgate.factory import BuildError
+from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
 
 

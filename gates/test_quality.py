@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from quantgate import quality
-from quantgate.registry import REFERENCE_ID
 from quantgate.factory import BuildError
+from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
 
 

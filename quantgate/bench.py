@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from quantgate.data import EvalSet
 
@@ -81,7 +82,8 @@ def find_batch(model, kind: str, dataset: EvalSet, device: str, budget: int | No
                candidates: tuple[int, ...] = BATCH_CANDIDATES) -> tuple[int, list[dict]]:
     """The batch with the best throughput among `candidates` that stays within `budget` bytes of
     GPU memory. Stops at the first out-of-memory (caught, memory released: the run goes on), at
-    the first batch over budget, or on the CPU when throughput falls 10% below the best. A quick search; the chosen batch is then measured by pytest-benchmark."""
+    the first batch over budget, or on the CPU when throughput falls 10% below the best. A quick
+    search; the chosen batch is then measured by pytest-benchmark."""
     import time
 
     trials: list[dict] = []
@@ -97,7 +99,7 @@ def find_batch(model, kind: str, dataset: EvalSet, device: str, budget: int | No
                 call()
                 timings.append(time.perf_counter() - started)
             seconds = statistics.median(timings)
-        except Exception as err:  # noqa: BLE001 - only out-of-memory is expected; anything else is re-raised
+        except Exception as err:
             if not is_out_of_memory(err):
                 raise
             if device == "cuda":
@@ -160,7 +162,8 @@ def load_history(storage: str | Path, machine: str | None = None) -> list[Histor
             if "variant" not in extra or "batch_size" not in extra:
                 continue
             median = bench["stats"]["median"]
-            points.append(HistoryPoint(data.get("datetime", ""), str(relpath), extra["variant"], int(extra["batch_size"]),
+            points.append(HistoryPoint(data.get("datetime", ""), str(relpath), extra["variant"],
+                                       int(extra["batch_size"]),
                                        extra["batch_size"] / median, median, extra.get("machine", host)))
     points.sort(key=lambda p: p.when)
     return [p for p in points if machine is None or p.machine == machine]

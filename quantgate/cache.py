@@ -16,10 +16,14 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from filelock import FileLock
+from platformdirs import user_cache_dir
 
 from quantgate.candidate import file_sha256
 
@@ -28,8 +32,6 @@ logger = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
-    from platformdirs import user_cache_dir
-
     return Path(os.environ.get("QUANTGATE_CACHE", user_cache_dir("quantgate")))
 
 
@@ -88,8 +90,6 @@ class ArtifactCache:
         return self.root / f"{variant}-{key[:16]}"
 
     def lock(self, variant: str, key: str):
-        from filelock import FileLock
-
         locks = self.root / ".locks"
         locks.mkdir(exist_ok=True)
         return FileLock(str(locks / f"{variant}-{key[:16]}.lock"))

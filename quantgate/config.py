@@ -120,13 +120,15 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     agreement = {kind: dict(limits) for kind, limits in DEFAULTS["agreement"].items()}
     for kind, limits in data.get("agreement", {}).items():
         if kind not in agreement:
-            raise ThresholdsError(where(f"agreement.{kind}", "unknown kind; use [agreement.reranker] or [agreement.embedder]"))
+            raise ThresholdsError(where(f"agreement.{kind}",
+                                        "unknown kind; use [agreement.reranker] or [agreement.embedder]"))
         agreement[kind].update(_agreement(where, f"agreement.{kind}", limits))
     quality = {**DEFAULTS["quality"], **_typed(where, "quality", data.get("quality", {}), QUALITY_KEYS)}
     if quality["rule"] not in ("point", "strict"):
         raise ThresholdsError(where("quality.rule", f"must be \"point\" or \"strict\", not {quality['rule']!r}"))
     speed = {**DEFAULTS["speed"], **_typed(where, "speed", data.get("speed", {}), SPEED_KEYS)}
-    calibration = {**DEFAULTS["calibration"], **_typed(where, "calibration", data.get("calibration", {}), CALIBRATION_KEYS)}
+    calibration = {**DEFAULTS["calibration"],
+                   **_typed(where, "calibration", data.get("calibration", {}), CALIBRATION_KEYS)}
     accuracy_control = {**DEFAULTS["accuracy_control"],
                         **_typed(where, "accuracy_control", data.get("accuracy_control", {}), ACCURACY_CONTROL_KEYS)}
     for key, value in accuracy_control.items():
@@ -151,7 +153,8 @@ def _agreement(where: _Locator, section: str, limits: Any) -> dict[str, float]:
     out = {}
     for metric, value in limits.items():
         if metric not in AGREEMENT_METRICS:
-            raise ThresholdsError(where(f"{section}.{metric}", f"unknown metric; known: {', '.join(AGREEMENT_METRICS)}"))
+            raise ThresholdsError(where(f"{section}.{metric}",
+                                        f"unknown metric; known: {', '.join(AGREEMENT_METRICS)}"))
         out[metric] = _number(where, f"{section}.{metric}", value)
     return out
 
@@ -195,6 +198,7 @@ class _Locator:
 
     def __call__(self, key: str, message: str) -> str:
         leaf = key.rsplit(".", 1)[-1].strip('"')
-        line = next((i for i, text in enumerate(self.lines, 1) if text.strip().startswith((leaf, f'"{leaf}"', f"[{key}"))), None)
+        starts = (leaf, f'"{leaf}"', f"[{key}")
+        line = next((i for i, text in enumerate(self.lines, 1) if text.strip().startswith(starts)), None)
         place = f"{self.path}:{line}" if line else str(self.path or "defaults")
         return f"{place}: {key}: {message}"

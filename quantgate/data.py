@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import random
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,13 +56,15 @@ class EvalSet:
     def test_queries(self) -> list[str]:
         return [qid for qid in self.queries if qid in self.test_qrels]
 
-    def reranking_pairs(self, top_k: int | None = None, max_queries: int | None = None) -> list[tuple[str, str, str, str]]:
+    def reranking_pairs(self, top_k: int | None = None,
+                        max_queries: int | None = None) -> list[tuple[str, str, str, str]]:
         """(qid, docid, query, passage) for every candidate of every test query."""
         if not self.candidates:
             raise DataFormatError(f"{self.path} has no candidates.jsonl: it cannot be used for reranking")
         qids = [q for q in self.candidates if q in self.test_qrels][:max_queries]
         return [
-            (qid, docid, self.queries[qid], self.corpus[docid]) for qid in qids for docid in self.candidates[qid][:top_k]
+            (qid, docid, self.queries[qid], self.corpus[docid])
+            for qid in qids for docid in self.candidates[qid][:top_k]
         ]
 
     def fingerprint(self) -> str:
@@ -159,10 +163,12 @@ def _qrels(file: Path) -> dict[str, dict[str, int]]:
 def _check_ids(path: Path, corpus: dict, queries: dict, test: dict, candidates: dict) -> None:
     lost_q = [q for q in test if q not in queries]
     if lost_q:
-        raise DataFormatError(f"{path}: qrels/test.tsv names {len(lost_q)} queries not in queries.jsonl (e.g. {lost_q[0]})")
+        raise DataFormatError(f"{path}: qrels/test.tsv names {len(lost_q)} queries not in queries.jsonl "
+                              f"(e.g. {lost_q[0]})")
     lost_d = [d for docs in candidates.values() for d in docs if d not in corpus]
     if lost_d:
-        raise DataFormatError(f"{path}: candidates.jsonl names {len(lost_d)} documents not in corpus.jsonl (e.g. {lost_d[0]})")
+        raise DataFormatError(f"{path}: candidates.jsonl names {len(lost_d)} documents not in corpus.jsonl "
+                              f"(e.g. {lost_d[0]})")
 
 
 def split_train(dataset: EvalSet, validation_queries: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -239,7 +245,7 @@ def validation_set(sets: list[EvalSet], n_queries: int, candidates: int, seed: i
     test_texts = _test_texts([*sets, *(exclude or [])])
     if given is not None:
         return _given_validation(given, n_queries, test_texts)
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415 -- ~1 s; accuracy control only
 
     corpus, queries, qrels, lists = {}, {}, {}, {}
     usable = _with_train_split(sets)
@@ -276,7 +282,8 @@ def _given_validation(given: EvalSet, n_queries: int, test_texts: set[str]) -> E
                               "from evaluation: `quantgate split` makes two disjoint folders")
     if not qids:
         raise DataFormatError(f"--gate-validation-data {given.path}: no query with a relevant candidate")
-    return dataclasses.replace(given, name=f"validation({given.name})", candidates={q: given.candidates[q] for q in qids})
+    return dataclasses.replace(given, name=f"validation({given.name})",
+                               candidates={q: given.candidates[q] for q in qids})
 
 
 def split_test(source: str | Path, out: str | Path, validation: int, seed: int = 0) -> tuple[Path, Path]:
@@ -284,9 +291,6 @@ def split_test(source: str | Path, out: str | Path, validation: int, seed: int =
     sample of `validation` queries) and `out/evaluation` (the rest, and the source's other splits,
     e.g. train for calibration), each with its own qrels, candidate lists and the corpus. Each
     folder is written beside its place and renamed into it."""
-    import shutil
-    import uuid
-
     dataset = load(source)
     qids = sorted(q for q in dataset.test_qrels if q in dataset.queries)
     if not 0 < validation < len(qids):

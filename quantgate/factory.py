@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from quantgate import machine
 from quantgate.backends.common import BuildContext
@@ -26,7 +27,8 @@ def skip_reason(spec: VariantSpec, device: str) -> str | None:
         why = machine.capability_missing(requirement)
         if why:
             return f"{spec.id} {why}"
-    if device == "cuda" and (spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8")):
+    cpu_only = spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8")
+    if device == "cuda" and cpu_only:
         return f"{spec.id} runs on the CPU only (--gate-device cuda)"
     if device == "cuda" and spec.family == "onnx" and (why := machine.capability_missing("ort-cuda")):
         return f"{spec.id} on --gate-device cuda {why}"
@@ -117,7 +119,8 @@ class VariantFactory:
         key = self.key(spec)
         meta = {
             "spec": spec.to_dict(),
-            "candidate": {"source": self.candidate.source, "sha256": self.candidate.content_hash, "kind": self.candidate.kind},
+            "candidate": {"source": self.candidate.source, "sha256": self.candidate.content_hash,
+                          "kind": self.candidate.kind},
             "libraries": machine.library_versions(),
             "calibration": calibration[1] if calibration else None,
         }
@@ -147,7 +150,7 @@ class VariantFactory:
             artifact = self.artifact(spec)
             ctx = BuildContext(self.candidate, spec, device=self.device, threads=self.threads)
             if self.threads:
-                import torch
+                import torch  # noqa: PLC0415 -- torch only once a model loads
 
                 torch.set_num_threads(self.threads)
             try:

@@ -128,7 +128,8 @@ def quality_of(gate, spec, dataset: EvalSet | str, task: str) -> TaskQuality:
     if key not in memo:
         if task == "hub":
             hub_task = next(t for t in gate.hub_tasks if t.metadata.name == dataset)
-            memo[key] = evaluate_hub_task(hub_task, gate.factory.load(spec), gate.candidate.kind, gate.settings.batch_size)
+            memo[key] = evaluate_hub_task(hub_task, gate.factory.load(spec), gate.candidate.kind,
+                                          gate.settings.batch_size)
         elif task == "reranking":
             memo[key] = evaluate_scores(dataset, gate.scores(spec, dataset), spec.id)
         elif dataset.candidates:  # the corpus was encoded with the candidate lists: one pass

@@ -10,8 +10,9 @@ import difflib
 import fnmatch
 import importlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from quantgate.errors import QuantgateUsageError
 

@@ -29,7 +29,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def history_table(points: list[HistoryPoint], last: int = 10) -> str:
-    rows = ["| variant | batch | runs | latest items/s | median items/s (these runs) | latest latency ms | history (items/s, oldest first) |",
+    rows = ["| variant | batch | runs | latest items/s | median items/s (these runs) | latest latency ms "
+            "| history (items/s, oldest first) |",
             "|---|---:|---:|---:|---:|---:|---|"]
     for (variant, batch), series in _series(points, last).items():
         values = [p.items_per_s for p in series]
@@ -121,7 +122,8 @@ def recommendation(rows: list[dict]) -> list[str]:
     fast = [r for r in passing if r["latency_ms"] is not None]
     if fast:
         best = min(fast, key=lambda r: r["latency_ms"])
-        lines.append(f"**Small-batch latency:** `{best['variant']}`{_precision_note(best)} — {best['latency_ms']:.1f} ms "
+        lines.append(f"**Small-batch latency:** `{best['variant']}`{_precision_note(best)} — "
+                     f"{best['latency_ms']:.1f} ms "
                      "per item at batch 1, the fastest variant that passed every gate on this machine.")
     wide = [r for r in passing if r["items_per_s"] is not None]
     if wide:
@@ -158,13 +160,16 @@ def summary_markdown(verdict: dict) -> str:
            f"machine {verdict.get('machine', {}).get('cpu', '?')}; threads {verdict.get('threads', '?')}", ""]
     if not verdict.get("complete", False):
         out += ["**This run did not finish: no variant of it passes.**", ""]
-    out += ["## Recommendation", "", *recommendation(rows), "",
+    out += [f"**Data: {d['note']}.**" for d in verdict.get("data", []) if d.get("embedded")]
+    out += ["", "## Recommendation", "", *recommendation(rows), "",
             "## Variants", "",
-            "| variant | pass | max abs Δ | Kendall τ | MAP loss [95% CI] | NDCG@10 loss [95% CI] | latency ms (b1) | items/s | speedup | size MB |",
+            "| variant | pass | max abs Δ | Kendall τ | MAP loss [95% CI] | NDCG@10 loss [95% CI] | latency ms (b1) "
+            "| items/s | speedup | size MB |",
             "|---|---|---:|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| `{r['variant']}` | {'✅' if r['passed'] else '❌'} | {_fmt(r['max_abs'], '.4f')} | "
-                   f"{_fmt(r['tau'], '.3f')} | {_loss_cell(r['losses'], 'map')} | {_loss_cell(r['losses'], 'ndcg_at_10')} | "
+                   f"{_fmt(r['tau'], '.3f')} | {_loss_cell(r['losses'], 'map')} | "
+                   f"{_loss_cell(r['losses'], 'ndcg_at_10')} | "
                    f"{_fmt(r['latency_ms'], '.1f')} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
                    f"{_fmt(r['size_mb'], '.1f')} |")
     out += precision_table(rows)
@@ -173,7 +178,8 @@ def summary_markdown(verdict: dict) -> str:
         out += ["", "## Why variants failed", ""]
         for r in failing:
             out += [f"- `{r['variant']}`:"] + [f"  - {f.splitlines()[0]}" for f in r["failures"]]
-    out += ["", "Loss = (reference − variant) / reference: positive is worse. Intervals: paired bootstrap over queries."]
+    out += ["", "Loss = (reference − variant) / reference: positive is worse. "
+                "Intervals: paired bootstrap over queries."]
     return "\n".join(out) + "\n"
 
 
@@ -183,13 +189,16 @@ def precision_table(rows: list[dict]) -> list[str]:
     if not quantized:
         return []
     out = ["", "## Int8: what stayed in floating point", "",
-           "| variant | int8 ops | float ops | validation MAP (reference → variant) | validation loss / limit | items/s | speedup | pass |",
+           "| variant | int8 ops | float ops | validation MAP (reference → variant) | validation loss / limit "
+           "| items/s | speedup | pass |",
            "|---|---:|---:|---|---|---:|---:|---|"]
     for r in quantized:
         load, control = r["load"], r["load"].get("accuracy_control")
-        validation = (f"{control['reference']:.4f} → {control['quantized']:.4f} ({control['validation_queries']} queries)"
+        validation = (f"{control['reference']:.4f} → {control['quantized']:.4f} "
+                      f"({control['validation_queries']} queries)"
                       if control else "– (not tuned)")
-        limit = f"{control['loss']:+.2%} / {control['max_loss']:.2%}{'' if control['met'] else ' (not met)'}" if control else "–"
+        limit = (f"{control['loss']:+.2%} / {control['max_loss']:.2%}{'' if control['met'] else ' (not met)'}"
+                 if control else "–")
         weights = load.get("ops_float_int8_weights")
         floats = f"{load['ops_float']}" + (f" ({weights} with int8 weights)" if weights else "")
         out.append(f"| `{r['variant']}` | {load['ops_int8']} of {load['ops']} {load['op_type']} | {floats} | "

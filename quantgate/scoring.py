@@ -74,7 +74,8 @@ def save_scores(result: Scores, path) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"qids": np.array([q for q, _ in result.keys], dtype=str), "docids": np.array([d for _, d in result.keys], dtype=str),
+    arrays = {"qids": np.array([q for q, _ in result.keys], dtype=str),
+              "docids": np.array([d for _, d in result.keys], dtype=str),
               "scores": result.scores, "texts": np.array(result.texts, dtype=str), "seconds": np.array(result.seconds),
               "dataset": np.array(result.dataset)}
     if result.embeddings is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from quantgate import machine
 from quantgate.cache import ArtifactCache, default_cache_dir
@@ -217,7 +218,8 @@ class GateSession:
                                                           self.device, budget)
             batch, trials = self.run.auto_batches[spec.id]
             self.progress(f"auto batch for {spec.id}: {batch} (" + ", ".join(
-                f"{t['batch']}: {'OOM' if t.get('oom') else format(t['items_per_s'], '.0f') + '/s'}" for t in trials) + ")")
+                f"{t['batch']}: {'OOM' if t.get('oom') else format(t['items_per_s'], '.0f') + '/s'}"
+                for t in trials) + ")")
         return self.run.auto_batches[spec.id]
 
     def _retrieval_queries(self, dataset: EvalSet) -> list[str] | None:
@@ -299,7 +301,8 @@ class GateSession:
             f"kind {s.kind}",
             f"quantgate: variants {', '.join(v.id for v in self.selected)}",
             *([f"quantgate: shard {s.shard[0]}/{s.shard[1]} owns {', '.join(self.owned)}"] if s.shard else []),
-            f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} (sha256 {self.thresholds.sha256[:12]})",
+            f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} "
+            f"(sha256 {self.thresholds.sha256[:12]})",
             f"quantgate: data {data}",
             *([f"quantgate: mteb tasks {', '.join(s.tasks)} (data from the Hugging Face Hub)"] if s.tasks else []),
             *([f"quantgate: {EMBEDDED_NOTE}"] if self.data_source == "embedded default" else []),

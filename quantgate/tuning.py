@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quantgate.data import EvalSet, inputs_fingerprint
+from quantgate.scoring import score
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class Tuning:
         """What of the tuning decides the artifact's bytes (enters the cache key)."""
         v = self.validation
         return {"max_loss": self.max_loss, "max_trials": self.max_trials, "ranking_queries": self.ranking_queries,
-                "validation": inputs_fingerprint([v.candidates, v.test_qrels, [v.queries[q] for q in sorted(v.candidates)]])}
+                "validation": inputs_fingerprint([v.candidates, v.test_qrels,
+                                                  [v.queries[q] for q in sorted(v.candidates)]])}
 
     @property
     def qids(self) -> list[str]:
@@ -42,8 +44,7 @@ class Tuning:
 
     def quality(self, model, kind: str, qids: list[str] | None = None) -> tuple[float, list[float]]:
         """(MAP, per-query AP in `qids` order) of a loaded model on the validation split, by mteb."""
-        from quantgate.quality import evaluate_scores
-        from quantgate.scoring import score
+        from quantgate.quality import evaluate_scores  # noqa: PLC0415 -- mteb, on the first validation
 
         qids = self.qids if qids is None else list(qids)
         subset = self.subset(qids)

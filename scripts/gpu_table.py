@@ -28,7 +28,8 @@ def table(verdict: dict) -> str:
             ratio = speed.get("speedup_vs_reference")  # measured against torch-fp32 in the same run and batch label
             speedup = f"{ratio:.2f}" if ratio else "–"
             peak = f"{speed['gpu_peak_mb']:.0f}" if speed.get("gpu_peak_mb") is not None else "–"
-            rows.append(f"| `{vid}` | {speed.get('dtype') or '–'} | {passed} | {metrics.get('max_abs_error', float('nan')):.4f} | "
+            max_abs = metrics.get("max_abs_error", float("nan"))
+            rows.append(f"| `{vid}` | {speed.get('dtype') or '–'} | {passed} | {max_abs:.4f} | "
                         f"{metrics.get('kendall_tau_mean', float('nan')):.3f} | {label} | {speed['items_per_s']:.1f} | "
                         f"{speedup} | {peak} |")
     skipped = [f"- `{vid}`: {f}" for vid, entry in variants.items() for f in entry.get("failures", [])]

@@ -15,7 +15,7 @@ def test_held_out_train_queries_are_never_calibrated_on_nor_evaluated(shared_rer
     held_out = {validation.queries[q] for q in validation.candidates}
     assert len(held_out) == 100  # thresholds.toml validation_queries
     calibration_queries = {query for query, _ in gate.factory.calibration()[0]}
-    evaluation_queries = {scifact_query for scifact_query in (gate.datasets[0].queries[q] for q in gate.datasets[0].test_qrels)}
+    evaluation_queries = {gate.datasets[0].queries[q] for q in gate.datasets[0].test_qrels}
     assert not held_out & calibration_queries and not held_out & evaluation_queries
     for qid, docs in validation.candidates.items():  # every list holds its relevant passages and hard negatives
         relevant = set(validation.test_qrels[qid])
@@ -30,8 +30,9 @@ def test_split_gives_disjoint_folders_and_overlap_is_refused(shared_reranker, sc
     assert set(held.candidates) == set(held.test_qrels) and kept.qrels.get("train")  # evaluation keeps calibration
     assert split_test(scifact, tmp_path / "split", 50, seed=0) == (validation, evaluation)  # rerun: replaced in place
     with pytest.raises(DataFormatError, match="validation must be disjoint from evaluation"):
-        GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "c"), data=(str(evaluation),),
-                                 validation_data=str(evaluation), thresholds=str(ROOT / "thresholds.toml"), device="cpu"))
+        GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "c"),
+                                 data=(str(evaluation),), validation_data=str(evaluation),
+                                 thresholds=str(ROOT / "thresholds.toml"), device="cpu")).resolve()
 
 
 @pytest.mark.parametrize("variant", ["openvino-qint8-ac", "inc-int8-autotune"])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from quantgate.agreement import check_variant, compare, ranking_agreement
-from quantgate.data import default_data, load
+from quantgate.data import default_data
 from quantgate.registry import VARIANTS, VariantSpec
 from quantgate.scoring import ScoreError, Scores, check_finite
 from quantgate.session import GateSession, GateSettings

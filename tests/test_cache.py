@@ -86,7 +86,8 @@ def test_concurrent_builds_of_one_key_build_once(cache_dir):
         time.sleep(0.3)
         return _writer(calls)(out)
 
-    threads = [threading.Thread(target=lambda: results.append(cache.get_or_build("onnx", "e" * 64, slow))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(cache.get_or_build("onnx", "e" * 64, slow)))
+               for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:

@@ -32,7 +32,7 @@ def test_full_matrix_builds_scores_then_rebuilds_nothing(kind, request, scifact,
         args += ["--candidate", str(request.getfixturevalue("shared_reranker"))]
     cold = run_gate(*args, path=BUILD_GATE)
     assert cold.returncode == 0, cold.stdout[-4000:] + cold.stderr[-2000:]
-    counts = dict((k, int(n)) for n, k in re.findall(r"(\d+) (passed|skipped|failed)", _summary(cold)))
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|skipped|failed)", _summary(cold))}
     assert counts.get("passed", 0) + counts.get("skipped", 0) == len(ALL_IDS) and "failed" not in counts, _summary(cold)
     # torch-fp32 is always built; the dependency-free count equals the variants that ran
     assert f"artifacts built this run: {counts['passed']};" in cold.stdout, _summary(cold)

@@ -99,7 +99,8 @@ def test_push_makes_one_commit_with_the_card(gated, monkeypatch):
         ("incomplete", None, "did not finish"),
         ("no-quality", ["onnx"], "onnx: not gated by quality"),
         ("tamper", ["onnx"], "onnx: artifact file onnx/model.onnx changed since it was gated"),
-        ("collide", ["torch-fp32", "fp16-copy"], "fp16-copy: model.safetensors would overwrite another variant's weights"),
+        ("collide", ["torch-fp32", "fp16-copy"],
+         "fp16-copy: model.safetensors would overwrite another variant's weights"),
     ],
 )
 def test_every_refusal_path(gated, tmp_path, change, variants, reason):

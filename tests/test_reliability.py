@@ -51,7 +51,8 @@ def test_every_injected_regression_is_caught_and_tiny_noise_is_not(gates, kind, 
     missed = [n for n in names if not _failures(gate, n)]
     false_alarms = [n for n in BELOW_LIMITS if _failures(gate, n)]
     record_property("caught", f"{len(names) - len(missed)}/{len(names)}")
-    print(f"\n{kind}: caught {len(names) - len(missed)}/{len(names)}; false alarms {len(false_alarms)}/{len(BELOW_LIMITS)}")
+    print(f"\n{kind}: caught {len(names) - len(missed)}/{len(names)}; "
+          f"false alarms {len(false_alarms)}/{len(BELOW_LIMITS)}")
     assert missed == [], f"{kind}: the gate let these regressions through: {missed}"
     assert false_alarms == [], f"{kind}: false alarm on {false_alarms}"
 
@@ -163,7 +164,8 @@ def test_two_gate_runs_at_once_share_the_cache_and_corrupt_nothing(tmp_path):
     assert all(verify(p)[0] is not None for p in artifacts)
     assert not [p for p in cache.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
     verdict = json.loads((report / "verdict.json").read_text())
-    assert verdict["complete"] and set(verdict["variants"]) == {"torch-fp32", "onnx", "onnx-qint8-avx2", "openvino-qint8"}
+    assert verdict["complete"]
+    assert set(verdict["variants"]) == {"torch-fp32", "onnx", "onnx-qint8-avx2", "openvino-qint8"}
     saved = sorted(storage.rglob("[0-9][0-9][0-9][0-9]_*.json"))
     assert len(saved) == 2 and all(json.loads(p.read_text())["benchmarks"] for p in saved), saved
     runs = {p.source for p in load_history(storage)}
@@ -182,7 +184,7 @@ def test_hub_token_never_appears_in_output_of_a_failing_download(tmp_path):
     seen = []
 
     class Hub(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             seen.append(self.headers.get("authorization", ""))
             body = b'{"error": "Repository Not Found"}'
             self.send_response(401)
@@ -192,7 +194,7 @@ def test_hub_token_never_appears_in_output_of_a_failing_download(tmp_path):
             self.end_headers()
             self.wfile.write(body)
 
-        do_HEAD = do_GET  # noqa: N815
+        do_HEAD = do_GET
 
         def log_message(self, *_):
             pass

@@ -31,7 +31,8 @@ def test_shards_cover_the_matrix_once_and_each_runs_the_reference(count):
 
 def _verdict(index: int, count: int, owns: list[str], **changes) -> tuple:
     verdict = {"candidate": {"sha256": "c"}, "thresholds": {"sha256": "t"}, "data": [], "subset": {},
-               "libraries": {"torch": "2.13.0"}, "complete": True, "shard": {"index": index, "count": count, "owns": owns},
+               "libraries": {"torch": "2.13.0"}, "complete": True,
+               "shard": {"index": index, "count": count, "owns": owns},
                "variants": {vid: {"passed": True, "gates": {}, "failures": []} for vid in {REFERENCE_ID, *owns}}}
     verdict.update(changes)
     return (f"shard{index}", verdict)

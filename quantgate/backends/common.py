@@ -64,7 +64,8 @@ def runtime_kwargs(ctx: BuildContext, backend: str) -> dict[str, Any]:
     """The same thread budget for every backend: ORT intra-op threads, OpenVINO inference
     threads (torch's is set process-wide by the factory)."""
     if backend == "onnx":
-        kwargs: dict[str, Any] = {"provider": "CUDAExecutionProvider" if ctx.device == "cuda" else "CPUExecutionProvider"}
+        provider = "CUDAExecutionProvider" if ctx.device == "cuda" else "CPUExecutionProvider"
+        kwargs: dict[str, Any] = {"provider": provider}
         if ctx.threads:
             import onnxruntime as ort
 

@@ -26,7 +26,8 @@ def source_kind(path: Path) -> str:
         if not path.with_suffix(".bin").is_file():
             raise QuantgateUsageError(f"OpenVINO IR {path} has no {path.with_suffix('.bin').name} beside it")
         return "openvino"
-    raise QuantgateUsageError(f"--gate-artifact {path}: give an .onnx file, an OpenVINO .xml (with its .bin) or a model directory")
+    raise QuantgateUsageError(f"--gate-artifact {path}: give an .onnx file, an OpenVINO .xml (with its .bin) "
+                              "or a model directory")
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
@@ -64,4 +65,5 @@ def load(ctx: BuildContext, artifact: Artifact):
     info = artifact.load_info
     if info["backend"] == "torch":
         return load_st(ctx, artifact.path, "torch")
-    return load_st(ctx, artifact.path, info["backend"], file_name=info["file_name"], **runtime_kwargs(ctx, info["backend"]))
+    backend = info["backend"]
+    return load_st(ctx, artifact.path, backend, file_name=info["file_name"], **runtime_kwargs(ctx, backend))

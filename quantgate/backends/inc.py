@@ -6,7 +6,8 @@ INC 3.x without IPEX quantizes through PT2E: the transformer is captured with
 the calibration inputs run through it, and `convert` gives a quantize-dequantize graph.
 The graph is saved as INC's PT2E `save_load` saves it (a torch.export archive + qconfig.json,
 loaded back with `save_load.load`) in `inc/`, less the example inputs: torch.export pickles those
-and its loader falls back to `weights_only=False` for them, so without them nothing is unpickled; the artifact keeps the candidate's tokenizer, configs and modules so the loader
+and its loader falls back to `weights_only=False` for them, so without them nothing is unpickled;
+the artifact keeps the candidate's tokenizer, configs and modules so the loader
 can put the quantized graph in place of the transformer inside sentence-transformers.
 """
 
@@ -164,7 +165,8 @@ def linear_precision(graph) -> dict[str, Any]:
 
     def int8(node) -> bool:
         weight = node.args[1] if len(node.args) > 1 else None
-        return weight is not None and getattr(weight, "op", "") == "call_function" and "dequantize" in str(weight.target)
+        return (weight is not None and getattr(weight, "op", "") == "call_function"
+                and "dequantize" in str(weight.target))
 
     quantized = sum(1 for n in linears if int8(n))
     return {"op_type": "linear", "ops": len(linears), "ops_int8": quantized, "ops_float": len(linears) - quantized}

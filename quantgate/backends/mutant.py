@@ -105,7 +105,8 @@ def parse(value: str):
     for part in body.split(","):
         key, sep, raw = part.partition(":")
         if key not in MUTATIONS or not sep:
-            raise QuantgateUsageError(f"--gate-mutant {value!r}: unknown mutation {part!r}; known: {', '.join(MUTATIONS)}")
+            raise QuantgateUsageError(f"--gate-mutant {value!r}: unknown mutation {part!r}; "
+                                      f"known: {', '.join(MUTATIONS)}")
         try:
             options.append((key, raw if key in ("activation", "tokenizer") else float(raw)))
         except ValueError:

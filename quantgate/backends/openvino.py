@@ -188,7 +188,8 @@ def op_precision(model) -> dict[str, Any]:
                          for v in op.input_values())]
     weights = ("Multiply", "Subtract", "Convert", "Reshape", "Transpose")
     return {"op_type": "MatMul", "ops": len(matmuls), "ops_int8": len(matmuls) - len(floats), "ops_float": len(floats),
-            "ops_float_int8_weights": sum(1 for op in floats if _reaches(op.input_value(1).get_node(), int8, weights, 4))}
+            "ops_float_int8_weights": sum(1 for op in floats
+                                          if _reaches(op.input_value(1).get_node(), int8, weights, 4))}
 
 
 def check_smoothing(quantized, original) -> None:
