@@ -36,10 +36,14 @@ class Verdict:
 
     def export(self) -> dict[str, Any]:
         """What an xdist worker sends its controller (see merge)."""
-        return {"variants": self.variants, "scoring_seconds": self.header.get("scoring_seconds", {})}
+        return {"header": self.header, "variants": self.variants,
+                "scoring_seconds": self.header.get("scoring_seconds", {})}
 
     def merge(self, other: dict[str, Any]) -> None:
-        """Fold in another process's results (each variant's tests ran in one worker: loadgroup)."""
+        """Fold in another process's results (each variant's tests ran in one worker: loadgroup). The
+        controller runs no gate test, so it takes the header (candidate, data, threads) from a worker."""
+        for key, value in other.get("header", {}).items():
+            self.header.setdefault(key, value)
         for vid, entry in other.get("variants", {}).items():
             mine = self.variants.setdefault(vid, {"gates": {}, "failures": []})
             mine["gates"].update(entry.get("gates", {}))

@@ -34,7 +34,8 @@ def _checkout_copy(dst: Path) -> Path:
 
 def _fresh_venv(root: Path) -> Path:
     """A new venv whose dependencies come from this environment (offline: no download), but not quantgate:
-    a folder of links to every installed distribution except quantgate's own files, put on its path by a .pth."""
+    a folder of links to every installed distribution except quantgate's own files, put on its path by a .pth.
+    The wheel is built by this environment's setuptools (the venv's bundled one is older)."""
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
     deps = root / "deps"
     deps.mkdir()
@@ -51,8 +52,12 @@ def _fresh_venv(root: Path) -> Path:
 def test_installed_quantgate_gates_from_another_directory(tmp_path):
     python = _fresh_venv(tmp_path)
     source = _checkout_copy(tmp_path / "checkout")
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                              "--no-build-isolation", str(source)], capture_output=True, text=True, timeout=600)
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "wheels"), str(source)], capture_output=True, text=True, timeout=600)
+    assert wheel.returncode == 0, wheel.stderr[-3000:]
+    [built] = (tmp_path / "wheels").glob("quantgate-*.whl")
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(built)],
+                             capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr[-3000:]
     shutil.rmtree(source)  # nothing of the checkout is needed any more
     where = subprocess.run([str(python), "-c", "import importlib.util as u, quantgate; "
