@@ -102,7 +102,8 @@ def _merge(args) -> int:
 
 
 def _split(args) -> int:
-    from quantgate.data import DataFormatError, split_test
+    from quantgate.data import DataFormatError
+    from quantgate.splits import split_test
 
     try:
         validation, evaluation = split_test(args.data, args.out, args.validation, args.seed)

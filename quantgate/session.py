@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,43 +19,10 @@ from quantgate.factory import VariantFactory
 from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
 from quantgate.run import GateRun
 from quantgate.scoring import Scores, score
+from quantgate.settings import GateSettings, external_spec, resolve_device, shard
 
 EMBEDDED_NOTE = ("quantgate-mini, the embedded demonstration set (12 queries x 8 candidates): it shows the gate "
                  "works end to end and decides nothing about a model; pass --gate-data or --gate-tasks for a decision")
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    """What the user asked for; GateSession turns it into resolved objects."""
-
-    candidate: str | None = None
-    kind: str = "auto"
-    variants: tuple[str, ...] = ()
-    cache_dir: str | None = None
-    rebuild: bool = False
-    data: tuple[str, ...] = ()
-    calibration_data: tuple[str, ...] = ()  # folders whose train split calibrates static int8 (default: data)
-    validation_data: str | None = None  # accuracy control: a folder of validation queries (default: held-out train)
-    artifacts: tuple[tuple[str, str], ...] = ()  # (name, path) from --gate-artifact
-    mutants: tuple[str, ...] = ()  # test-only injected regressions, NAME=key:value,... (--gate-mutant)
-    thresholds: str | None = "thresholds.toml"
-    device: str = "auto"
-    trust_remote_code: bool = False
-    batch_size: int = 32
-    report_dir: str = "gate-report"
-    calibration_samples: int | None = None  # None: thresholds.toml [calibration] samples
-    max_queries: int | None = None  # quick runs: score only the first N test queries of each set
-    top_k: int | None = None  # quick runs: only the first K candidates of each query
-    threads: int | None = None  # one thread budget for every backend (default: all cores)
-    speed_batches: tuple[int, ...] = (1, 32)  # latency (1) and throughput batch sizes
-    speed_rounds: int = 5
-    speed_compare: bool = False  # fail on a regression against this machine's history
-    benchmark_storage: str = ".benchmarks"
-    tasks: tuple[str, ...] = ()  # mteb task names, loaded from the hub (--gate-tasks)
-    retrieval: bool = True  # embedders: also full-corpus retrieval (one more encoding pass per variant)
-    shard: tuple[int, int] | None = None  # (I, N): run shard I of N of the selected variants
-    dtype: str | None = None  # "auto": also gate the model in the dtype its config names (torch-auto)
-    memory_budget_mb: float | None = None  # auto batch: the most memory a batch may take (default 80% of free GPU)
 
 
 class GateSession:
@@ -349,40 +315,3 @@ class GateSession:
             built = self.factory.built_count()
             taken = len(self.factory.build_log) - built
         return built + self.run.worker_builds[0], taken + self.run.worker_builds[1]
-
-
-def shard(specs: list[VariantSpec], index: int, count: int) -> tuple[list[VariantSpec], list[str]]:
-    """Shard `index` (1-based) of `count`: round-robin over the selection's order, so every run
-    of the same selection splits it the same way. The reference runs in every shard (losses and
-    speedups are measured against it in the same run); the shard that owns it reports it.
-    Returns (what runs here, the ids this shard owns)."""
-    owned = [s for i, s in enumerate(specs) if i % count == index - 1]
-    reference = [s for s in specs if s.id == REFERENCE_ID and s not in owned]
-    return reference + owned, [s.id for s in owned]
-
-
-def external_spec(name: str, path: str) -> VariantSpec:
-    from quantgate.backends.external import source_kind
-
-    source = Path(path).expanduser().resolve()
-    if not source.exists():
-        raise QuantgateUsageError(f"--gate-artifact {name}={path}: {path} does not exist")
-    kind = source_kind(source)
-    from quantgate.candidate import file_sha256, hash_dir
-
-    digest = hash_dir(source) if source.is_dir() else file_sha256(source)
-    return VariantSpec(
-        id=name,
-        family="external",
-        precision="unknown",
-        description=f"artifact built elsewhere ({kind}): {source}",
-        options=(("path", str(source)), ("sha256", digest)),
-    )
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if machine.has_cuda() else "cpu"
-    if device == "cuda" and not machine.has_cuda():
-        raise QuantgateUsageError("--gate-device cuda: no CUDA GPU is visible on this machine; use --gate-device cpu")
-    return device
