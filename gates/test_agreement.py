@@ -1,11 +1,12 @@
-"""Agreement gate: every variant's scores agree with the torch-fp32 reference after activation."""
+"""Agreement gate: every variant's scores agree with the torch-fp32 reference after activation, on the
+pairs the sequential evaluation scored (a broken variant fails at the first look)."""
 
 from __future__ import annotations
 
 import pytest
 
-from quantgate.agreement import check_variant
-from quantgate.checks import describe_worst
+from quantgate import sequential
+from quantgate.agreement import describe_worst
 from quantgate.factory import BuildError
 from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
@@ -15,13 +16,15 @@ def test_agreement(gate, variant_spec):
     if variant_spec.id == REFERENCE_ID:
         pytest.skip("torch-fp32 is the reference")
     try:
-        results, failures, limits = check_variant(gate, variant_spec)
+        evaluation = sequential.run(gate, variant_spec)
     except (ScoreError, BuildError) as err:
         gate.run.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
-    gate.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "results": [r.to_dict() for r in results]},
-                        failures)
+    limits = gate.thresholds.agreement_limits(variant_spec.id, gate.candidate.kind)
+    failures = evaluation.agreement_failures
+    gate.run.verdict.record(variant_spec.id, "agreement",
+                            {"limits": limits, "results": [r.to_dict() for r in evaluation.agreement]}, failures)
     if failures:
-        worst = "\n".join(describe_worst(r) for r in results)
+        worst = "\n".join(describe_worst(r) for r in evaluation.agreement)
         pytest.fail(f"{variant_spec.id} disagrees with {REFERENCE_ID}:\n  " + "\n  ".join(failures) + "\n" + worst,
                     pytrace=False)

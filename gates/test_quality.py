@@ -1,11 +1,13 @@
-"""Quality gate: MTEB reranking MAP and retrieval NDCG@10 of each variant, relative loss vs
-the torch-fp32 reference, against thresholds.toml (point loss, or the CI's upper end)."""
+"""Quality gate: MTEB reranking MAP and retrieval NDCG@10 of each variant against the torch-fp32
+reference, decided pass / fail / inconclusive per metric by a sequential non-inferiority test
+(quantgate.decision). An inconclusive variant fails or passes the test as thresholds.toml's
+[decision] inconclusive says; its verdict stays inconclusive and publish refuses it either way."""
 
 from __future__ import annotations
 
 import pytest
 
-from quantgate import quality
+from quantgate import quality, sequential
 from quantgate.factory import BuildError
 from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
@@ -13,14 +15,26 @@ from quantgate.scoring import ScoreError
 
 def test_quality(gate, variant_spec):
     try:
-        qualities, losses, failures = quality.check_variant(gate, variant_spec)
+        evaluation = sequential.run(gate, variant_spec)
     except (ScoreError, BuildError, quality.HubTaskError) as err:
-        gate.run.verdict.record(variant_spec.id, "quality", {}, [str(err)])
+        gate.run.verdict.record(variant_spec.id, "quality", {"decision": "fail"}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
-    gate.run.verdict.record(variant_spec.id, "quality", {"tasks": [q.to_dict() for q in qualities],
-                                                      "losses": [l.to_dict() for l in losses]}, failures)
-    if variant_spec.id == REFERENCE_ID:
-        return  # its numbers are recorded; its loss is zero by definition
+    payload = evaluation.to_dict()
+    if variant_spec.id == REFERENCE_ID:  # its numbers are recorded; its loss is zero by definition
+        gate.run.verdict.record(variant_spec.id, "quality", {**payload, "decision": "pass"}, [])
+        return
+    failures = evaluation.quality_failures()
+    if evaluation.agreement_failures:
+        failures.append(f"not scored further: agreement limits crossed ({evaluation.usage[-1]['stopped']}); "
+                        "see test_agreement")
+    gate.run.verdict.record(variant_spec.id, "quality", payload, failures)
     if failures:
         pytest.fail(f"{variant_spec.id} loses too much quality against {REFERENCE_ID}:\n  " + "\n  ".join(failures),
                     pytrace=False)
+    undecided = evaluation.undecided()
+    if undecided:
+        message = (f"{variant_spec.id}: INCONCLUSIVE against {REFERENCE_ID} (the data do not decide "
+                   "whether the loss is within the limit):\n  " + "\n  ".join(undecided))
+        if gate.thresholds.decision["inconclusive"] == "fail":
+            pytest.fail(message + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
+        gate.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")

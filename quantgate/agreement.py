@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from quantgate.checks import crossed
+from quantgate.config import AGREEMENT_METRICS
 from quantgate.data import EvalSet
 from quantgate.scoring import Scores
 
@@ -41,8 +43,12 @@ def compare(variant: str, kind: str, reference: Scores, candidate: Scores, datas
         "mean_abs_error": float(diff.mean()),
         **ranking_agreement(reference, candidate),
     }
-    if kind == "embedder":
-        cosines = np.einsum("ij,ij->i", reference.embeddings, candidate.embeddings)
+    metrics.update(ties(candidate, kind))
+    metrics.update({f"{k}_reference": v for k, v in ties(reference, kind).items()})
+    if kind == "embedder":  # the same text in both (a variant scored in chunks encodes in another order)
+        rows = {t: i for i, t in enumerate(reference.texts)}
+        cosines = np.einsum("ij,ij->i", reference.embeddings[[rows[t] for t in candidate.texts]],
+                            candidate.embeddings)
         metrics["cosine_min"] = float(cosines.min())
         metrics["cosine_mean"] = float(cosines.mean())
     worst = []
@@ -54,6 +60,21 @@ def compare(variant: str, kind: str, reference: Scores, candidate: Scores, datas
             "variant": float(candidate.scores[i]),
         })
     return AgreementResult(variant, dataset.name, kind, metrics, worst, len(reference.keys), len(reference.by_query()))
+
+
+def ties(scores: Scores, kind: str) -> dict[str, float]:
+    """Pairs whose score equals another candidate's of the same query, and (rerankers) scores at the
+    activation's bounds (sigmoid saturated to exactly 0 or 1: half-precision activations do that, and
+    create ties). Every variant's ties are broken the same way, by mteb's evaluator (pytrec_eval orders
+    equal scores by document id, as trec_eval does)."""
+    tied = 0
+    for _, values in scores.by_query().values():
+        _, counts = np.unique(values, return_counts=True)
+        tied += int(counts[counts > 1].sum())
+    out = {"tied_pairs": float(tied)}
+    if kind == "reranker" and len(scores.scores) and 0.0 <= scores.scores.min() and scores.scores.max() <= 1.0:
+        out["saturated_pairs"] = float(np.count_nonzero((scores.scores <= 0.0) | (scores.scores >= 1.0)))
+    return out
 
 
 def ranking_agreement(reference: Scores, candidate: Scores) -> dict[str, float]:
@@ -88,20 +109,12 @@ def shorten(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def check_variant(gate, spec) -> tuple[list[AgreementResult], list[str], dict[str, float]]:
-    """Score `spec` and the reference on every evaluation set (once per run), compare, check.
+def agreement_failures(result: AgreementResult, limits: dict[str, float]) -> list[str]:
+    return crossed(result.metrics, limits, AGREEMENT_METRICS, result.dataset)
 
-    Returns the results, the messages of every limit crossed, and the limits used. A variant
-    whose scores are NaN/inf raises ScoreError.
-    """
-    from quantgate.checks import agreement_failures  # noqa: PLC0415 -- checks imports this module
 
-    kind = gate.candidate.kind
-    limits = gate.thresholds.agreement_limits(spec.id, kind)
-    results, failures = [], []
-    for dataset in gate.evaluation_sets():
-        reference = gate.scores(gate.reference, dataset)
-        result = compare(spec.id, kind, reference, gate.scores(spec, dataset), dataset)
-        results.append(result)
-        failures += agreement_failures(result, limits)
-    return results, failures, limits
+def describe_worst(result: AgreementResult) -> str:
+    lines = [f"  worst pairs on {result.dataset} (reference -> variant):"]
+    for w in result.worst:
+        lines.append(f"    {w['reference']:.4f} -> {w['variant']:.4f}  q: {w['query']!r}  p: {w['passage']!r}")
+    return "\n".join(lines)

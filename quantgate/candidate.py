@@ -179,3 +179,27 @@ def load_model(
         local_files_only=Path(str(path)).is_dir(),
         model_kwargs=kwargs,
     )
+
+
+def upcast_activation(model):
+    """A loaded cross-encoder whose activation runs on fp32 logits (for scoring only: a model saved
+    with the wrapper would name it in its config)."""
+    if getattr(model, "activation_fn", None) is not None and not isinstance(model.activation_fn, Fp32Activation):
+        model.activation_fn = Fp32Activation(model.activation_fn)
+    return model
+
+
+class Fp32Activation:
+    """The cross-encoder's activation applied to fp32 logits. sentence-transformers applies it in the
+    model's dtype: a sigmoid in fp16/bf16 saturates to exactly 1.0 above logit ~8 (fp16) and rounds
+    scores to 8 bits of mantissa (bf16), creating ties among a query's candidates
+    (sentence-transformers #3894). predict() returns float32 either way."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self, logits):
+        return self.fn(logits.float())
+
+    def __repr__(self) -> str:
+        return f"Fp32Activation({self.fn!r})"

@@ -1,11 +1,8 @@
-"""Checks: each returns a message when a limit is crossed, or None (pytest-benchmark's
-RegressionCheck contract). A gate test collects every message and asserts there are none,
-so one failure lists every limit crossed."""
+"""The one check contract: a limit crossed gives a message, a limit kept gives None (pytest-benchmark's
+RegressionCheck.fails). Agreement limits, the speed rule and quality decisions all report through it, so
+a gate test collects every message and one failure lists every limit crossed."""
 
 from __future__ import annotations
-
-from quantgate.agreement import AgreementResult
-from quantgate.config import AGREEMENT_METRICS
 
 
 def fails(metric: str, value: float, limit: float, direction: str) -> str | None:
@@ -16,19 +13,10 @@ def fails(metric: str, value: float, limit: float, direction: str) -> str | None
     return None
 
 
-def agreement_failures(result: AgreementResult, limits: dict[str, float]) -> list[str]:
+def crossed(values: dict[str, float], limits: dict[str, float], directions: dict[str, str], where: str) -> list[str]:
+    """Every limit in `limits` that `values` crosses, as '[where] metric = v > limit l'."""
     messages = []
     for metric, limit in limits.items():
-        if metric not in result.metrics:
-            continue
-        message = fails(metric, result.metrics[metric], limit, AGREEMENT_METRICS[metric])
-        if message:
-            messages.append(f"[{result.dataset}] {message}")
+        if metric in values and (message := fails(metric, values[metric], limit, directions[metric])):
+            messages.append(f"[{where}] {message}")
     return messages
-
-
-def describe_worst(result: AgreementResult) -> str:
-    lines = [f"  worst pairs on {result.dataset} (reference -> variant):"]
-    for w in result.worst:
-        lines.append(f"    {w['reference']:.4f} -> {w['variant']:.4f}  q: {w['query']!r}  p: {w['passage']!r}")
-    return "\n".join(lines)

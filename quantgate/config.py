@@ -30,8 +30,15 @@ AGREEMENT_METRICS: dict[str, str] = {
     "cosine_min": "min",
     "cosine_mean": "min",
 }
-QUALITY_KEYS = {"reranking_map_max_loss": float, "retrieval_ndcg10_max_loss": float, "rule": str,
-                "bootstrap_resamples": int, "seed": int}
+QUALITY_KEYS = {"reranking_map_max_loss": float, "retrieval_ndcg10_max_loss": float}
+DECISION_KEYS = {"confidence": float, "inconclusive": str, "first_look": int, "seed": int}
+# keys of earlier thresholds files, and what replaced them (one clear error instead of a silent change)
+REPLACED = {
+    "quality.rule": "decisions are now pass/fail/inconclusive from one-sided bounds: set [decision] "
+                    "inconclusive = \"fail\" or \"pass\" and delete quality.rule",
+    "quality.bootstrap_resamples": "the interval is now a paired t (Fieller) bound, no bootstrap: delete it",
+    "quality.seed": "the seed of the query order is [decision] seed: move it there",
+}
 SPEED_KEYS = {"regression_pct": float, "spread_multiple": float, "history_runs": int}
 CALIBRATION_KEYS = {"samples": int, "seed": int}
 ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int, "max_trials": int,
@@ -44,8 +51,8 @@ DEFAULTS: dict[str, Any] = {
                      "kendall_tau_mean": 0.98, "kendall_tau_worst": 0.9, "top1_agreement": 0.95,
                      "top10_overlap": 0.95},
     },
-    "quality": {"reranking_map_max_loss": 0.01, "retrieval_ndcg10_max_loss": 0.0155, "rule": "point",
-                "bootstrap_resamples": 1000, "seed": 0},
+    "quality": {"reranking_map_max_loss": 0.01, "retrieval_ndcg10_max_loss": 0.0155},
+    "decision": {"confidence": 0.95, "inconclusive": "fail", "first_look": 20, "seed": 0},
     "speed": {"regression_pct": 10.0, "spread_multiple": 3.0, "history_runs": 5},
     "calibration": {"samples": 300, "seed": 0},
     "accuracy_control": {"validation_queries": 100, "validation_candidates": 20, "max_trials": 8,
@@ -65,6 +72,7 @@ class Thresholds:
     quality: dict[str, Any]
     speed: dict[str, Any]
     calibration: dict[str, Any]
+    decision: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["decision"]))
     accuracy_control: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["accuracy_control"]))
     variants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # pattern -> section -> metric
 
@@ -116,7 +124,13 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
 
 def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     where = _Locator(path, text)
-    _known(where, data, {"agreement", "quality", "speed", "calibration", "accuracy_control", "variants"}, "")
+    sections = {"agreement", "quality", "decision", "speed", "calibration", "accuracy_control", "variants"}
+    _known(where, data, sections, "")
+    for key, why in REPLACED.items():
+        section, name = key.split(".")
+        if name in data.get(section, {}) or any(name in v.get(section, {}) for v in data.get("variants", {}).values()
+                                                 if isinstance(v, dict)):
+            raise ThresholdsError(where(key, why))
     agreement = {kind: dict(limits) for kind, limits in DEFAULTS["agreement"].items()}
     for kind, limits in data.get("agreement", {}).items():
         if kind not in agreement:
@@ -124,8 +138,14 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
                                         "unknown kind; use [agreement.reranker] or [agreement.embedder]"))
         agreement[kind].update(_agreement(where, f"agreement.{kind}", limits))
     quality = {**DEFAULTS["quality"], **_typed(where, "quality", data.get("quality", {}), QUALITY_KEYS)}
-    if quality["rule"] not in ("point", "strict"):
-        raise ThresholdsError(where("quality.rule", f"must be \"point\" or \"strict\", not {quality['rule']!r}"))
+    decision = {**DEFAULTS["decision"], **_typed(where, "decision", data.get("decision", {}), DECISION_KEYS)}
+    if decision["inconclusive"] not in ("fail", "pass"):
+        raise ThresholdsError(where("decision.inconclusive",
+                                   f"must be \"fail\" or \"pass\", not {decision['inconclusive']!r}"))
+    if not 0.5 < decision["confidence"] < 1:
+        raise ThresholdsError(where("decision.confidence", f"must be between 0.5 and 1, got {decision['confidence']}"))
+    if decision["first_look"] < 2:
+        raise ThresholdsError(where("decision.first_look", f"must be at least 2 queries, got {decision['first_look']}"))
     speed = {**DEFAULTS["speed"], **_typed(where, "speed", data.get("speed", {}), SPEED_KEYS)}
     calibration = {**DEFAULTS["calibration"],
                    **_typed(where, "calibration", data.get("calibration", {}), CALIBRATION_KEYS)}
@@ -144,7 +164,7 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
             "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS),
         }
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return Thresholds(path, digest, agreement, quality, speed, calibration, accuracy_control, variants)
+    return Thresholds(path, digest, agreement, quality, speed, calibration, decision, accuracy_control, variants)
 
 
 def _agreement(where: _Locator, section: str, limits: Any) -> dict[str, float]:

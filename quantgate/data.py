@@ -54,16 +54,25 @@ class EvalSet:
     def test_queries(self) -> list[str]:
         return [qid for qid in self.queries if qid in self.test_qrels]
 
-    def reranking_pairs(self, top_k: int | None = None,
-                        max_queries: int | None = None) -> list[tuple[str, str, str, str]]:
-        """(qid, docid, query, passage) for every candidate of every test query."""
+    def reranking_pairs(self, top_k: int | None = None, max_queries: int | None = None,
+                        qids: list[str] | None = None) -> list[tuple[str, str, str, str]]:
+        """(qid, docid, query, passage) for every candidate of `qids` (default: every test query)."""
         if not self.candidates:
             raise DataFormatError(f"{self.path} has no candidates.jsonl: it cannot be used for reranking")
-        qids = [q for q in self.candidates if q in self.test_qrels][:max_queries]
+        if qids is None:
+            qids = [q for q in self.candidates if q in self.test_qrels][:max_queries]
         return [
             (qid, docid, self.queries[qid], self.corpus[docid])
             for qid in qids for docid in self.candidates[qid][:top_k]
         ]
+
+    def evaluation_order(self, seed: int, budget: int | None = None) -> list[str]:
+        """The test queries that can be scored (a candidate list and a relevant passage), in one seeded
+        order shared by every variant, cut to `budget`. Sequential decisions look at prefixes of it."""
+        qids = [q for q in (self.candidates or self.test_queries)
+                if q in self.test_qrels and any(r > 0 for r in self.test_qrels[q].values())]
+        random.Random(seed).shuffle(qids)
+        return qids[:budget]
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()

@@ -9,7 +9,7 @@ from typing import Any
 from quantgate import machine
 from quantgate.backends.common import BuildContext
 from quantgate.cache import Artifact, ArtifactCache, cache_key
-from quantgate.candidate import Candidate
+from quantgate.candidate import Candidate, upcast_activation
 from quantgate.data import inputs_fingerprint
 from quantgate.registry import VariantSpec
 
@@ -154,7 +154,8 @@ class VariantFactory:
 
                 torch.set_num_threads(self.threads)
             try:
-                self._models[spec.id] = spec.loader()(ctx, artifact)
+                model = spec.loader()(ctx, artifact)
+                self._models[spec.id] = upcast_activation(model) if self.candidate.kind == "reranker" else model
             except Exception as err:
                 raise BuildError(f"{spec.id} built but failed to load: {type(err).__name__}: {err}") from err
         return self._models[spec.id]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.errors import QuantgateUsageError
+from quantgate.verdict import check_format, decision_of
 
 SAME = ("candidate", "thresholds", "data", "subset", "libraries")
 
@@ -27,7 +28,7 @@ def read_verdict(path: str | Path) -> tuple[Path, dict[str, Any]]:
     if not file.is_file():
         raise MergeError(f"{path}: no verdict.json (pass a shard's --gate-report folder or its verdict.json)")
     try:
-        return file, json.loads(file.read_text())
+        return file, check_format(json.loads(file.read_text()), file)
     except json.JSONDecodeError as err:
         raise MergeError(f"{file}: not a readable verdict ({err})") from None
 
@@ -52,7 +53,8 @@ def merge_verdicts(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         for vid in verdict["shard"]["owns"]:
             if vid in verdict["variants"]:
                 entry = dict(verdict["variants"][vid])
-                entry["passed"] = bool(entry.get("passed")) and complete
+                entry["decision"] = decision_of(entry)
+                entry["passed"] = entry["decision"] == "pass" and complete
                 entry["shard"] = verdict["shard"]["index"]
                 variants[vid] = entry
     scoring: dict[str, float] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from quantgate.candidate import file_sha256
 from quantgate.registry import REFERENCE_ID, ordered
+from quantgate.verdict import VerdictFormatError, check_format
 
 REQUIRED_GATES = ("agreement", "quality")
 
@@ -32,15 +33,18 @@ class Plan:
 
 def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: list[str] | None) -> Plan:
     entries = verdict.get("variants", {})
-    chosen = variants or ordered(v for v, e in entries.items() if e.get("passed"))
+    chosen = variants or ordered(v for v, e in entries.items() if e.get("passed") and e.get("decision") == "pass")
     result = Plan(chosen)
+    if variants is None:
+        result.notes += [f"not selected: {vid} ({entries[vid].get('decision', 'not decided')})"
+                         for vid in ordered(entries) if vid not in chosen]
     if not verdict.get("complete", False):
         result.refusals.append("the verdict comes from a run that did not finish: gate again")
     current = _thresholds_sha(thresholds_file)
     if current != verdict.get("thresholds", {}).get("sha256"):
         result.refusals.append(f"the verdict was gated against other thresholds than {thresholds_file}: gate again")
     if not chosen:
-        result.refusals.append("no variant passed the gate: nothing to publish")
+        result.refusals.append("no variant passed the gate (decided pass): nothing to publish")
     for vid in list(chosen):
         entry = entries.get(vid)
         if variants is None and entry and entry.get("artifact"):
@@ -57,7 +61,10 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         missing = [g for g in needed if g not in entry.get("gates", {})]
         if missing:
             result.refusals.append(f"{vid}: not gated by {', '.join(missing)}")
-        if entry.get("failures") or not entry.get("passed"):
+        if entry.get("decision") == "inconclusive":
+            result.refusals.append(f"{vid}: inconclusive (the data did not decide its quality loss; whatever "
+                                   "[decision] inconclusive says, only decided passes are published)")
+        elif entry.get("failures") or not entry.get("passed") or entry.get("decision") != "pass":
             reasons = "; ".join(f.splitlines()[0] for f in entry.get("failures", [])) or "did not pass"
             result.refusals.append(f"{vid}: failed the gate ({reasons})")
         result.refusals += _bind_files(vid, entry.get("artifact"), result.files)
@@ -123,8 +130,9 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
                          tags=["quantgate", "sentence-transformers", candidate.get("kind", "")],
                          library_name="sentence-transformers")
     subset = {**verdict, "variants": {v: verdict["variants"][v] for v in variants}}
-    body = (f"\n## quantgate\n\nVariants published here passed quantgate's agreement, quality and speed gates "
-            f"against the fp32 reference on this machine.\n\n{summary_markdown(subset)}")
+    body = (f"\n## quantgate\n\nVariants published here were decided **pass** by quantgate: agreement with the fp32 "
+            "reference, and a quality loss whose one-sided 95% upper bound is within the limit (sequential "
+            f"non-inferiority test), on this machine.\n\n{summary_markdown(subset)}")
     return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body))
 
 
@@ -140,7 +148,11 @@ def operations(p: Plan) -> list:
 def publish(verdict_path: str | Path, repo_id: str, *, thresholds: str | Path | None = "thresholds.toml",
             variants: list[str] | None = None, create_pr: bool = False, dry_run: bool = False, api=None,
             echo=print) -> int:
-    verdict = json.loads(Path(verdict_path).read_text())
+    try:
+        verdict = check_format(json.loads(Path(verdict_path).read_text()), verdict_path)
+    except (OSError, json.JSONDecodeError, VerdictFormatError) as err:
+        echo(f"refused: {err}")
+        return 1
     p = plan(verdict, thresholds, variants)
     if p.refusals:
         for line in p.refusals:

@@ -1,4 +1,4 @@
-"""Task quality by mteb's own retrieval evaluator, and relative loss with a paired bootstrap.
+"""Task quality by mteb's own retrieval evaluator (the decisions on it: quantgate.decision, quantgate.sequential).
 
 Each local BEIR folder becomes an mteb `AbsTaskRetrieval`: with `candidates.jsonl` it is a
 reranking task (`top_ranked` = the candidate lists; MAP and NDCG@10), without it a
@@ -12,7 +12,7 @@ MAP and NDCG@10 and the per-query values come from mteb (pytrec_eval underneath)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,34 +38,6 @@ class TaskQuality:
         return {"dataset": self.dataset, "task": self.task, "scores": self.scores}
 
 
-@dataclass
-class Loss:
-    dataset: str
-    task: str
-    metric: str
-    reference: float
-    variant: float
-    loss: float  # (reference - variant) / reference
-    ci_low: float
-    ci_high: float
-    limit: float
-    rule: str
-    queries: int
-
-    def failure(self) -> str | None:
-        value = self.ci_high if self.rule == "strict" and self.queries else self.loss
-        if value > self.limit:
-            what = "95% CI upper end" if self.rule == "strict" else "relative loss"
-            interval = (f"95% CI [{self.ci_low:+.2%}, {self.ci_high:+.2%}], {self.queries} queries"
-                        if self.queries else "no per-query values: no interval")
-            return (f"[{self.dataset} {self.task}] {self.metric}: {what} {value:.2%} > limit {self.limit:.2%} "
-                    f"(reference {self.reference:.4f}, variant {self.variant:.4f}, loss {self.loss:+.2%}, {interval})")
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def evaluate_scores(dataset: EvalSet, scores: Scores, name: str) -> TaskQuality:
     """Reranking quality of already computed scores, by mteb's evaluator."""
     groups = scores.by_query()
@@ -74,22 +46,31 @@ def evaluate_scores(dataset: EvalSet, scores: Scores, name: str) -> TaskQuality:
     return _run(task, ReplaySearch(scores, name), dataset, "reranking")
 
 
-def retrieval_qids(dataset: EvalSet, max_queries: int | None) -> list[str]:
-    return [q for q in dataset.test_queries if any(r > 0 for r in dataset.test_qrels[q].values())][:max_queries]
-
-
-def evaluate_model(dataset: EvalSet, model, max_queries: int | None, batch_size: int) -> TaskQuality:
+def evaluate_model(dataset: EvalSet, model, qids: list[str], batch_size: int) -> TaskQuality:
     """Full-corpus retrieval quality of an embedder, encoded through mteb's wrapper."""
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
-    task = build_task(dataset, retrieval_qids(dataset, max_queries), None)
+    task = build_task(dataset, qids, None)
     return _run(task, SentenceTransformerEncoderWrapper(model), dataset, "retrieval", batch_size)
 
 
-def evaluate_embeddings(dataset: EvalSet, scores: Scores, max_queries: int | None, name: str) -> TaskQuality:
+def evaluate_embeddings(dataset: EvalSet, scores: Scores, qids: list[str], name: str) -> TaskQuality:
     """Full-corpus retrieval quality from the scoring pass's embeddings, by mteb's evaluator."""
-    task = build_task(dataset, retrieval_qids(dataset, max_queries), None)
+    task = build_task(dataset, qids, None)
     return _run(task, EmbeddingSearch(scores, name), dataset, "retrieval")
+
+
+def first_stage(dataset: EvalSet, qids: list[str], top_k: int | None) -> TaskQuality:
+    """The candidate lists' own order (the first stage, e.g. BM25) scored like a variant: a reranker that
+    does not beat it is visible beside the reference."""
+    pairs = dataset.reranking_pairs(top_k=top_k, qids=qids)
+    rank: dict[str, int] = {}
+    values = []
+    for qid, _, _, _ in pairs:
+        rank[qid] = rank.get(qid, 0) + 1
+        values.append(-float(rank[qid]))
+    return evaluate_scores(dataset, Scores(dataset.name, [(q, d) for q, d, _, _ in pairs], np.array(values)),
+                           "first-stage")
 
 
 def _run(task, model, dataset: EvalSet, kind: str, batch_size: int = 32) -> TaskQuality:
@@ -100,29 +81,14 @@ def _run(task, model, dataset: EvalSet, kind: str, batch_size: int = 32) -> Task
     return TaskQuality(dataset.name, kind, {m: float(main[METRICS[m][0]]) for m in metrics}, per_query)
 
 
-def relative_loss(reference: TaskQuality, variant: TaskQuality, metric: str, limit: float, rule: str,
-                  resamples: int = 1000, seed: int = 0) -> Loss:
-    """Point loss from mteb's numbers; 95% CI from a paired bootstrap over queries."""
-    r, v = reference.scores[metric], variant.scores[metric]
-    loss = (r - v) / r if r else 0.0
-    if not reference.per_query.get(metric):
-        return Loss(reference.dataset, reference.task, metric, r, v, float(loss), float("nan"), float("nan"), limit,
-                    rule, 0)
-    qids = sorted(reference.per_query[metric])
-    ref = np.array([reference.per_query[metric][q] for q in qids])
-    var = np.array([variant.per_query[metric].get(q, 0.0) for q in qids])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(qids), size=(resamples, len(qids)))
-    ref_means, var_means = ref[idx].mean(axis=1), var[idx].mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        boot = np.where(ref_means > 0, (ref_means - var_means) / ref_means, 0.0)
-    low, high = np.percentile(boot, [2.5, 97.5])
-    return Loss(reference.dataset, reference.task, metric, r, v, float(loss), float(low), float(high), limit, rule,
-                len(qids))
-
-
-def quality_of(gate, spec, dataset: EvalSet | str, task: str) -> TaskQuality:
-    """One variant's quality on one task, computed once per run (the reference's is shared)."""
+def quality_of(gate, spec, dataset: EvalSet | str, task: str, scores: Scores | None = None,
+               qids: list[str] | None = None) -> TaskQuality:
+    """One variant's quality on one task. With `scores` (a sequential look): on the queries scored so far;
+    without: on the whole evaluation order, computed once per run (the reference's is shared)."""
+    if scores is not None:
+        if task == "reranking":
+            return evaluate_scores(dataset, scores, spec.id)
+        return evaluate_embeddings(dataset, scores, qids, spec.id)
     memo = gate.run.quality
     key = (spec.id, dataset if isinstance(dataset, str) else dataset.name, task)
     if key not in memo:
@@ -133,11 +99,11 @@ def quality_of(gate, spec, dataset: EvalSet | str, task: str) -> TaskQuality:
         elif task == "reranking":
             memo[key] = evaluate_scores(dataset, gate.scores(spec, dataset), spec.id)
         elif dataset.candidates:  # the corpus was encoded with the candidate lists: one pass
-            memo[key] = evaluate_embeddings(dataset, gate.scores(spec, dataset), gate.settings.max_queries, spec.id)
+            memo[key] = evaluate_embeddings(dataset, gate.scores(spec, dataset), gate.order(dataset), spec.id)
         else:
             gate.progress(f"retrieval over the full corpus of {dataset.name} ({len(dataset.corpus)} passages) "
                           f"with {spec.id}")
-            memo[key] = evaluate_model(dataset, gate.factory.load(spec), gate.settings.max_queries,
+            memo[key] = evaluate_model(dataset, gate.factory.load(spec), gate.order(dataset),
                                        gate.settings.batch_size)
     return memo[key]
 
@@ -149,22 +115,6 @@ def tasks_for(gate) -> list[tuple[EvalSet | str, str]]:
     if gate.candidate.kind == "embedder" and gate.settings.retrieval:
         tasks += [(d, "retrieval") for d in gate.datasets]
     return tasks + [(t.metadata.name, "hub") for t in gate.hub_tasks]
-
-
-def check_variant(gate, spec) -> tuple[list[TaskQuality], list[Loss], list[str]]:
-    limits = gate.thresholds.quality_limits(spec.id)
-    qualities, losses, failures = [], [], []
-    for dataset, task in tasks_for(gate):
-        reference = quality_of(gate, gate.reference, dataset, task)
-        variant = quality_of(gate, spec, dataset, task)
-        qualities.append(variant)
-        for metric in variant.scores:
-            loss = relative_loss(reference, variant, metric, limits[LIMIT_KEYS[metric]], limits["rule"],
-                                 limits["bootstrap_resamples"], limits["seed"])
-            losses.append(loss)
-            if message := loss.failure():
-                failures.append(message)
-    return qualities, losses, failures
 
 
 class HubTaskError(RuntimeError):

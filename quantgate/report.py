@@ -69,17 +69,22 @@ def _row(vid: str, entry: dict) -> dict:
     gates = entry.get("gates", {})
     agreement = gates.get("agreement", {}).get("results", [{}])
     metrics = agreement[0].get("metrics", {}) if agreement else {}
-    losses = gates.get("quality", {}).get("losses", [])
+    quality = gates.get("quality", {})
+    losses = quality.get("decisions", [])
+    usage = quality.get("usage", [])
     speed = {int(v["batch_size"]): v for k, v in gates.items() if k.startswith("speed-") and "batch_size" in v}
     throughput_batch = max((b for b in speed if b > 1), default=None)
     return {
         "variant": vid,
         "passed": entry.get("passed", False),
+        "decision": entry.get("decision", "fail" if entry.get("failures") else "pass"),
+        "queries": ", ".join(f"{u['queries']}/{u['available']}" for u in usage) or "–",
+        "tasks": quality.get("tasks", []),
         "failures": entry.get("failures", []),
         "max_abs": metrics.get("max_abs_error"),
         "tau": metrics.get("kendall_tau_mean"),
         "losses": losses,
-        "worst_loss": max((l["loss"] for l in losses), default=None),
+        "worst": max(losses, key=lambda l: (l["loss"] - l["limit"], l["loss"]), default=None),
         "latency_ms": speed.get(1, {}).get("latency_ms_median"),
         "items_per_s": speed.get(throughput_batch, {}).get("items_per_s") if throughput_batch else None,
         "speedup": speed.get(throughput_batch, {}).get("speedup_vs_reference") if throughput_batch else None,
@@ -96,8 +101,8 @@ def _precision_note(row: dict) -> str:
     if not control:
         return ""
     ops = f"{load['ops_int8']} of {load['ops']} {load['op_type']} in int8, " if "ops" in load else ""
-    return (f" (accuracy-controlled: {ops}validation MAP loss {control['loss']:+.2%} "
-            f"{'<=' if control['met'] else '>'} {control['max_loss']:.2%})")
+    return (f" (accuracy-controlled: {ops}tuning's validation MAP loss {control['loss']:+.2%} "
+            f"{'<=' if control['met'] else '>'} {control['max_loss']:.2%}, {'met' if control['met'] else 'not met'})")
 
 
 def _fmt(value, spec: str, missing: str = "–") -> str:
@@ -105,19 +110,52 @@ def _fmt(value, spec: str, missing: str = "–") -> str:
 
 
 def _loss_cell(losses: list[dict], metric: str) -> str:
-    """One line per task: 'scifact retrieval: +0.54% [-0.8%, +2.0%]' (an embedder has two per dataset)."""
+    """One line per task: 'scifact reranking: +0.54% [-0.8%, +2.0%] inconclusive' (an embedder has two per set)."""
     cells = []
     for l in (l for l in losses if l["metric"] == metric):
-        interval = (f" [{l['ci_low']:+.1%}, {l['ci_high']:+.1%}]" if l.get("queries") else "")
         label = " ".join(filter(None, (l["dataset"], l.get("task"))))
-        cells.append(f"{label}: {l['loss']:+.2%}{interval}")
+        cells.append(f"{label}: {l['loss']:+.2%} [{_bound(l['low'])}, {_bound(l['high'])}] {l['decision']}")
     return "<br>".join(cells) or "–"
+
+
+def _bound(value: float) -> str:
+    return f"{value:+.1%}" if abs(value) != float("inf") else ("−∞" if value < 0 else "+∞")
+
+
+DECISION_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive"}
+
+
+def first_stage_lines(verdict: dict, rows: list[dict]) -> list[str]:
+    """The candidate lists' own order beside the reference: a reranker that does not beat it shows."""
+    stages = verdict.get("first_stage") or {}
+    reference = next((r for r in rows if r["variant"] == "torch-fp32"), None)
+    lines = []
+    for name, scores in stages.items():
+        ref = next((t["scores"] for t in (reference or {}).get("tasks", [])
+                    if t["dataset"] == name and t["task"] == "reranking"), {})
+        cells = [f"{m} {v:.4f} (reference {ref[m]:.4f}{'' if ref[m] > v else ', NOT better'})" if m in ref
+                 else f"{m} {v:.4f}" for m, v in scores.items()]
+        lines.append(f"- {name} first stage (candidate order): " + ", ".join(cells))
+    return ["", "## First stage", "", *lines] if lines else []
+
+
+def undecided_lines(rows: list[dict]) -> list[str]:
+    lines = []
+    for r in rows:
+        for l in r["losses"]:
+            if l["decision"] == "inconclusive":
+                need = (f"needs about {l['needed']} queries at this spread (used {l['queries']})" if l.get("needed")
+                        else "the loss sits on the limit: no number of queries would decide it")
+                lines.append(f"- `{r['variant']}` {l['dataset']} {l['task']} {l['metric']}: loss {l['loss']:+.2%}, "
+                             f"bounds [{_bound(l['low'])}, {_bound(l['high'])}] around the limit "
+                             f"{l['limit']:.2%}: {need}")
+    return ["", "## Inconclusive: what would decide them", "", *lines] if lines else []
 
 
 def recommendation(rows: list[dict]) -> list[str]:
     passing = [r for r in rows if r["passed"]]
     if not passing:
-        return ["No variant passed the gate: ship none of them (see the failures below)."]
+        return ["No variant was decided pass: ship none of them (see the failures and the undecided below)."]
     lines = []
     fast = [r for r in passing if r["latency_ms"] is not None]
     if fast:
@@ -163,23 +201,28 @@ def summary_markdown(verdict: dict) -> str:
     out += [f"**Data: {d['note']}.**" for d in verdict.get("data", []) if d.get("embedded")]
     out += ["", "## Recommendation", "", *recommendation(rows), "",
             "## Variants", "",
-            "| variant | pass | max abs Δ | Kendall τ | MAP loss [95% CI] | NDCG@10 loss [95% CI] | latency ms (b1) "
-            "| items/s | speedup | size MB |",
-            "|---|---|---:|---:|---|---|---:|---:|---:|---:|"]
+            "| variant | decision | queries used | max abs Δ | Kendall τ | MAP loss [bounds] | NDCG@10 loss [bounds] "
+            "| latency ms (b1) | items/s | speedup | size MB |",
+            "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| `{r['variant']}` | {'✅' if r['passed'] else '❌'} | {_fmt(r['max_abs'], '.4f')} | "
+        out.append(f"| `{r['variant']}` | {DECISION_MARK.get(r['decision'], r['decision'])} | {r['queries']} | "
+                   f"{_fmt(r['max_abs'], '.4f')} | "
                    f"{_fmt(r['tau'], '.3f')} | {_loss_cell(r['losses'], 'map')} | "
                    f"{_loss_cell(r['losses'], 'ndcg_at_10')} | "
                    f"{_fmt(r['latency_ms'], '.1f')} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
                    f"{_fmt(r['size_mb'], '.1f')} |")
+    out += first_stage_lines(verdict, rows)
+    out += undecided_lines(rows)
     out += precision_table(rows)
     failing = [r for r in rows if r["failures"]]
     if failing:
         out += ["", "## Why variants failed", ""]
         for r in failing:
             out += [f"- `{r['variant']}`:"] + [f"  - {f.splitlines()[0]}" for f in r["failures"]]
-    out += ["", "Loss = (reference − variant) / reference: positive is worse. "
-                "Intervals: paired bootstrap over queries."]
+    out += ["", "Loss = (reference − variant) / reference: positive is worse. Bounds: one-sided 95% each way "
+                "(paired t on per-query values, Fieller's interval, adjusted for the sequential looks); pass = upper "
+                "bound within the limit, fail = lower bound above it, inconclusive = neither. Queries used: of the "
+                "evaluation order (a variant stops once every metric is decided)."]
     return "\n".join(out) + "\n"
 
 
@@ -190,7 +233,7 @@ def precision_table(rows: list[dict]) -> list[str]:
         return []
     out = ["", "## Int8: what stayed in floating point", "",
            "| variant | int8 ops | float ops | validation MAP (reference → variant) | validation loss / limit "
-           "| items/s | speedup | pass |",
+           "(evidence from tuning) | items/s | speedup | gate decision |",
            "|---|---:|---:|---|---|---:|---:|---|"]
     for r in quantized:
         load, control = r["load"], r["load"].get("accuracy_control")
@@ -203,12 +246,17 @@ def precision_table(rows: list[dict]) -> list[str]:
         floats = f"{load['ops_float']}" + (f" ({weights} with int8 weights)" if weights else "")
         out.append(f"| `{r['variant']}` | {load['ops_int8']} of {load['ops']} {load['op_type']} | {floats} | "
                    f"{validation} | {limit} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
-                   f"{'✅' if r['passed'] else '❌'} |")
+                   f"{DECISION_MARK.get(r['decision'], r['decision'])} |")
     return out
 
 
+STYLE = {"pass": ("tab:green", "o"), "inconclusive": ("tab:orange", "s"), "fail": ("tab:red", "X")}
+
+
 def pareto_plot(verdict: dict, path: Path) -> Path | None:
-    rows = [r for r in _rows(verdict) if r["speedup"] is not None and r["worst_loss"] is not None]
+    """Each variant's worst quality loss (relative to the limit) with its one-sided bounds as an error bar,
+    against its throughput speedup; the limit as a line; decisions by colour and marker."""
+    rows = [r for r in _rows(verdict) if r["speedup"] is not None and r["worst"] is not None]
     if not rows:
         return None
     import matplotlib
@@ -216,17 +264,49 @@ def pareto_plot(verdict: dict, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(9, 6))
+    limits = sorted({r["worst"]["limit"] * 100 for r in rows})
     for r in rows:
-        color = "tab:green" if r["passed"] else "tab:red"
-        ax.scatter(r["speedup"], r["worst_loss"] * 100, c=color, s=60, marker="o" if r["passed"] else "x")
-        ax.annotate(r["variant"], (r["speedup"], r["worst_loss"] * 100), fontsize=7, xytext=(4, 3),
-                    textcoords="offset points")
+        w = r["worst"]
+        loss, low, high = (v * 100 for v in (w["loss"], w["low"], w["high"]))
+        top = max(limits) * 4 + 1  # an unbounded interval is drawn to the edge
+        below, above = loss - max(low, -top), min(high, top) - loss
+        color, marker = STYLE.get(r["decision"], ("grey", "o"))
+        ax.errorbar(r["speedup"], loss, yerr=[[max(below, 0)], [max(above, 0)]], fmt=marker, color=color, ms=7,
+                    capsize=3, lw=1)
+    _label(ax, [(r["speedup"], r["worst"]["loss"] * 100, r["variant"]) for r in rows])
+    for limit in limits:
+        ax.axhline(limit, color="tab:red", ls="--", lw=1)
+        ax.annotate(f"limit {limit:.2f}%", (ax.get_xlim()[1], limit), fontsize=7, color="tab:red", ha="right",
+                    va="bottom")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set(xlabel="throughput speedup vs torch-fp32 (×)", ylabel="worst relative quality loss (%)",
-           title="Speed vs quality (green: passed, red ×: failed)")
+    handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=d) for d, (c, m) in STYLE.items()]
+    ax.legend(handles=handles, title="decision", fontsize=8, loc="upper left")
+    ax.set(xlabel="throughput speedup vs torch-fp32 (× items/s at the throughput batch)",
+           ylabel="worst relative quality loss, % of the reference (positive = worse)",
+           title="Speed vs quality: point = observed loss, bar = one-sided 95% bounds")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _label(ax, points: list[tuple[float, float, str]]) -> None:
+    """Labels that do not overlap: each goes to the first free slot around its point, in display space."""
+    ax.figure.canvas.draw()
+    renderer = ax.figure.canvas.get_renderer()
+    taken: list = []
+    offsets = [(5, 4), (5, -10), (-5, 4), (-5, -10), (5, 14), (5, -20), (-5, 14), (-5, -20), (5, 24), (5, -30)]
+    for x, y, text in sorted(points, key=lambda p: (p[0], p[1])):
+        for dx, dy in offsets:
+            label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7,
+                                ha="left" if dx > 0 else "right")
+            box = label.get_window_extent(renderer).expanded(1.02, 1.1)
+            if not any(box.overlaps(other) for other in taken):
+                taken.append(box)
+                break
+            label.remove()
+        else:
+            taken.append(ax.annotate(text, (x, y), xytext=(5, 4), textcoords="offset points",
+                                     fontsize=7).get_window_extent(renderer))
 
 
 def write_reports(verdict: dict, report_dir: Path) -> list[Path]:

@@ -15,6 +15,7 @@ class GateRun:
     verdict: Verdict = field(default_factory=lambda: Verdict({}))
     scores: dict[tuple[str, str], Scores] = field(default_factory=dict)  # (variant, data set): filled by scoring
     quality: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (variant, data set, task): quality.py
+    evaluations: dict[str, Any] = field(default_factory=dict)  # variant -> quantgate.sequential.Evaluation
     speed: dict[tuple[str, str], float] = field(default_factory=dict)  # (variant, batch label) -> items/s: speed gate
     auto_batches: dict[str, tuple[int, list[dict]]] = field(default_factory=dict)  # variant -> (batch, trials)
     worker_builds: tuple[int, int] = (0, 0)  # (built, from cache) reported by pytest-xdist workers

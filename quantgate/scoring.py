@@ -28,6 +28,10 @@ class Scores:
     embeddings: np.ndarray | None = None  # embedders: one row per text, unit-normalised
     seconds: float = 0.0
 
+    def head(self, pairs: int) -> Scores:
+        """The first `pairs` scores (a variant scored in chunks is a prefix of the reference's order)."""
+        return Scores(self.dataset, self.keys[:pairs], self.scores[:pairs], self.texts, self.embeddings, self.seconds)
+
     def by_query(self) -> dict[str, tuple[list[str], np.ndarray]]:
         groups: dict[str, list[int]] = {}
         for i, (qid, _) in enumerate(self.keys):
@@ -36,33 +40,42 @@ class Scores:
 
 
 def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int | None = None,
-          max_queries: int | None = None, retrieval_queries: list[str] | None = None) -> Scores:
-    """Scores of every candidate pair. Embedders with `retrieval_queries` (texts) also encode
-    those queries and the whole corpus in the same pass, so full-corpus retrieval needs no second
-    encoding pass (quantgate.quality.evaluate_embeddings)."""
+          max_queries: int | None = None, retrieval_queries: list[str] | None = None,
+          qids: list[str] | None = None, known: Scores | None = None) -> Scores:
+    """Scores of the candidate pairs of `qids` (default: every test query, or the first `max_queries`).
+    Embedders with `retrieval_queries` (texts) also encode those queries and the whole corpus in the same
+    pass, so full-corpus retrieval needs no second encoding pass (quantgate.quality.evaluate_embeddings).
+    With `known` (the scores of earlier chunks) only the new pairs are scored, texts already encoded are
+    not encoded again, and the result holds both."""
     import time
 
-    pairs = dataset.reranking_pairs(top_k=top_k, max_queries=max_queries)
+    pairs = dataset.reranking_pairs(top_k=top_k, max_queries=max_queries, qids=qids)
     keys = [(qid, docid) for qid, docid, _, _ in pairs]
     started = time.perf_counter()
     if kind == "reranker":
         values = model.predict([(q, p) for _, _, q, p in pairs], batch_size=batch_size, show_progress_bar=False,
-                               convert_to_numpy=True)
+                               convert_to_numpy=True) if pairs else np.zeros(0)
         result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64).reshape(len(keys), -1)[:, 0])
     else:
         texts = [q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]
         if retrieval_queries is not None:
             texts += [*retrieval_queries, *dataset.corpus.values()]
-        texts = list(dict.fromkeys(texts))
-        emb = np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
-                         dtype=np.float64)
+        seen = set(known.texts) if known is not None else set()
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        emb = np.asarray(model.encode(new, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
+                         dtype=np.float64).reshape(len(new), -1) if new else np.zeros((0, 1))
         check_finite(emb, "embeddings")
         emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        index = {t: i for i, t in enumerate(texts)}
+        if known is not None and known.embeddings is not None:
+            new, emb = [*known.texts, *new], np.vstack([known.embeddings, emb]) if len(new) else known.embeddings
+        index = {t: i for i, t in enumerate(new)}
         values = np.einsum("ij,ij->i", emb[[index[q] for _, _, q, _ in pairs]], emb[[index[p] for _, _, _, p in pairs]])
-        result = Scores(dataset.name, keys, values, texts, emb)
+        result = Scores(dataset.name, keys, values, new, emb)
     result.seconds = time.perf_counter() - started
     check_finite(result.scores, "scores")
+    if known is not None:
+        result = Scores(dataset.name, known.keys + result.keys, np.concatenate([known.scores, result.scores]),
+                        result.texts, result.embeddings, known.seconds + result.seconds)
     return result
 
 

@@ -14,8 +14,30 @@ from typing import Any
 
 from quantgate import machine
 from quantgate.cache import write_json_atomic
+from quantgate.errors import QuantgateUsageError
 
-FORMAT = "quantgate-verdict/1"
+FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / inconclusive) from sequential bounds
+
+
+class VerdictFormatError(QuantgateUsageError):
+    """A verdict.json this version cannot read (another format, or not a verdict)."""
+
+
+def check_format(data: Any, where: str | Path) -> dict[str, Any]:
+    """A verdict read from disk, or one clear error: publish and merge never half-trust an old file."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise VerdictFormatError(f"{where}: verdict format {found!r}, this quantgate reads {FORMAT!r}: gate again "
+                                 "with this version")
+    return data
+
+
+def decision_of(entry: dict[str, Any]) -> str:
+    """A variant's decision: fail on any crossed limit or error; else the quality gate's (pass or
+    inconclusive); a variant gated for agreement alone, with nothing crossed, is pass."""
+    if entry.get("failures") or not all(g.get("passed", False) for g in entry.get("gates", {}).values()):
+        return "fail"
+    return entry.get("gates", {}).get("quality", {}).get("decision", "pass")
 
 
 @dataclass
@@ -55,8 +77,8 @@ class Verdict:
     def to_dict(self, complete: bool) -> dict[str, Any]:
         variants = {}
         for vid, entry in self.variants.items():
-            passed = complete and not entry["failures"] and all(g["passed"] for g in entry["gates"].values())
-            variants[vid] = {**entry, "passed": passed}
+            decision = decision_of(entry)
+            variants[vid] = {**entry, "decision": decision, "passed": complete and decision == "pass"}
         return {
             "format": FORMAT,
             "complete": complete,

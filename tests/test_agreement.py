@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from quantgate.agreement import check_variant, compare, ranking_agreement
+from quantgate.agreement import compare, ranking_agreement
 from quantgate.data import default_data
 from quantgate.registry import VARIANTS, VariantSpec
 from quantgate.scoring import ScoreError, Scores, check_finite
+from quantgate.sequential import agreement_check as check_variant
 from quantgate.session import GateSession, GateSettings
 from tests.conftest import ROOT
 

@@ -34,7 +34,9 @@ def test_exact_id_beats_glob_and_glob_beats_default(tmp_path):
     [
         ("[quality\nrule = 1", r"t.toml: not valid TOML: .*line 1"),
         ("[quality]\nreranking_map_max_los = 0.01\n", r"t.toml:2: quality.reranking_map_max_los: unknown key"),
-        ("[quality]\nrule = \"loose\"\n", r"t.toml:2: quality.rule: must be \"point\" or \"strict\""),
+        ("[quality]\nrule = \"point\"\n", r"t.toml:2: quality.rule: decisions are now pass/fail/inconclusive"),
+        ("[decision]\ninconclusive = \"maybe\"\n", r"t.toml:2: decision.inconclusive: must be \"fail\" or \"pass\""),
+        ("[decision]\nconfidence = 0.3\n", r"t.toml:2: decision.confidence: must be between 0.5 and 1"),
         ("[agreement.reranker]\n\nmax_abs_error = \"big\"\n",
          r"t.toml:3: agreement.reranker.max_abs_error: must be a number"),
         ("[agreement.reranker]\nkendal = 0.9\n", r"t.toml:2: agreement.reranker.kendal: unknown metric"),

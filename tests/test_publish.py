@@ -59,10 +59,10 @@ def test_summary_recommends_and_explains(gated):
     tmp, verdict, _ = gated
     summary = (tmp / "report" / "summary.md").read_text()
     assert summary == summary_markdown(verdict)
-    assert "| `noisy` | ❌ |" in summary and "## Why variants failed" in summary
+    assert "| `noisy` | ❌ fail |" in summary and "## Why variants failed" in summary
     assert "## Recommendation" in summary
     # an embedder is gated on reranking and on retrieval of the same dataset: each loss says which
-    tasks = {(l["dataset"], l["task"]) for l in verdict["variants"]["onnx"]["gates"]["quality"]["losses"]}
+    tasks = {(l["dataset"], l["task"]) for l in verdict["variants"]["onnx"]["gates"]["quality"]["decisions"]}
     assert {task for _, task in tasks} == {"reranking", "retrieval"}
     assert all(f"{dataset} {task}: " in summary for dataset, task in tasks)
 
@@ -70,9 +70,34 @@ def test_summary_recommends_and_explains(gated):
 def test_dry_run_lists_exactly_the_passing_variants(gated):
     tmp, _, thresholds = gated
     code, lines = _publish(tmp / "report" / "verdict.json", thresholds, dry_run=True)
-    assert code == 0 and lines[0].startswith("publishing torch-fp32, onnx to org/model"), lines
+    assert code == 0 and any(line.startswith("publishing torch-fp32, onnx to org/model") for line in lines), lines
     assert "  + onnx/model.onnx" in lines and "  + README.md" in lines and "  + quantgate/verdict.json" in lines
-    assert not any("noisy" in line for line in lines)
+    assert [line for line in lines if "noisy" in line] == ["not selected: noisy (fail)"]
+
+
+def test_only_decided_passes_are_published_whatever_the_policy(gated, tmp_path):
+    """An inconclusive variant (its test may have passed under inconclusive = "pass") is never pushed:
+    left out of the default selection, refused when named."""
+    src, verdict, thresholds = gated
+    verdict = json.loads(json.dumps(verdict))
+    verdict["variants"]["onnx"]["gates"]["quality"]["decision"] = "inconclusive"
+    verdict["variants"]["onnx"].update(decision="inconclusive", passed=False)
+    path = tmp_path / "verdict.json"
+    path.write_text(json.dumps(verdict))
+    code, lines = _publish(path, thresholds, dry_run=True)
+    assert code == 0 and "not selected: onnx (inconclusive)" in lines
+    assert any(line.startswith("publishing torch-fp32 to org/model") for line in lines), lines
+    code, lines = _publish(path, thresholds, variants=["onnx"], dry_run=True)
+    assert code == 1 and any(line.startswith("refused: onnx: inconclusive") for line in lines), lines
+
+
+def test_a_verdict_of_another_format_is_refused(gated, tmp_path):
+    src, verdict, thresholds = gated
+    path = tmp_path / "verdict.json"
+    path.write_text(json.dumps({**verdict, "format": "quantgate-verdict/1"}))
+    code, lines = _publish(path, thresholds, dry_run=True)
+    assert code == 1 and lines == [f"refused: {path}: verdict format 'quantgate-verdict/1', this quantgate reads "
+                                   "'quantgate-verdict/2': gate again with this version"]
 
 
 def test_push_makes_one_commit_with_the_card(gated, monkeypatch):

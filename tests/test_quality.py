@@ -1,9 +1,9 @@
-"""The quality gate: mteb's numbers, relative loss with a bootstrap CI, and it is not blind."""
+"""The quality gate: mteb's numbers, three-valued sequential decisions, and it is not blind."""
 
 import numpy as np
 import pytest
 
-from quantgate import quality
+from quantgate import quality, sequential
 from quantgate.registry import VARIANTS
 from tests.conftest import ROOT
 from tests.test_agreement import _session
@@ -23,9 +23,9 @@ def embedder_gate(tmp_path_factory):
 def test_fp32_equivalent_variants_pass(request, which):
     gate = request.getfixturevalue(which)
     for vid in ("onnx", "openvino"):
-        qualities, losses, failures = quality.check_variant(gate, VARIANTS[vid])
+        qualities, decisions, failures = sequential.quality_check(gate, VARIANTS[vid])
         assert failures == [], failures
-        assert all(abs(l.loss) < 1e-3 for l in losses)
+        assert all(abs(d.loss) < 1e-3 and d.decision == "pass" for d in decisions), decisions
     tasks = {(q.task, m) for q in qualities for m in q.scores}
     expected = {("reranking", "map"), ("reranking", "ndcg_at_10")}
     if which == "embedder_gate":
@@ -36,9 +36,9 @@ def test_fp32_equivalent_variants_pass(request, which):
 @pytest.mark.parametrize("which", ["reranker_gate", "embedder_gate"])
 def test_a_degraded_variant_fails(request, which):
     gate = request.getfixturevalue(which)
-    _, losses, failures = quality.check_variant(gate, gate.registry.variants["mutant-noise"])
-    assert failures, [l.to_dict() for l in losses]
-    assert any("relative loss" in f and "95% CI" in f for f in failures)
+    _, decisions, failures = sequential.quality_check(gate, gate.registry.variants["mutant-noise"])
+    assert failures, [d.to_dict() for d in decisions]
+    assert any("FAIL, lower bound" in f and "one-sided 95% bounds" in f for f in failures)
 
 
 def test_numbers_agree_with_running_mteb_directly(reranker_gate):
@@ -55,23 +55,8 @@ def test_numbers_agree_with_running_mteb_directly(reranker_gate):
     scores = direct.task_results[0].scores["test"][0]
     assert scores["map_at_1000"] == pytest.approx(ours.scores["map"], abs=1e-4)
     assert scores["ndcg_at_10"] == pytest.approx(ours.scores["ndcg_at_10"], abs=1e-4)
-    # the per-query values behind the bootstrap average to mteb's number
+    # the per-query values behind the decisions average to mteb's number
     assert np.mean(list(ours.per_query["ndcg_at_10"].values())) == pytest.approx(ours.scores["ndcg_at_10"], abs=1e-4)
-
-
-def test_bootstrap_interval_and_rules():
-    ref = quality.TaskQuality("d", "reranking", {"map": 0.5}, {"map": {f"q{i}": 0.5 for i in range(50)}})
-    same = quality.relative_loss(ref, ref, "map", 0.01, "point")
-    assert same.loss == same.ci_low == same.ci_high == 0.0 and same.failure() is None
-    per_query = {f"q{i}": (0.5 if i % 10 else 0.25) for i in range(50)}  # 5 of 50 queries drop by half
-    worse = quality.TaskQuality("d", "reranking", {"map": float(np.mean(list(per_query.values())))}, {"map": per_query})
-    loss = quality.relative_loss(ref, worse, "map", 0.06, "point", resamples=1000, seed=0)
-    assert loss.loss == pytest.approx(0.05) and loss.ci_low < 0.05 < loss.ci_high
-    assert loss.failure() is None  # point 5% < 6%
-    strict = quality.relative_loss(ref, worse, "map", 0.06, "strict", resamples=1000, seed=0)
-    assert strict.failure() is not None and "CI upper end" in strict.failure()
-    again = quality.relative_loss(ref, worse, "map", 0.06, "point", resamples=1000, seed=0)
-    assert (again.ci_low, again.ci_high) == (loss.ci_low, loss.ci_high)  # fixed seed
 
 
 def test_embedder_retrieval_from_the_scoring_pass_equals_mteb_encoding_the_corpus(tmp_path):
@@ -84,7 +69,7 @@ def test_embedder_retrieval_from_the_scoring_pass_equals_mteb_encoding_the_corpu
                                     variants=("torch-fp32",)))
     dataset = gate.datasets[0]
     one_pass = quality_of(gate, gate.reference, dataset, "retrieval")
-    mteb_own = evaluate_model(dataset, gate.factory.load(gate.reference), None, 32)
+    mteb_own = evaluate_model(dataset, gate.factory.load(gate.reference), gate.order(dataset), 32)
     assert one_pass.scores["ndcg_at_10"] == pytest.approx(mteb_own.scores["ndcg_at_10"], abs=1e-4)
     assert one_pass.per_query["ndcg_at_10"].keys() == mteb_own.per_query["ndcg_at_10"].keys()
     assert len(gate.scores(gate.reference, dataset).texts) >= len(dataset.corpus)  # the corpus was in the pass

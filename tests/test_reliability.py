@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from quantgate import agreement, quality
+from quantgate import sequential
 from quantgate.backends.mutant import parse
 from quantgate.session import GateSession, GateSettings
 from tests.conftest import ROOT
@@ -41,7 +41,7 @@ def gates(shared_reranker, scifact, tmp_path_factory):
 
 def _failures(gate, name):
     spec = gate.registry.variants[name]
-    return agreement.check_variant(gate, spec)[1] + quality.check_variant(gate, spec)[2]
+    return sequential.agreement_check(gate, spec)[1] + sequential.quality_check(gate, spec)[2]
 
 
 @pytest.mark.parametrize("kind", ["reranker", "embedder"])
@@ -65,18 +65,18 @@ STABLE = ("torch-fp32", "onnx", "openvino", "openvino-qint8")
 def _verdict_of(gate) -> dict:
     verdict = {}
     for spec in gate.selected:
-        results, failures, _ = agreement.check_variant(gate, spec)
-        _, losses, quality_failures = quality.check_variant(gate, spec)
+        results, failures, _ = sequential.agreement_check(gate, spec)
+        _, losses, quality_failures = sequential.quality_check(gate, spec)
         verdict[spec.id] = {
-            "passed": not failures and not quality_failures,
+            "passed": not failures and not quality_failures and all(l.decision == "pass" for l in losses),
             "agreement": [r.metrics for r in results],
-            "losses": [(l.metric, l.variant, l.loss, l.ci_low, l.ci_high) for l in losses],
+            "losses": [(l.metric, l.variant, l.loss, l.low, l.high, l.decision) for l in losses],
         }
     return verdict
 
 
 def test_clean_variants_give_the_same_verdict_in_five_runs(shared_reranker, scifact, tmp_path):
-    """Five independent sessions (fresh scores, fresh bootstrap) over one cache: identical verdicts,
+    """Five independent sessions (fresh scores, fresh decisions) over one cache: identical verdicts,
     the fp32 variants pass every time. The second run rebuilds every artifact (static int8
     calibrates again): the verdict does not move."""
     runs = []

@@ -54,8 +54,8 @@ def _outcome(verdict: dict) -> dict:
         gates = entry["gates"]
         out[vid] = {
             "passed": entry["passed"],
-            "quality": [(l["dataset"], l["metric"], l["reference"], l["variant"], l["loss"], l["ci_low"], l["ci_high"])
-                        for l in gates.get("quality", {}).get("losses", [])],
+            "quality": [(l["dataset"], l["metric"], l["reference"], l["variant"], l["loss"], l["low"], l["high"],
+                         l["decision"], l["queries"]) for l in gates.get("quality", {}).get("decisions", [])],
             "agreement": [r["metrics"] for r in gates.get("agreement", {}).get("results", [])],
         }
     return out
