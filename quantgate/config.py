@@ -16,21 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.errors import QuantgateUsageError
+from quantgate.metrics import AGREEMENT, QUALITY, agreement_defaults
 
-# metric -> (default reranker limit, default embedder limit, direction)
-# direction "max": the value must stay at or below the limit; "min": at or above.
-AGREEMENT_METRICS: dict[str, str] = {
-    "max_abs_error": "max",
-    "p99_abs_error": "max",
-    "mean_abs_error": "max",
-    "kendall_tau_mean": "min",
-    "kendall_tau_worst": "min",
-    "top1_agreement": "min",
-    "top10_overlap": "min",
-    "cosine_min": "min",
-    "cosine_mean": "min",
-}
-QUALITY_KEYS = {"reranking_map_max_loss": float, "retrieval_ndcg10_max_loss": float}
+AGREEMENT_METRICS: dict[str, str] = {name: m.direction for name, m in AGREEMENT.items()}  # metric -> direction
+QUALITY_KEYS = {m.limit_key: float for m in QUALITY.values()}
 DECISION_KEYS = {"confidence": float, "inconclusive": str, "first_look": int, "seed": int}
 # keys of earlier thresholds files, and what replaced them (one clear error instead of a silent change)
 REPLACED = {
@@ -44,14 +33,8 @@ CALIBRATION_KEYS = {"samples": int, "seed": int}
 ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int, "max_trials": int,
                          "ranking_queries": int}
 DEFAULTS: dict[str, Any] = {
-    "agreement": {
-        "reranker": {"max_abs_error": 0.02, "mean_abs_error": 0.005, "kendall_tau_mean": 0.98,
-                     "kendall_tau_worst": 0.9, "top1_agreement": 0.95, "top10_overlap": 0.95},
-        "embedder": {"cosine_min": 0.99, "cosine_mean": 0.999, "max_abs_error": 0.02, "mean_abs_error": 0.005,
-                     "kendall_tau_mean": 0.98, "kendall_tau_worst": 0.9, "top1_agreement": 0.95,
-                     "top10_overlap": 0.95},
-    },
-    "quality": {"reranking_map_max_loss": 0.01, "retrieval_ndcg10_max_loss": 0.0155},
+    "agreement": {kind: agreement_defaults(kind) for kind in ("reranker", "embedder")},
+    "quality": {m.limit_key: m.reranker for m in QUALITY.values()},
     "decision": {"confidence": 0.95, "inconclusive": "fail", "first_look": 20, "seed": 0},
     "speed": {"regression_pct": 10.0, "spread_multiple": 3.0, "history_runs": 5},
     "calibration": {"samples": 300, "seed": 0},

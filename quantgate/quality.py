@@ -19,12 +19,13 @@ import numpy as np
 
 from quantgate.data import EvalSet
 from quantgate.errors import QuantgateUsageError
+from quantgate.metrics import QUALITY
 from quantgate.mteb_local import EmbeddingSearch, ReplaySearch, build_task
 from quantgate.scoring import Scores
 
-# mteb score key -> (our name, pytrec_eval per-query key)
-METRICS = {"map": ("map_at_1000", "map_cut_1000"), "ndcg_at_10": ("ndcg_at_10", "ndcg_cut_10")}
-LIMIT_KEYS = {"map": "reranking_map_max_loss", "ndcg_at_10": "retrieval_ndcg10_max_loss"}
+# our name -> (mteb score key, pytrec_eval per-query key), and the thresholds.toml key of its limit
+METRICS = {name: (m.mteb_key, m.per_query_key) for name, m in QUALITY.items()}
+LIMIT_KEYS = {name: m.limit_key for name, m in QUALITY.items()}
 
 
 @dataclass
