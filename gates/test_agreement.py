@@ -7,6 +7,8 @@ import pytest
 
 from quantgate import sequential
 from quantgate.agreement import describe_worst
+from quantgate.checks import crossed_records
+from quantgate.config import AGREEMENT_METRICS
 from quantgate.factory import BuildError
 from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
@@ -22,8 +24,11 @@ def test_agreement(gate, variant_spec):
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
     limits = gate.thresholds.agreement_limits(variant_spec.id, gate.candidate.kind)
     failures = evaluation.agreement_failures
-    gate.run.verdict.record(variant_spec.id, "agreement",
-                            {"limits": limits, "results": [r.to_dict() for r in evaluation.agreement]}, failures)
+    structured = [c for r in evaluation.agreement
+                  for c in crossed_records(r.metrics, limits, AGREEMENT_METRICS, r.dataset)]
+    gate.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "crossed": structured,
+                                                           "results": [r.to_dict() for r in evaluation.agreement]},
+                            failures)
     if failures:
         worst = "\n".join(describe_worst(r) for r in evaluation.agreement)
         pytest.fail(f"{variant_spec.id} disagrees with {REFERENCE_ID}:\n  " + "\n  ".join(failures) + "\n" + worst,

@@ -15,8 +15,15 @@ def fails(metric: str, value: float, limit: float, direction: str) -> str | None
 
 def crossed(values: dict[str, float], limits: dict[str, float], directions: dict[str, str], where: str) -> list[str]:
     """Every limit in `limits` that `values` crosses, as '[where] metric = v > limit l'."""
-    messages = []
+    return [f"[{r['dataset']}] {r['message']}" for r in crossed_records(values, limits, directions, where)]
+
+
+def crossed_records(values: dict[str, float], limits: dict[str, float], directions: dict[str, str],
+                    where: str) -> list[dict]:
+    """The same, structured for the verdict: metric, value, limit, direction, data set, message."""
+    records = []
     for metric, limit in limits.items():
         if metric in values and (message := fails(metric, values[metric], limit, directions[metric])):
-            messages.append(f"[{where}] {message}")
-    return messages
+            records.append({"metric": metric, "value": values[metric], "limit": limit,
+                            "direction": directions[metric], "dataset": where, "message": message})
+    return records
