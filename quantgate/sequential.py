@@ -102,7 +102,7 @@ def _variant(gate, spec) -> Evaluation:
                     decisions.append(evaluate(
                         dataset.name, task, metric, [ref.per_query[metric][q] for q in qids],
                         [variant.per_query[metric].get(q, 0.0) for q in qids], limits[LIMIT_KEYS[metric]],
-                        sequence, look))
+                        sequence, look, settings["min_queries"]))
             gate.progress(f"{spec.id} on {dataset.name}, look {look + 1}/{len(sequence.looks)} ({n} queries): "
                           + ", ".join(f"{d.task} {d.metric} {d.decision}" for d in decisions)
                           + (" — agreement limits crossed" if crossed else ""))
@@ -129,7 +129,7 @@ def _variant(gate, spec) -> Evaluation:
             label = name if isinstance(name, str) else name.name
             result.decisions.append(evaluate(label, task, metric, [ref.per_query[metric][q] for q in qids],
                                              [variant.per_query[metric][q] for q in qids],
-                                             limits[LIMIT_KEYS[metric]], sequence, 0))
+                                             limits[LIMIT_KEYS[metric]], sequence, 0, settings["min_queries"]))
     return result
 
 

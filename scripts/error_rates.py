@@ -30,6 +30,7 @@ from quantgate.quality import evaluate_scores
 from quantgate.scoring import load_scores
 
 LIMITS = {"map": 0.01, "ndcg_at_10": 0.0155}
+MIN_QUERIES = 20  # thresholds.toml [decision] min_queries (--min-queries)
 
 
 def per_query(data, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -41,15 +42,19 @@ def per_query(data, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def simulate(ref: np.ndarray, var: np.ndarray, limit: float, runs: int, rng: np.random.Generator, first: int,
-             budget: int | None = None, sequential: bool = True) -> dict[str, float]:
+             budget: int | None = None, sequential: bool = True, other: np.ndarray | None = None,
+             share: float = 0.0) -> dict[str, float]:
+    """Decisions of `runs` simulated gate runs. With `other`, each drawn query takes the other variant's value
+    with probability `share` (a mixture of two real variants)."""
     n = budget or len(ref)
     sequence = Sequence(n, first if sequential else n, 0.05)
     counts = {"pass": 0, "fail": 0, "inconclusive": 0}
     used = 0
     for _ in range(runs):
         idx = rng.integers(0, len(ref), n)
+        values = var[idx] if other is None else np.where(rng.random(n) < share, other[idx], var[idx])
         for look, k in enumerate(sequence.looks):
-            result = decide(ref[idx[:k]], var[idx[:k]], limit, sequence.critical(look))[0]
+            result = decide(ref[idx[:k]], values[:k], limit, sequence.critical(look), MIN_QUERIES)[0]
             if result != "inconclusive":
                 break
         counts[result] += 1
@@ -64,9 +69,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first-look", type=int, default=20)
+    parser.add_argument("--min-queries", type=int, default=MIN_QUERIES)
     parser.add_argument("--budgets", default="", help="also simulate these smaller query budgets, e.g. 12,20,40")
+    parser.add_argument("--mix", default="", help="BETTER,WORSE: also mixtures of two real variants' per-query "
+                        "values at 0, 0.5, 1, 2, 4 x the limit (the worse one's loss must exceed 4 x the limit)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    global MIN_QUERIES
+    MIN_QUERIES = args.min_queries
     data = load(args.data)
     values = per_query(data, Path(args.scores))
     reference = values.pop("torch-fp32")
@@ -94,6 +104,21 @@ def main() -> None:
                                                      args.first_look, int(budget))
             rows.append(row)
             print(_line(row), flush=True)
+        if args.mix:
+            better, worse = (np.array([values[v][metric].get(q, 0.0) for q in qids]) for v in args.mix.split(","))
+            losses = [(r.mean() - x.mean()) / r.mean() for x in (better, worse)]
+            row = {"metric": metric, "variant": f"mixture {args.mix}", "losses": losses, "limit": limit}
+            for k in (0.0, 0.5, 1.0, 2.0, 4.0):
+                share = (k * limit - losses[0]) / (losses[1] - losses[0])
+                if 0 <= share <= 1:
+                    row[f"x{k:g}"] = simulate(r, better, limit, args.runs, rng, args.first_look, other=worse,
+                                              share=share)
+                    row[f"x{k:g}_one_look"] = simulate(r, better, limit, args.runs, rng, args.first_look,
+                                                       sequential=False, other=worse, share=share)
+            rows.append(row)
+            print(" | ".join(f"{key}: P {v['pass']:.3f} F {v['fail']:.3f} q {v['mean_queries']:.0f}"
+                             for key, v in row.items() if isinstance(v, dict)), f"({row['variant']}, {metric})",
+                  flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps({"runs": args.runs, "seed": args.seed, "rows": rows}, indent=1))
 

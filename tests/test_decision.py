@@ -45,6 +45,15 @@ def test_the_interval_and_the_decision_never_disagree():
             assert verdict == expected, (limit, low, high)
 
 
+def test_under_min_queries_only_an_exact_copy_is_decided():
+    """12 queries cannot estimate the spread of rare, large per-query changes: a changed variant stays
+    undecided however clear its t looks; one equal to the reference on every query passes."""
+    c = decision.critical(1.645, 12)
+    assert decision.decide(REFERENCE[:12], REFERENCE[:12] * 0.9, 0.01, c)[0] == "fail"
+    assert decision.decide(REFERENCE[:12], REFERENCE[:12] * 0.9, 0.01, c, min_queries=20)[0] == "inconclusive"
+    assert decision.decide(REFERENCE[:12], REFERENCE[:12], 0.01, c, min_queries=20)[0] == "pass"
+
+
 def test_too_few_queries_decide_nothing():
     assert decision.decide(REFERENCE[:1], REFERENCE[:1], 0.01, math.inf)[0] == "inconclusive"
     assert decision.needed_queries(REFERENCE, REFERENCE * (1 - 0.01), 0.01, 1.7) is None  # exactly on the limit
