@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.errors import QuantgateUsageError
-from quantgate.verdict import check_format, decision_of
+from quantgate.verdict import Verdict, check_format
 
 SAME = ("candidate", "thresholds", "data", "subset", "libraries")
 
@@ -48,21 +48,15 @@ def merge_verdicts(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
                           for _, v in shards)
         raise MergeError(f"expected shards 1/N..N/N exactly once each, got {found}")
     complete = all(v.get("complete") for _, v in shards)
-    variants: dict[str, Any] = {}
+    merged = Verdict({k: v for k, v in first.items()
+                      if k not in ("variants", "shard", "complete", "scoring_seconds", "format", "written_at")})
     for _, verdict in shards:
-        for vid in verdict["shard"]["owns"]:
-            if vid in verdict["variants"]:
-                entry = dict(verdict["variants"][vid])
-                entry["decision"] = decision_of(entry)
-                entry["passed"] = entry["decision"] == "pass" and complete
-                entry["shard"] = verdict["shard"]["index"]
-                variants[vid] = entry
-    scoring: dict[str, float] = {}
-    for _, verdict in shards:
-        scoring.update(verdict.get("scoring_seconds", {}))
-    merged = {k: v for k, v in first.items() if k not in ("variants", "shard", "complete", "scoring_seconds")}
-    return {**merged, "complete": complete, "scoring_seconds": scoring,
-            "merged_from": [str(p) for p, _ in shards], "shard": None, "variants": variants}
+        owned = {vid: {**entry, "shard": verdict["shard"]["index"]} for vid, entry in verdict["variants"].items()}
+        merged.merge({"variants": owned, "scoring_seconds": verdict.get("scoring_seconds", {})},
+                     only=verdict["shard"]["owns"])
+    out = merged.to_dict(complete)
+    return {**out, **{k: first[k] for k in ("machine", "libraries") if k in first},
+            "merged_from": [str(p) for p, _ in shards], "shard": None}
 
 
 def merge_benchmarks(files: list[str | Path], owners: dict[str, int]) -> dict[str, Any]:

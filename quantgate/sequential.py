@@ -55,6 +55,10 @@ def run(gate, spec) -> Evaluation:
 
 
 def _tasks(gate, dataset: EvalSet) -> list[str]:
+    """Quality tasks on a set with candidate lists; none on the embedded set a --gate-tasks run measures
+    agreement on (its quality comes from the mteb tasks)."""
+    if not any(dataset is d for d in gate.datasets):
+        return []
     return ["reranking"] + (["retrieval"] if gate.candidate.kind == "embedder" and gate.settings.retrieval else [])
 
 
@@ -65,7 +69,8 @@ def _reference(gate) -> Evaluation:
         result.qualities += [quality_of(gate, gate.reference, dataset, task) for task in _tasks(gate, dataset)]
         result.usage.append({"dataset": dataset.name, "queries": len(order), "available": len(order),
                              "pairs": len(gate.scores(gate.reference, dataset).keys), "stopped": "reference"})
-        _first_stage(gate, dataset, order)
+        if _tasks(gate, dataset):
+            _first_stage(gate, dataset, order)
     result.qualities += [quality_of(gate, gate.reference, d, t) for d, t in _one_look_tasks(gate)]
     return result
 
@@ -88,15 +93,16 @@ def _variant(gate, spec) -> Evaluation:
         reference = gate.scores(gate.reference, dataset)
         references = {t: quality_of(gate, gate.reference, dataset, t) for t in _tasks(gate, dataset)}
         sequence = Sequence(len(order), settings["first_look"], alpha)
-        scores, done, decisions, stopped = None, 0, [], "data exhausted"
+        scores, done, decisions, qualities, stopped = None, 0, [], [], "data exhausted"
         for look, n in enumerate(sequence.looks):
             scores = gate.score_more(spec, dataset, order[done:n], scores)
             done = n
             agreement = compare(spec.id, kind, reference.head(len(scores.keys)), scores, dataset)
             crossed = agreement_failures(agreement, agreement_limits)
-            decisions = []
+            decisions, qualities = [], []
             for task, ref in references.items():
                 variant = quality_of(gate, spec, dataset, task, scores, order[:n])
+                qualities.append(variant)
                 for metric in variant.per_query:
                     qids = [q for q in order[:n] if q in ref.per_query[metric]]
                     decisions.append(evaluate(
@@ -115,7 +121,7 @@ def _variant(gate, spec) -> Evaluation:
         result.agreement.append(agreement)
         result.agreement_failures += crossed
         result.decisions += decisions
-        result.qualities.append(variant)
+        result.qualities += qualities
         result.usage.append({"dataset": dataset.name, "queries": done, "available": len(order),
                              "pairs": len(scores.keys), "stopped": stopped})
         if crossed:

@@ -61,17 +61,19 @@ class Verdict:
         return {"header": self.header, "variants": self.variants,
                 "scoring_seconds": self.header.get("scoring_seconds", {})}
 
-    def merge(self, other: dict[str, Any]) -> None:
-        """Fold in another process's results (each variant's tests ran in one worker: loadgroup). The
-        controller runs no gate test, so it takes the header (candidate, data, threads) from a worker."""
+    def merge(self, other: dict[str, Any], only: list[str] | None = None) -> None:
+        """Fold in another process's results: an xdist worker's (each variant's tests ran in one worker:
+        loadgroup) or a shard's (`quantgate merge`: `only` the variants it owns). The one merge of both paths.
+        The controller runs no gate test, so it takes the header (candidate, data, threads) from a worker."""
         for key, value in other.get("header", {}).items():
             self.header.setdefault(key, value)
         for vid, entry in other.get("variants", {}).items():
+            if only is not None and vid not in only:
+                continue
             mine = self.variants.setdefault(vid, {"gates": {}, "failures": []})
             mine["gates"].update(entry.get("gates", {}))
             mine["failures"].extend(f for f in entry.get("failures", []) if f not in mine["failures"])
-            if "artifact" in entry:
-                mine["artifact"] = entry["artifact"]
+            mine.update({k: v for k, v in entry.items() if k not in ("gates", "failures", "decision", "passed")})
         self.header.setdefault("scoring_seconds", {}).update(other.get("scoring_seconds", {}))
 
     def to_dict(self, complete: bool) -> dict[str, Any]:
