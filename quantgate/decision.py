@@ -119,6 +119,7 @@ class Decision:
     looks: int
     critical: float
     needed: int | None = None  # inconclusive: about how many queries would decide it (None: no number would)
+    confidence: float = 0.97  # of each one-sided bound (thresholds.toml [decision] confidence)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,7 +129,8 @@ class Decision:
 
     def describe(self) -> str:
         where = f"[{self.dataset} {self.task}] {self.metric}"
-        numbers = (f"loss {self.loss:+.2%}, one-sided 95% bounds {self.interval()} vs limit {self.limit:.2%} "
+        numbers = (f"loss {self.loss:+.2%}, one-sided {self.confidence:.0%} bounds {self.interval()} "
+                   f"vs limit {self.limit:.2%} "
                    f"(reference {self.reference:.4f}, variant {self.variant:.4f}; {self.queries} of {self.available} "
                    f"queries, look {self.look}/{self.looks})")
         if self.decision == "fail":
@@ -203,7 +205,7 @@ class Sequence:
     """The looks of one data set: query counts, and each look's normal critical value."""
 
     def __init__(self, available: int, first: int, alpha: float) -> None:
-        self.available = available
+        self.available, self.alpha = available, alpha
         self.looks = schedule(available, first) or [0]
         self.z = boundaries(tuple(n / available for n in self.looks), alpha) if available else (math.inf,)
 
@@ -222,4 +224,4 @@ def evaluate(dataset: str, task: str, metric: str, reference: np.ndarray, varian
         needed = max(needed or 0, min_queries)
     return Decision(dataset, task, metric, decision, loss, low, high, limit, float(np.mean(reference)),
                     float(np.mean(variant)), len(reference), sequence.available, look + 1, len(sequence.looks), c,
-                    needed)
+                    needed, 1 - sequence.alpha)

@@ -131,7 +131,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
                          library_name="sentence-transformers")
     subset = {**verdict, "variants": {v: verdict["variants"][v] for v in variants}}
     body = (f"\n## quantgate\n\nVariants published here were decided **pass** by quantgate: agreement with the fp32 "
-            "reference, and a quality loss whose one-sided 95% upper bound is within the limit (sequential "
+            "reference, and a quality loss whose one-sided upper bound is within the limit (sequential "
             f"non-inferiority test), on this machine.\n\n{summary_markdown(subset)}")
     return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body))
 

@@ -100,7 +100,7 @@ def pareto_plot(verdict: dict, path: Path) -> Path | None:
     ax.legend(handles=handles, title="decision", fontsize=8, loc="upper left")
     ax.set(xlabel="throughput speedup vs torch-fp32 (× items/s at the throughput batch)",
            ylabel="worst relative quality loss, % of the reference (positive = worse)",
-           title="Speed vs quality: point = observed loss, bar = one-sided 95% bounds")
+           title="Speed vs quality: point = observed loss, bar = one-sided bounds")
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

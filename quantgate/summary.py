@@ -173,7 +173,7 @@ def summary_markdown(verdict: dict) -> str:
         out += ["", "## Why variants failed", ""]
         for r in failing:
             out += [f"- `{r['variant']}`:"] + [f"  - {f.splitlines()[0]}" for f in r["failures"]]
-    out += ["", "Loss = (reference − variant) / reference: positive is worse. Bounds: one-sided 95% each way "
+    out += ["", "Loss = (reference − variant) / reference: positive is worse. Bounds: one-sided each way "
                 "(paired t on per-query values, Fieller's interval, adjusted for the sequential looks); pass = upper "
                 "bound within the limit, fail = lower bound above it, inconclusive = neither. Queries used: of the "
                 "evaluation order (a variant stops once every metric is decided)."]

@@ -31,6 +31,7 @@ from quantgate.scoring import load_scores
 
 LIMITS = {"map": 0.01, "ndcg_at_10": 0.0155}
 MIN_QUERIES = 20  # thresholds.toml [decision] min_queries (--min-queries)
+ALPHA = 0.05  # 1 - thresholds.toml [decision] confidence (--confidence)
 
 
 def per_query(data, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -47,7 +48,7 @@ def simulate(ref: np.ndarray, var: np.ndarray, limit: float, runs: int, rng: np.
     """Decisions of `runs` simulated gate runs. With `other`, each drawn query takes the other variant's value
     with probability `share` (a mixture of two real variants)."""
     n = budget or len(ref)
-    sequence = Sequence(n, first if sequential else n, 0.05)
+    sequence = Sequence(n, first if sequential else n, ALPHA)
     counts = {"pass": 0, "fail": 0, "inconclusive": 0}
     used = 0
     for _ in range(runs):
@@ -69,14 +70,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first-look", type=int, default=20)
-    parser.add_argument("--min-queries", type=int, default=MIN_QUERIES)
+    parser.add_argument("--confidence", type=float, default=0.95, help="thresholds.toml [decision] confidence")
+    parser.add_argument("--min-queries", type=int, default=20, help="thresholds.toml [decision] min_queries")
     parser.add_argument("--budgets", default="", help="also simulate these smaller query budgets, e.g. 12,20,40")
     parser.add_argument("--mix", default="", help="BETTER,WORSE: also mixtures of two real variants' per-query "
                         "values at 0, 0.5, 1, 2, 4 x the limit (the worse one's loss must exceed 4 x the limit)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    global MIN_QUERIES
-    MIN_QUERIES = args.min_queries
+    global MIN_QUERIES, ALPHA  # one setting for every simulate() call of this script
+    MIN_QUERIES, ALPHA = args.min_queries, 1 - args.confidence
     data = load(args.data)
     values = per_query(data, Path(args.scores))
     reference = values.pop("torch-fp32")
