@@ -94,7 +94,7 @@ def test_pairs_must_match_the_reference():
 
 def test_p99_abs_error_ignores_one_outlier_that_max_abs_error_reports():
     """max_abs_error is one pair (it grows with the number scored); p99_abs_error is not; either can be limited."""
-    from quantgate.checks import agreement_failures
+    from quantgate.agreement import agreement_failures
 
     data = default_data()
     qids = [f"q{i // 10}" for i in range(1000)]
