@@ -123,8 +123,8 @@ def _thresholds(tmp_path, text: str):
 
 
 def test_a_variant_stops_once_decided(tmp_path):
-    """Looks at 4, 8 and 12 queries of the embedded set: onnx agrees with the reference at once and stops
-    at the first look; its verdict says how many queries it used."""
+    """Looks at 4, 8 and 12 queries of the embedded set: onnx equals the reference on every query and stops
+    before the last look; its verdict says how many queries it used."""
     thresholds = _thresholds(tmp_path, "").read_text().replace("first_look = 20", "first_look = 4")
     (tmp_path / "thresholds.toml").write_text(thresholds)
     out = run_gate("-q", "-k", "not speed", "--variants", "torch-fp32,onnx", "--gate-cache", str(tmp_path / "cache"),
@@ -132,9 +132,10 @@ def test_a_variant_stops_once_decided(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:]
     onnx = json.loads((tmp_path / "report" / "verdict.json").read_text())["variants"]["onnx"]
     usage = onnx["gates"]["quality"]["usage"][0]
-    assert onnx["decision"] == "pass" and usage["queries"] == 4 and usage["available"] == 12, usage
-    assert usage["stopped"] == "decided at 4 queries"
-    assert {d["look"] for d in onnx["gates"]["quality"]["decisions"]} == {1}
+    assert onnx["decision"] == "pass" and usage["queries"] < usage["available"] == 12, usage
+    assert usage["stopped"] == f"decided at {usage['queries']} queries"
+    decisions = onnx["gates"]["quality"]["decisions"]
+    assert {d["queries"] for d in decisions} == {usage["queries"]} and {d["looks"] for d in decisions} == {3}
 
 
 @pytest.mark.parametrize("policy", ["fail", "pass"])
