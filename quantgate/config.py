@@ -35,7 +35,7 @@ ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int
 DEFAULTS: dict[str, Any] = {
     "agreement": {kind: agreement_defaults(kind) for kind in ("reranker", "embedder")},
     "quality": {m.limit_key: m.reranker for m in QUALITY.values()},
-    "decision": {"confidence": 0.97, "inconclusive": "fail", "first_look": 20, "min_queries": 20, "seed": 0},
+    "decision": {"confidence": 0.97, "inconclusive": "fail", "first_look": 20, "min_queries": 100, "seed": 0},
     "speed": {"regression_pct": 10.0, "spread_multiple": 3.0, "history_runs": 5},
     "calibration": {"samples": 300, "seed": 0},
     "accuracy_control": {"validation_queries": 100, "validation_candidates": 20, "max_trials": 8,
