@@ -31,7 +31,7 @@ from quantgate.scoring import load_scores
 
 LIMITS = {"map": 0.01, "ndcg_at_10": 0.0155}
 MIN_QUERIES = 100  # thresholds.toml [decision] min_queries (--min-queries)
-ALPHA = 0.05  # 1 - thresholds.toml [decision] confidence (--confidence)
+ALPHA = 0.03  # 1 - thresholds.toml [decision] confidence (--confidence)
 
 
 def per_query(data, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--first-look", type=int, default=20)
-    parser.add_argument("--confidence", type=float, default=0.95, help="thresholds.toml [decision] confidence")
+    parser.add_argument("--confidence", type=float, default=0.97, help="thresholds.toml [decision] confidence")
     parser.add_argument("--min-queries", type=int, default=100, help="thresholds.toml [decision] min_queries")
     parser.add_argument("--budgets", default="", help="also simulate these smaller query budgets, e.g. 12,20,40")
     parser.add_argument("--mix", default="", help="BETTER,WORSE: also mixtures of two real variants' per-query "
