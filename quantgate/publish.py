@@ -118,7 +118,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
 
     results = []
     for vid in variants:
-        for loss in verdict["variants"][vid]["gates"].get("quality", {}).get("losses", []):
+        for loss in verdict["variants"][vid]["gates"].get("quality", {}).get("decisions", []):
             results.append(EvalResult(
                 task_type="text-ranking", task_name=f"{loss['task']} ({vid})",
                 dataset_type=loss["dataset"], dataset_name=loss["dataset"], dataset_split="test",

@@ -19,9 +19,10 @@ MUTANTS = {
 }
 
 
-def _session(cache, candidate=None, data=(), max_queries=None, top_k=None, retrieval=True) -> GateSession:
+def _session(cache, candidate=None, data=(), max_queries=None, top_k=None, retrieval=True,
+             thresholds=ROOT / "thresholds.toml") -> GateSession:
     gate = GateSession(GateSettings(candidate=str(candidate) if candidate else None, cache_dir=str(cache),
-                                    data=tuple(str(d) for d in data), thresholds=str(ROOT / "thresholds.toml"),
+                                    data=tuple(str(d) for d in data), thresholds=str(thresholds),
                                     max_queries=max_queries, top_k=top_k, device="cpu", retrieval=retrieval))
     for name, options in MUTANTS.items():
         gate.registry.register(VariantSpec(name, "mutant", "fp32", f"injected regression {options}", options))
