@@ -119,9 +119,15 @@ def _report(args) -> int:
     import json
 
     from quantgate.report import write_reports
+    from quantgate.verdict import VerdictFormatError, check_format
 
     verdict = Path(args.verdict)
-    for path in write_reports(json.loads(verdict.read_text()), verdict.parent):
+    try:
+        data = check_format(json.loads(verdict.read_text()), verdict)
+    except (OSError, json.JSONDecodeError, VerdictFormatError) as err:
+        print(f"quantgate report: {err}", file=sys.stderr)
+        return 2
+    for path in write_reports(data, verdict.parent):
         print(path)
     return 0
 

@@ -45,6 +45,16 @@ class Verdict:
     header: dict[str, Any]
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: Any, where: str | Path = "verdict") -> Verdict:
+        """A written verdict read back (publish, merge, report): its format checked, its run-level fields as
+        the header, its variants as recorded (decision and passed are recomputed by to_dict)."""
+        data = check_format(data, where)
+        skip = {"format", "complete", "written_at", "variants", "machine", "libraries"}
+        variants = {vid: {k: v for k, v in entry.items() if k not in ("decision", "passed")}
+                    for vid, entry in data.get("variants", {}).items()}
+        return cls({k: v for k, v in data.items() if k not in skip}, variants)
+
     def record(self, variant: str, gate: str, payload: dict[str, Any], failures: list[str]) -> None:
         entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
         entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
