@@ -7,8 +7,6 @@ import pytest
 
 from quantgate import sequential
 from quantgate.agreement import describe_worst
-from quantgate.checks import crossed_records
-from quantgate.config import AGREEMENT_METRICS
 from quantgate.factory import BuildError
 from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
@@ -24,9 +22,7 @@ def test_agreement(gate, variant_spec):
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
     limits = gate.thresholds.agreement_limits(variant_spec.id, gate.candidate.kind)
     failures = evaluation.agreement_failures
-    structured = [c for r in evaluation.agreement
-                  for c in crossed_records(r.metrics, limits, AGREEMENT_METRICS, r.dataset)]
-    gate.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "crossed": structured,
+    gate.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "crossed": evaluation.crossed,
                                                            "results": [r.to_dict() for r in evaluation.agreement]},
                             failures)
     if failures:

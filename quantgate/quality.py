@@ -109,15 +109,6 @@ def quality_of(gate, spec, dataset: EvalSet | str, task: str, scores: Scores | N
     return memo[key]
 
 
-def tasks_for(gate) -> list[tuple[EvalSet | str, str]]:
-    """Reranking on every set with candidate lists; full-corpus retrieval for embedders; mteb
-    tasks named with --gate-tasks (loaded from the hub)."""
-    tasks = [(d, "reranking") for d in gate.datasets if d.candidates]
-    if gate.candidate.kind == "embedder" and gate.settings.retrieval:
-        tasks += [(d, "retrieval") for d in gate.datasets]
-    return tasks + [(t.metadata.name, "hub") for t in gate.hub_tasks]
-
-
 class HubTaskError(RuntimeError):
     """An mteb task named with --gate-tasks could not be run (no hub offline, wrong kind...)."""
 

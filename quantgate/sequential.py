@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantgate.agreement import AgreementResult, agreement_failures, compare
+from quantgate.agreement import AgreementResult, compare
+from quantgate.checks import crossed_records
+from quantgate.config import AGREEMENT_METRICS
 from quantgate.data import EvalSet
 from quantgate.decision import Decision, Sequence, evaluate, worst
 from quantgate.quality import LIMIT_KEYS, TaskQuality, first_stage, quality_of
@@ -28,8 +30,12 @@ class Evaluation:
     decisions: list[Decision] = field(default_factory=list)
     qualities: list[TaskQuality] = field(default_factory=list)
     agreement: list[AgreementResult] = field(default_factory=list)
-    agreement_failures: list[str] = field(default_factory=list)
+    crossed: list[dict[str, Any]] = field(default_factory=list)  # agreement limits crossed (checks.crossed_records)
     usage: list[dict[str, Any]] = field(default_factory=list)  # per data set: queries/pairs used, why it stopped
+
+    @property
+    def agreement_failures(self) -> list[str]:
+        return [f"[{c['dataset']}] {c['message']}" for c in self.crossed]
 
     @property
     def decision(self) -> str:
@@ -98,7 +104,7 @@ def _variant(gate, spec) -> Evaluation:
             scores = gate.score_more(spec, dataset, order[done:n], scores)
             done = n
             agreement = compare(spec.id, kind, reference.head(len(scores.keys)), scores, dataset)
-            crossed = agreement_failures(agreement, agreement_limits)
+            crossed = crossed_records(agreement.metrics, agreement_limits, AGREEMENT_METRICS, dataset.name)
             decisions, qualities = [], []
             for task, ref in references.items():
                 variant = quality_of(gate, spec, dataset, task, scores, order[:n])
@@ -119,7 +125,7 @@ def _variant(gate, spec) -> Evaluation:
                 stopped = f"decided at {n} queries"
                 break
         result.agreement.append(agreement)
-        result.agreement_failures += crossed
+        result.crossed += crossed
         result.decisions += decisions
         result.qualities += qualities
         result.usage.append({"dataset": dataset.name, "queries": done, "available": len(order),

@@ -18,14 +18,14 @@ from quantgate.errors import QuantgateUsageError
 from quantgate.factory import VariantFactory
 from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
 from quantgate.run import GateRun
-from quantgate.scoring import Scores, score
+from quantgate.session_scores import SessionScores
 from quantgate.settings import GateSettings, external_spec, resolve_device, shard
 
 EMBEDDED_NOTE = ("quantgate-mini, the embedded demonstration set (12 queries x 8 candidates): it shows the gate "
                  "works end to end and decides nothing about a model; pass --gate-data or --gate-tasks for a decision")
 
 
-class GateSession:
+class GateSession(SessionScores):
     """A gate run's configuration. The constructor checks only what is cheap and certain (thresholds
     file, variant ids, option values, that named paths exist): `pytest --help` and `--collect-only`
     load no model and no data. The candidate, the data, calibration inputs and the validation split
@@ -153,45 +153,6 @@ class GateSession:
     def _embedded(self) -> EvalSet:
         return default_data()
 
-    def order(self, dataset: EvalSet) -> list[str]:
-        """The seeded order of the data set's test queries every variant walks, cut to --gate-max-queries."""
-        return dataset.evaluation_order(self.thresholds.decision["seed"], self.settings.max_queries)
-
-    def scores(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
-        """Scores of one variant on the whole evaluation order of a data set, computed once per run (the
-        reference's from the cache). Variants under a sequential decision use `score_more`."""
-        key = (spec.id, dataset.name)
-        memo = self.run.scores
-        if key not in memo or len(memo[key].by_query()) < len(self.order(dataset)):
-            if spec.id == REFERENCE_ID:  # shared by every worker and shard on this cache: computed once
-                memo[key] = self._shared_reference(spec, dataset)
-            else:
-                memo[key] = self._score(spec, dataset, self.order(dataset))
-            self._timed(spec, dataset, memo[key])
-        return memo[key]
-
-    def score_more(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None) -> Scores:
-        """The scores of `known` and of the pairs of `qids` (the next chunk of the evaluation order)."""
-        result = self._score(spec, dataset, qids, known)
-        self.run.scores[(spec.id, dataset.name)] = result
-        self._timed(spec, dataset, result)
-        return result
-
-    def _timed(self, spec: VariantSpec, dataset: EvalSet, result: Scores) -> None:
-        self.run.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
-            round(result.seconds, 2)
-
-    def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None) -> Scores:
-        model = self.factory.load(spec)
-        self.progress(f"scoring {spec.id} on {dataset.name} ({len(qids)} queries)")
-        started = known.seconds if known is not None else 0.0
-        result = score(model, self.candidate.kind, dataset, batch_size=self.settings.batch_size,
-                       top_k=self.settings.top_k, qids=qids, known=known,
-                       retrieval_queries=self._retrieval_queries(dataset, qids))
-        self.progress(f"scored {spec.id} on {dataset.name}: {len(result.keys)} pairs in all, "
-                      f"{result.seconds - started:.1f}s for this chunk")
-        return result
-
     def auto_batch(self, spec: VariantSpec) -> tuple[int, list[dict]]:
         """The throughput batch for `--gate-speed-batch auto`: the largest-throughput batch that fits
         the memory budget, backing off at the first out-of-memory (once per variant and run)."""
@@ -207,30 +168,6 @@ class GateSession:
                 f"{t['batch']}: {'OOM' if t.get('oom') else format(t['items_per_s'], '.0f') + '/s'}"
                 for t in trials) + ")")
         return self.run.auto_batches[spec.id]
-
-    def _retrieval_queries(self, dataset: EvalSet, qids: list[str]) -> list[str] | None:
-        """Embedders evaluated on full-corpus retrieval: the corpus is encoded in the scoring pass."""
-        if self.candidate.kind != "embedder" or not self.settings.retrieval:
-            return None
-        return [dataset.queries[q] for q in qids]
-
-    def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
-        from quantgate.cache import cache_key
-        from quantgate.scoring import load_scores, save_scores
-
-        s = self.settings
-        order = self.order(dataset)
-        name = cache_key(self.factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
-                         self._retrieval_queries(dataset, order) is not None)[:24]
-        path = self.cache.root / "scores" / f"{spec.id}-{dataset.name}-{name}.npz"
-        with self.cache.lock("scores", name):
-            result = load_scores(path) if path.is_file() else None
-            if result is None:
-                result = self._score(spec, dataset, order)
-                save_scores(result, path)
-            else:
-                self.progress(f"reference scores of {dataset.name} from {path}")
-        return result
 
     @cached_property
     def factory(self) -> VariantFactory:

@@ -162,3 +162,16 @@ def test_every_refusal_path(gated, tmp_path, change, variants, reason):
     assert code == 1 and hub.calls == []
     assert any(reason in line for line in lines), lines
     assert all(line.startswith("refused: ") for line in lines)
+
+
+def test_a_written_verdict_reads_back_typed(gated):
+    """Verdict.from_dict checks the format and gives back the recorded variants: their decisions recompute
+    the same."""
+    from quantgate.verdict import Verdict, VerdictFormatError
+
+    _, verdict, _ = gated
+    again = Verdict.from_dict(verdict).to_dict(verdict["complete"])
+    assert {v: e["decision"] for v, e in again["variants"].items()} == \
+        {v: e["decision"] for v, e in verdict["variants"].items()}
+    with pytest.raises(VerdictFormatError, match="quantgate-verdict/1"):
+        Verdict.from_dict({**verdict, "format": "quantgate-verdict/1"})
