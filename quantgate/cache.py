@@ -89,6 +89,14 @@ class ArtifactCache:
     def path_for(self, variant: str, key: str) -> Path:
         return self.root / f"{variant}-{key[:16]}"
 
+    def has(self, variant: str, key: str) -> bool:
+        """Whether an artifact with this key is in the cache (its manifest says so; get_or_build verifies
+        its files before it is used)."""
+        try:
+            return json.loads((self.path_for(variant, key) / MANIFEST).read_text()).get("key") == key
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def lock(self, variant: str, key: str):
         locks = self.root / ".locks"
         locks.mkdir(exist_ok=True)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,11 @@ class Candidate:
     kind_reason: str  # why this kind: shown in the report header
     content_hash: str
     trust_remote_code: bool = False
+
+    @property
+    def fp32_weight_bytes(self) -> int:
+        """Bytes of the model's parameters in fp32: what memory estimates and the bound scale with."""
+        return fp32_weight_bytes(self.path)
 
 
 def default_candidate_path() -> Path:
@@ -145,6 +152,24 @@ def hash_dir(path: Path) -> str:
         digest.update(rel.as_posix().encode() + b"\0")
         digest.update(file_sha256(file).encode())
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=8)
+def fp32_weight_bytes(path: Path) -> int:
+    """4 bytes per parameter, counted from the safetensors headers (no tensor is read); a checkpoint in
+    another format counts as its file size (as if fp32)."""
+    total = 0
+    for file in sorted(path.rglob("*.safetensors")):
+        if _HASH_SKIP.intersection(file.relative_to(path).parts) or {"onnx", "openvino"} & set(file.parts):
+            continue
+        with open(file, "rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        for name, tensor in header.items():
+            if name != "__metadata__":
+                total += 4 * math.prod(tensor["shape"])
+    if not total:
+        total = sum(f.stat().st_size for f in path.glob("*.bin")) + sum(f.stat().st_size for f in path.glob("*.pt"))
+    return total
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -27,12 +27,7 @@ def skip_reason(spec: VariantSpec, device: str) -> str | None:
         why = machine.capability_missing(requirement)
         if why:
             return f"{spec.id} {why}"
-    cpu_only = spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8")
-    if device == "cuda" and cpu_only:
-        return f"{spec.id} runs on the CPU only (--gate-device cuda)"
-    if device == "cuda" and spec.family == "onnx" and (why := machine.capability_missing("ort-cuda")):
-        return f"{spec.id} on --gate-device cuda {why}"
-    return None
+    return spec.backend.skip_reason(spec, device)
 
 
 class VariantFactory:
@@ -132,7 +127,7 @@ class VariantFactory:
             announced = True
             self.progress(f"building {spec.id}: {spec.description}")
             try:
-                return spec.builder()(ctx, out)
+                return spec.backend.build(ctx, out)
             except Exception as err:
                 raise BuildError(f"{spec.id} failed to build: {type(err).__name__}: {err}") from err
 
@@ -154,11 +149,37 @@ class VariantFactory:
 
                 torch.set_num_threads(self.threads)
             try:
-                model = spec.loader()(ctx, artifact)
+                model = spec.backend.load(ctx, artifact)
                 self._models[spec.id] = upcast_activation(model) if self.candidate.kind == "reranker" else model
             except Exception as err:
                 raise BuildError(f"{spec.id} built but failed to load: {type(err).__name__}: {err}") from err
         return self._models[spec.id]
+
+    def release(self, spec: VariantSpec) -> bool:
+        """Drop a loaded variant (its ONNX Runtime session, OpenVINO compiled model or torch weights go with
+        it): a run holds the reference and the variant in hand, not the whole matrix. False if not loaded."""
+        model = self._models.pop(spec.id, None)
+        if model is None:
+            return False
+        spec.backend.release(model)
+        return True
+
+    def is_cached(self, spec: VariantSpec) -> bool:
+        """Whether the artifact (and every artifact it is built from) is in the cache or built this run."""
+        if spec.id in self._artifacts:
+            return True
+        if spec.depends_on and not self.is_cached(self.variants[spec.depends_on]):
+            return False
+        return self.cache.has(spec.id, self.key(spec))
+
+    def memory_reason(self, spec: VariantSpec, limit: int | None) -> str | None:
+        """The memory guard: why `spec` cannot be built and loaded here, or None (quantgate.memory.guard)."""
+        from quantgate import memory  # noqa: PLC0415 -- psutil only once a variant is gated
+
+        if spec.id in self._models:
+            return None
+        estimate = spec.backend.memory_estimate(spec, self.candidate.fp32_weight_bytes)
+        return memory.guard(spec.id, estimate, self.is_cached(spec) and not self.rebuild, limit)
 
     @property
     def artifacts(self) -> dict[str, Artifact]:

@@ -9,11 +9,13 @@ files to one path. The token is read by huggingface_hub itself and never printed
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantgate.backends import weight_patterns
 from quantgate.candidate import file_sha256
 from quantgate.registry import REFERENCE_ID, ordered
 from quantgate.verdict import VerdictFormatError, check_format
@@ -103,11 +105,9 @@ def _bind_files(vid: str, artifact: dict | None, files: dict[str, Path]) -> list
     return refusals
 
 
-WEIGHT_SUFFIXES = {".safetensors", ".onnx", ".onnx_data", ".xml", ".bin", ".pt", ".pt2"}
-
-
 def _is_weights(rel: str) -> bool:
-    return Path(rel).suffix in WEIGHT_SUFFIXES or rel.startswith("inc/")
+    """A weight file of any backend family (each names its own: quantgate.backends WEIGHT_FILES)."""
+    return any(fnmatch.fnmatch(rel, pattern) for pattern in weight_patterns())
 
 
 def model_card(verdict: dict[str, Any], variants: list[str]) -> str:

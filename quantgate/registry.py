@@ -8,34 +8,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from quantgate.backends import FAMILIES, Backend, backend
 from quantgate.errors import QuantgateUsageError
 
 REFERENCE_ID = "torch-fp32"
-
-# Builder families: "module:function" resolved on first use.
-BUILDERS = {
-    "torch": "quantgate.backends.torch_backend:build",
-    "onnx": "quantgate.backends.onnx:build",
-    "openvino": "quantgate.backends.openvino:build",
-    "inc": "quantgate.backends.inc:build",
-    "external": "quantgate.backends.external:build",
-    "mutant": "quantgate.backends.mutant:build",
-}
-LOADERS = {
-    "torch": "quantgate.backends.torch_backend:load",
-    "onnx": "quantgate.backends.onnx:load",
-    "openvino": "quantgate.backends.openvino:load",
-    "inc": "quantgate.backends.inc:load",
-    "external": "quantgate.backends.external:load",
-    "mutant": "quantgate.backends.mutant:load",
-}
-
 
 class UnknownVariantError(QuantgateUsageError):
     """A variant id or pattern that names nothing in the registry."""
@@ -60,8 +40,8 @@ class VariantSpec:
     tuned: bool = False  # accuracy-controlled: tuned against the quality limit on a validation split
 
     def __post_init__(self) -> None:
-        if self.family not in BUILDERS:
-            raise ValueError(f"variant {self.id!r}: unknown family {self.family!r}; known: {sorted(BUILDERS)}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"variant {self.id!r}: unknown family {self.family!r}; known: {sorted(FAMILIES)}")
 
     @property
     def opts(self) -> dict[str, Any]:
@@ -78,16 +58,10 @@ class VariantSpec:
         data.pop("description")
         return json.dumps(data, sort_keys=True, default=str)
 
-    def builder(self) -> Callable:
-        return _resolve(BUILDERS[self.family])
-
-    def loader(self) -> Callable:
-        return _resolve(LOADERS[self.family])
-
-
-def _resolve(target: str) -> Callable:
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    @property
+    def backend(self) -> Backend:
+        """The family's module (quantgate.backends): build, load, release, skip reason, memory estimate."""
+        return backend(self.family)
 
 
 def _onnx_quant(config: str, note: str) -> VariantSpec:

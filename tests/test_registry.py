@@ -26,7 +26,7 @@ def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
 def test_every_spec_is_consistent():
     for vid, spec in VARIANTS.items():
         assert spec.id == vid
-        assert callable(spec.builder()) and callable(spec.loader())
+        assert callable(spec.backend.build) and callable(spec.backend.load)
         if spec.depends_on:
             assert spec.depends_on in VARIANTS and not VARIANTS[spec.depends_on].depends_on
         assert spec.description
@@ -78,3 +78,35 @@ def test_import_quantgate_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == ""
+
+
+def test_every_backend_family_satisfies_the_contract():
+    """One module per family (quantgate.backends.FAMILIES), each with the whole Backend contract; its
+    skip reason and memory estimate answer for every variant of the family."""
+    import inspect
+
+    from quantgate.backends import FAMILIES, Backend, backend, weight_patterns
+    from quantgate.memory import Estimate
+
+    for family in FAMILIES:
+        module = backend(family)
+        assert isinstance(module, Backend), f"{family}: {module.__name__} misses part of the Backend contract"
+        for name in ("build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"):
+            expected = len(inspect.signature(getattr(Backend, name)).parameters) - 1  # less self
+            assert len(inspect.signature(getattr(module, name)).parameters) == expected, f"{family}.{name}"
+        assert module.WEIGHT_FILES and all(isinstance(p, str) for p in module.WEIGHT_FILES)
+    for spec in VARIANTS.values():
+        for device in ("cpu", "cuda"):
+            why = spec.backend.skip_reason(spec, device)
+            assert why is None or why.startswith(spec.id)
+        estimate = spec.backend.memory_estimate(spec, 100 * 2**20)
+        assert isinstance(estimate, Estimate) and 0 < estimate.load and estimate.needed(cached=False) >= estimate.load
+    assert {"*.onnx", "*.xml", "*.safetensors", "inc/*"} <= set(weight_patterns())
+    for spec in VARIANTS.values():
+        if spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8"):
+            assert "CPU only" in spec.backend.skip_reason(spec, "cuda")
+
+
+def test_a_new_family_is_refused_until_it_is_in_the_map():
+    with pytest.raises(ValueError, match="unknown family 'tensorrt'"):
+        VariantSpec("trt", "tensorrt", "fp16", "not a family yet")

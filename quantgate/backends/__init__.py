@@ -1,4 +1,49 @@
-"""One module per backend family. Each has `build(ctx, out_dir) -> load_info` and
-`load(ctx, artifact) -> model` (a sentence-transformers CrossEncoder or SentenceTransformer,
-so every variant exposes `predict(pairs, batch_size=)` or `encode(texts, batch_size=)`).
+"""One module per backend family, each satisfying the `Backend` contract below: `build(ctx, out_dir) ->
+load_info`, `load(ctx, artifact) -> model` (a sentence-transformers CrossEncoder or SentenceTransformer,
+so every variant exposes `predict(pairs, batch_size=)` or `encode(texts, batch_size=)`), `release`,
+`skip_reason`, `runtime_options`, `WEIGHT_FILES` and `memory_estimate`. A new backend is one module and
+one line in FAMILIES; tests/test_backends.py checks every family against the contract.
 Heavy libraries are imported inside these functions only."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+FAMILIES = {
+    "torch": "quantgate.backends.torch_backend",
+    "onnx": "quantgate.backends.onnx",
+    "openvino": "quantgate.backends.openvino",
+    "inc": "quantgate.backends.inc",
+    "external": "quantgate.backends.external",
+    "mutant": "quantgate.backends.mutant",
+}
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a backend module exposes (modules satisfy runtime-checkable Protocols by their attributes)."""
+
+    WEIGHT_FILES: tuple[str, ...]  # glob patterns (artifact-relative) of weight files: publish never mixes them
+
+    def build(self, ctx: Any, out: Path) -> dict[str, Any]: ...
+
+    def load(self, ctx: Any, artifact: Any) -> Any: ...
+
+    def release(self, model: Any) -> None: ...
+
+    def skip_reason(self, spec: Any, device: str) -> str | None: ...
+
+    def runtime_options(self, ctx: Any) -> dict[str, Any]: ...
+
+    def memory_estimate(self, spec: Any, fp32_weight_bytes: int) -> Any: ...  # quantgate.memory.Estimate
+
+
+def backend(family: str) -> Backend:
+    """The module of a family (imported on first use: importing it imports no heavy library)."""
+    return importlib.import_module(FAMILIES[family])  # type: ignore[return-value]
+
+
+def weight_patterns() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p for family in FAMILIES for p in backend(family).WEIGHT_FILES))

@@ -9,6 +9,7 @@ from typing import Any
 
 from quantgate.cache import MANIFEST, Artifact
 from quantgate.candidate import Candidate, load_model
+from quantgate.memory import Estimate
 from quantgate.registry import VariantSpec
 
 
@@ -60,24 +61,25 @@ def remove_files(folder: Path, names: list[str]) -> None:
             path.unlink()
 
 
-def runtime_kwargs(ctx: BuildContext, backend: str) -> dict[str, Any]:
-    """The same thread budget for every backend: ORT intra-op threads, OpenVINO inference
-    threads (torch's is set process-wide by the factory)."""
-    if backend == "onnx":
-        provider = "CUDAExecutionProvider" if ctx.device == "cuda" else "CPUExecutionProvider"
-        kwargs: dict[str, Any] = {"provider": provider}
-        if ctx.threads:
-            import onnxruntime as ort
+def release(model) -> None:
+    """Drop what a loaded variant holds: the caller's reference goes, cycles are collected and freed heap
+    pages go back to the system (quantgate.memory.release)."""
+    from quantgate.memory import release as collect
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = ctx.threads
-            options.inter_op_num_threads = 1
-            kwargs["session_options"] = options
-        return kwargs
-    if not ctx.threads:
-        return {}
-    if backend == "openvino":
-        # no CPU pinning: OpenVINO pins its threads (and the caller's) by default, which slows every
-        # other runtime in the process afterwards (torch-fp32 29 -> 22 items/s measured here)
-        return {"ov_config": {"INFERENCE_NUM_THREADS": str(ctx.threads), "ENABLE_CPU_PINNING": "NO"}}
-    return {}
+    del model
+    collect()
+
+
+def no_skip(spec: VariantSpec, device: str) -> str | None:
+    return None
+
+
+def cpu_only(spec: VariantSpec, device: str) -> str | None:
+    return f"{spec.id} runs on the CPU only (--gate-device cuda)" if device == "cuda" else None
+
+
+def estimate(spec: VariantSpec, weights: int, build: float, load: float) -> Estimate:
+    """Bytes as multiples of the candidate's fp32 weights, plus an allowance for activations (half the
+    weights) and 256 MB for the runtime. docs/measurements.md compares these with measured peaks."""
+    margin = 256 * 2**20 + weights // 2
+    return Estimate(build=int(build * weights) + margin, load=int(load * weights) + margin)

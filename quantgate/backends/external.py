@@ -9,11 +9,25 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, load_st, runtime_kwargs
+from quantgate.backends import backend as family
+from quantgate.backends.common import BuildContext, estimate, load_st, no_skip, release
 from quantgate.cache import Artifact
 from quantgate.errors import QuantgateUsageError
+from quantgate.registry import VariantSpec
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "onnx", "openvino", ".git")
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "*.xml")
+skip_reason = no_skip  # what it runs on is the user's: an artifact that cannot run fails its build gate
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+
+
+def runtime_options(ctx: BuildContext) -> dict[str, Any]:
+    return {}  # per artifact: load() asks the family the artifact belongs to
+
+
+def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
+    """Copied, not built; loaded as an fp32 session at most (its precision is not known before)."""
+    return estimate(spec, fp32_weight_bytes, build=0.0, load=1.5)
 
 
 def source_kind(path: Path) -> str:
@@ -66,4 +80,4 @@ def load(ctx: BuildContext, artifact: Artifact):
     if info["backend"] == "torch":
         return load_st(ctx, artifact.path, "torch")
     backend = info["backend"]
-    return load_st(ctx, artifact.path, backend, file_name=info["file_name"], **runtime_kwargs(ctx, backend))
+    return load_st(ctx, artifact.path, backend, file_name=info["file_name"], **family(backend).runtime_options(ctx))

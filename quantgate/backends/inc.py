@@ -17,10 +17,25 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, load_st, max_length, tokenize
+from quantgate.backends.common import BuildContext, cpu_only, estimate, load_st, max_length, release, tokenize
 from quantgate.cache import Artifact
+from quantgate.registry import VariantSpec
 
 GRAPH_DIR = "inc"
+WEIGHT_FILES = ("inc/*", "*.safetensors", "*.bin", "*.pt", "*.pt2")
+skip_reason = cpu_only
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+
+
+def runtime_options(ctx: BuildContext) -> dict[str, Any]:
+    return {}  # eager PyTorch: torch's process-wide thread budget
+
+
+def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
+    """torch.export's graph, the prepared graph with observers and the converted one beside the eager
+    model; autotune also holds the model it validates. Loaded: the fp32 skeleton and the int8 graph."""
+    build = 5.0 if spec.opts.get("accuracy_control") else 4.0
+    return estimate(spec, fp32_weight_bytes, build=build, load=1.5)
 CALIBRATION_BATCH = 8
 
 

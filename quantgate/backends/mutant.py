@@ -19,9 +19,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, load_st
+from quantgate.backends.common import BuildContext, estimate, load_st, no_skip, release
+from quantgate.backends.torch_backend import WEIGHT_FILES, runtime_options
 from quantgate.cache import Artifact
 from quantgate.errors import QuantgateUsageError
+from quantgate.registry import VariantSpec
+
+skip_reason = no_skip
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+
+
+def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
+    """An fp32 torch model changed in place, saved, loaded again."""
+    return estimate(spec, fp32_weight_bytes, build=2.0, load=1.0)
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:

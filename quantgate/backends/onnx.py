@@ -10,10 +10,43 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, copy_artifact, load_st, remove_files, runtime_kwargs
+from quantgate import machine
+from quantgate.backends.common import BuildContext, copy_artifact, estimate, load_st, release, remove_files
 from quantgate.cache import Artifact
+from quantgate.registry import VariantSpec
 
 PLAIN = "onnx/model.onnx"
+WEIGHT_FILES = ("*.onnx", "*.onnx_data")
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+
+
+def skip_reason(spec: VariantSpec, device: str) -> str | None:
+    if device != "cuda":
+        return None
+    if spec.precision == "int8":
+        return f"{spec.id} runs on the CPU only (--gate-device cuda)"
+    why = machine.capability_missing("ort-cuda")
+    return f"{spec.id} on --gate-device cuda {why}" if why else None
+
+
+def runtime_options(ctx: BuildContext) -> dict[str, Any]:
+    """The execution provider, and the run's thread budget as ORT intra-op threads."""
+    kwargs: dict[str, Any] = {"provider": "CUDAExecutionProvider" if ctx.device == "cuda" else "CPUExecutionProvider"}
+    if ctx.threads:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = ctx.threads
+        options.inter_op_num_threads = 1
+        kwargs["session_options"] = options
+    return kwargs
+
+
+def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
+    """Export: the torch model, the traced graph and the proto; derived variants: the fp32 graph loaded,
+    its optimized or quantized copy, and the session that checks it. Loaded: one session's initializers."""
+    loaded = 0.5 if spec.precision == "int8" else 1.5
+    return estimate(spec, fp32_weight_bytes, build=3.0, load=loaded)
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
@@ -44,4 +77,4 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
 def load(ctx: BuildContext, artifact: Artifact):
     info = artifact.load_info
-    return load_st(ctx, artifact.path, "onnx", file_name=info["file_name"], **runtime_kwargs(ctx, "onnx"))
+    return load_st(ctx, artifact.path, "onnx", file_name=info["file_name"], **runtime_options(ctx))

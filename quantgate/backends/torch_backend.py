@@ -5,8 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, load_st
+from quantgate.backends.common import BuildContext, estimate, load_st, no_skip, release
 from quantgate.cache import Artifact
+from quantgate.registry import VariantSpec
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
+skip_reason = no_skip  # fp16/bf16 name their machine capability in the spec's `requires`
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+
+
+def runtime_options(ctx: BuildContext) -> dict[str, Any]:
+    return {}  # torch's thread budget is process-wide: the factory sets it before a model loads
+
+
+def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
+    """The model in its dtype (fp32 for "auto": the config may name it), read from fp32 files."""
+    ratio = 0.5 if spec.precision in ("fp16", "bf16") else 1.0
+    return estimate(spec, fp32_weight_bytes, build=1.0 + ratio, load=ratio)
 
 
 def _dtype(name: str):

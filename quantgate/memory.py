@@ -1,0 +1,124 @@
+"""Memory: what the process holds, its peak per variant, what the machine has left, and the guard
+that skips a variant which cannot fit instead of letting the kernel kill the run.
+
+The per-variant peak is the kernel's own high-water mark (VmHWM), reset before each variant through
+/proc/self/clear_refs (Linux >= 4.0); elsewhere the process's lifetime peak (getrusage) is reported and
+marked as such. Available memory is the smaller of what psutil says the machine has free and what a
+cgroup limit (a container, a CI runner) leaves.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import resource
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+MB = 2**20
+GB = 2**30
+# What a run holds besides models: the libraries (torch, sentence-transformers, mteb, ONNX Runtime,
+# OpenVINO, NNCF, INC import to 0.67 GB here), data, scores and the Python heap. The issue's bound.
+BASE_BYTES = 2 * GB
+WEIGHT_MULTIPLE = 4
+
+
+def bound(fp32_weight_bytes: int) -> int:
+    """The peak a full CPU matrix must stay within: 2 GB + 4 x the candidate's fp32 weights."""
+    return BASE_BYTES + WEIGHT_MULTIPLE * fp32_weight_bytes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes a variant adds to the process: while it is built (when not cached) and while loaded."""
+
+    build: int
+    load: int
+
+    def needed(self, cached: bool) -> int:
+        return self.load if cached else max(self.build, self.load)
+
+
+def rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def reset_peak() -> bool:
+    """Start a new high-water mark; False where the kernel does not allow it (then peak() is the process's)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak() -> tuple[int, str]:
+    """(bytes, scope): the high-water mark since reset_peak ("variant"), or the process's ("process")."""
+    hwm = _status_kb("VmHWM")
+    if hwm is not None:
+        return hwm, "variant"
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (kb if sys.platform == "darwin" else kb * 1024), "process"
+
+
+def _cgroup_room() -> int | None:
+    """Bytes a cgroup limit leaves this process's group (v2, then v1), or None without a limit."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 1 << 60:
+            return None
+        return max(0, int(limit) - usage)
+    return None
+
+
+def available() -> int:
+    room = _cgroup_room()
+    free = psutil.virtual_memory().available
+    return free if room is None else min(free, room)
+
+
+def release() -> None:
+    """Collect what the dropped model left (reference cycles) and hand freed heap pages back to the
+    system: without malloc_trim, glibc keeps them and the next variant's peak starts higher."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+def guard(variant: str, estimate: Estimate, cached: bool, limit: int | None) -> str | None:
+    """Why `variant` would not fit (a skip reason that says what to do), or None.
+
+    `limit` is --gate-memory-limit (bytes the whole process may use); without it, what the machine
+    (or its cgroup) has available now."""
+    needed = estimate.needed(cached)
+    now = rss()
+    room = (limit - now) if limit is not None else available()
+    if needed <= room:
+        return None
+    where = f"--gate-memory-limit {limit / GB:.2f} GB" if limit is not None else "what this machine has available"
+    step = "its load" if cached else "its build and load"
+    return (f"{variant} skipped by the memory guard: {step} needs about {needed / GB:.2f} GB more, and "
+            f"{where} leaves {max(room, 0) / GB:.2f} GB (the process holds {now / GB:.2f} GB); run it on a larger "
+            "machine or alone (--variants)")
