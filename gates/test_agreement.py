@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import sequential
+from quantgate import resume, sequential
 from quantgate.agreement import describe_worst
 from quantgate.factory import BuildError
 from quantgate.registry import REFERENCE_ID
@@ -15,6 +15,8 @@ from quantgate.scoring import ScoreError
 def test_agreement(gate, variant_spec):
     if variant_spec.id == REFERENCE_ID:
         pytest.skip("torch-fp32 is the reference")
+    if resume.replay(gate, variant_spec, "agreement") is not None:
+        return
     try:
         evaluation = sequential.run(gate, variant_spec)
     except (ScoreError, BuildError) as err:

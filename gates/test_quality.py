@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import quality, sequential
+from quantgate import quality, resume, sequential
 from quantgate.factory import BuildError
 from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
 
 
 def test_quality(gate, variant_spec):
+    if (saved := resume.replay(gate, variant_spec, "quality")) is not None:
+        undecided = [d["dataset"] + " " + d["metric"] for d in saved.get("decisions", []) if d["decision"] != "pass"]
+        return _inconclusive(gate, variant_spec, [f"{u}: inconclusive (resumed)" for u in undecided])
     try:
         evaluation = sequential.run(gate, variant_spec)
     except (ScoreError, BuildError, quality.HubTaskError) as err:
@@ -31,7 +34,10 @@ def test_quality(gate, variant_spec):
     if failures:
         pytest.fail(f"{variant_spec.id} loses too much quality against {REFERENCE_ID}:\n  " + "\n  ".join(failures),
                     pytrace=False)
-    undecided = evaluation.undecided()
+    _inconclusive(gate, variant_spec, evaluation.undecided())
+
+
+def _inconclusive(gate, variant_spec, undecided: list[str]) -> None:
     if undecided:
         message = (f"{variant_spec.id}: INCONCLUSIVE against {REFERENCE_ID} (the data do not decide "
                    "whether the loss is within the limit):\n  " + "\n  ".join(undecided))

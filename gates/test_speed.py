@@ -1,12 +1,14 @@
 """Speed gate: latency (batch 1) and throughput (batch N) of every variant with pytest-benchmark,
-on real inputs from the evaluation data. Nothing here asserts a wall-clock number; with
---gate-speed-compare a variant fails when it is slower than its own history on this machine."""
+on real inputs from the evaluation data. Latency is one different input per timed round (many rounds:
+p50/p90/p99 as users feel them); throughput is the same batch of N items each round. Nothing here
+asserts a wall-clock number; with --gate-speed-compare a variant fails when it is slower than its own
+history on this machine."""
 
 from __future__ import annotations
 
 import pytest
 
-from quantgate import bench
+from quantgate import bench, memory, resume
 from quantgate.registry import REFERENCE_ID
 
 
@@ -14,17 +16,27 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
     if benchmark.disabled:
         pytest.skip("pytest-benchmark is disabled (it is under pytest-xdist: parallel timings are not measurements); "
                     "run gates/test_speed.py without -n")
+    label = f"b{speed_batch}" if speed_batch else "bauto"
+    if (saved := resume.replay(gate, variant_spec, f"speed-{label}")) is not None:
+        gate.run.speed[(variant_spec.id, label)] = saved["items_per_s"]  # later speedups compare with it
+        return
     model = gate.factory.load(variant_spec)
     kind = gate.candidate.kind
-    label, search = f"b{speed_batch}", None
+    search = None
     if speed_batch == 0:  # --gate-speed-batch auto
-        label = "bauto"
         speed_batch, search = gate.auto_batch(variant_spec)
-    items = bench.speed_items(gate.evaluation_sets()[0], kind, speed_batch)
-    call = bench.make_call(model, kind, items, speed_batch)
-    benchmark.group = f"{'latency' if speed_batch == 1 else 'throughput'} batch {label.removeprefix('b')}"
+    latency = speed_batch == 1
+    dataset = gate.evaluation_sets()[0]
+    benchmark.group = f"{'latency' if latency else 'throughput'} batch {label.removeprefix('b')}"
     bench.reset_gpu_peak(gate.device)
-    benchmark.pedantic(call, rounds=gate.settings.speed_rounds, warmup_rounds=1, iterations=1)
+    if latency:
+        items = bench.latency_items(dataset, kind, gate.settings.latency_inputs, gate.thresholds.decision["seed"])
+        target, setup = bench.one_at_a_time(model, kind, items)
+        benchmark.pedantic(target, setup=setup, rounds=len(items), warmup_rounds=1, iterations=1)
+    else:
+        items = bench.speed_items(dataset, kind, speed_batch)
+        benchmark.pedantic(bench.make_call(model, kind, items, speed_batch), rounds=gate.settings.speed_rounds,
+                           warmup_rounds=1, iterations=1)
 
     median = benchmark.stats.stats.median
     items_per_s = speed_batch / median
@@ -38,11 +50,12 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
         "items_per_s": round(items_per_s, 2), "tokens_per_s": round(items_per_s * tokens, 1),
         "latency_ms_median": round(median * 1000, 3),
         "speedup_vs_reference": round(items_per_s / reference, 3) if reference else None,
-        "rss_mb": round(bench.rss_mb(), 1), "process_peak_rss_mb": round(bench.peak_rss_mb(), 1),
+        "rss_mb": round(bench.rss_mb(), 1), "peak_rss_mb": round(memory.peak()[0] / memory.MB, 1),
         "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
         "shard": gate.settings.shard[0] if gate.settings.shard else None,
         "gpu_peak_mb": bench.gpu_peak_mb(gate.device), "dtype": artifact.load_info.get("torch_dtype"),
         **({"auto_batch_search": search} if search is not None else {}),
+        **(bench.percentiles(benchmark.stats.stats.data) if latency else {}),
     }
     benchmark.extra_info.update(info)
     failures = []

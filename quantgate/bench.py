@@ -7,6 +7,7 @@ numbers into `extra_info`, reads the saved runs back (pytest-benchmark's own JSO
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 from collections.abc import Callable
@@ -24,6 +25,43 @@ def speed_items(dataset: EvalSet, kind: str, n: int) -> list:
         raise ValueError(f"{dataset.name} has no candidate pairs to time")
     items = [(q, p) for _, _, q, p in pairs] if kind == "reranker" else [p for _, _, _, p in pairs]
     return [items[i % len(items)] for i in range(n)]
+
+
+def latency_items(dataset: EvalSet, kind: str, n: int, seed: int) -> list:
+    """`n` different real inputs for batch-1 latency, a seeded sample over every query of the set: pairs
+    for rerankers; for embedders queries and passages (what is encoded one at a time at search time and
+    at indexing). Fewer when the set has fewer."""
+    import random
+
+    pairs = dataset.reranking_pairs()
+    if not pairs:
+        raise ValueError(f"{dataset.name} has no candidate pairs to time")
+    if kind == "reranker":
+        pool = list(dict.fromkeys((q, p) for _, _, q, p in pairs))
+    else:
+        pool = list(dict.fromkeys([q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]))
+    return random.Random(seed).sample(pool, min(n, len(pool)))
+
+
+def one_at_a_time(model, kind: str, items: list) -> tuple[Callable[[Any], Any], Callable[[], tuple]]:
+    """pytest-benchmark's (target, setup) for batch-1 latency: each round gets the next input."""
+    upcoming = itertools.cycle(items)
+    if kind == "reranker":
+        def target(item):
+            return model.predict([item], batch_size=1, show_progress_bar=False)
+    else:
+        def target(item):
+            return model.encode([item], batch_size=1, show_progress_bar=False)
+    return target, lambda: ((next(upcoming),), {})
+
+
+def percentiles(rounds: list[float]) -> dict[str, Any]:
+    """p50/p90/p99 of per-input latencies (pytest-benchmark's own stats stop at the quartiles)."""
+    import numpy as np
+
+    p50, p90, p99 = np.percentile(np.asarray(rounds) * 1000, [50, 90, 99])
+    return {"latency_inputs": len(rounds), "latency_ms_p50": round(float(p50), 3),
+            "latency_ms_p90": round(float(p90), 3), "latency_ms_p99": round(float(p99), 3)}
 
 
 def mean_tokens(model, items: list) -> float:
@@ -124,12 +162,6 @@ def rss_mb() -> float:
     import psutil
 
     return psutil.Process(os.getpid()).memory_info().rss / 2**20
-
-
-def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,9 @@ class VariantFactory:
                 raise BuildError(f"{spec.id} built but failed to load: {type(err).__name__}: {err}") from err
         return self._models[spec.id]
 
+    def is_loaded(self, variant: str) -> bool:
+        return variant in self._models
+
     def release(self, spec: VariantSpec) -> bool:
         """Drop a loaded variant (its ONNX Runtime session, OpenVINO compiled model or torch weights go with
         it): a run holds the reference and the variant in hand, not the whole matrix. False if not loaded."""

@@ -125,7 +125,9 @@ def _label(ax, points: list[tuple[float, float, str]]) -> None:
                                      fontsize=7).get_window_extent(renderer))
 
 
-def write_reports(verdict: dict, report_dir: Path) -> list[Path]:
+def write_reports(verdict: dict, report_dir: Path, final: bool = True) -> list[Path]:
+    """summary.md; at the end of a run also pareto.png and GitHub's step summary (after each variant:
+    summary.md only)."""
     import os
 
     from quantgate.cache import write_text_atomic
@@ -133,6 +135,8 @@ def write_reports(verdict: dict, report_dir: Path) -> list[Path]:
     report_dir.mkdir(parents=True, exist_ok=True)
     markdown = summary_markdown(verdict)
     written = [write_text_atomic(report_dir / "summary.md", markdown)]
+    if not final:
+        return written
     plot = pareto_plot(verdict, report_dir / "pareto.png")
     if plot:
         written.append(plot)

@@ -19,6 +19,11 @@ class GateRun:
     speed: dict[tuple[str, str], float] = field(default_factory=dict)  # (variant, batch label) -> items/s: speed gate
     auto_batches: dict[str, tuple[int, list[dict]]] = field(default_factory=dict)  # variant -> (batch, trials)
     worker_builds: tuple[int, int] = (0, 0)  # (built, from cache) reported by pytest-xdist workers
+    current: str | None = None  # the variant whose tests are running (quantgate.session_lifecycle)
+    started: dict[str, float] = field(default_factory=dict)  # variant -> perf_counter at its first test
+    peak_scope: str = "variant"  # "process" where the kernel's high-water mark cannot be reset
+    saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # finished variants of an incomplete run
+    resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # those this run took (quantgate.resume)
 
     def fold_worker(self, payload: dict[str, Any]) -> None:
         """xdist controller: a worker's verdict and build counts into this run's."""

@@ -53,8 +53,9 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
     keys = [(qid, docid) for qid, docid, _, _ in pairs]
     started = time.perf_counter()
     if kind == "reranker":
-        values = model.predict([(q, p) for _, _, q, p in pairs], batch_size=batch_size, show_progress_bar=False,
-                               convert_to_numpy=True) if pairs else np.zeros(0)
+        values = _chunked(lambda chunk: model.predict(chunk, batch_size=batch_size, show_progress_bar=False,
+                                                      convert_to_numpy=True),
+                          [(q, p) for _, _, q, p in pairs], batch_size, f"scoring {dataset.name}", "pair")
         result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64).reshape(len(keys), -1)[:, 0])
     else:
         texts = [q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]
@@ -62,7 +63,9 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
             texts += [*retrieval_queries, *dataset.corpus.values()]
         seen = set(known.texts) if known is not None else set()
         new = [t for t in dict.fromkeys(texts) if t not in seen]
-        emb = np.asarray(model.encode(new, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
+        emb = np.asarray(_chunked(lambda chunk: model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
+                                                             convert_to_numpy=True),
+                                  new, batch_size, f"encoding {dataset.name}", "text"),
                          dtype=np.float64).reshape(len(new), -1) if new else np.zeros((0, 1))
         check_finite(emb, "embeddings")
         emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
@@ -77,6 +80,25 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
         result = Scores(dataset.name, known.keys + result.keys, np.concatenate([known.scores, result.scores]),
                         result.texts, result.embeddings, known.seconds + result.seconds)
     return result
+
+
+CHUNK_BATCHES = 16  # batches per predict()/encode() call: the progress bar moves at least this often
+
+
+def _chunked(call, items: list, batch_size: int, desc: str, unit: str) -> np.ndarray:
+    """`call` over `items` in chunks of whole batches (the batches are those one call would make for a
+    reranker; an embedder's length sort runs within each chunk), with a progress bar for long passes."""
+    from quantgate.progress import bar
+
+    if not items:
+        return np.zeros(0)
+    step = batch_size * CHUNK_BATCHES
+    parts = []
+    with bar(len(items), desc, unit, delay=2.0) as progress:
+        for start in range(0, len(items), step):
+            parts.append(np.asarray(call(items[start : start + step])))
+            progress.update(len(items[start : start + step]))
+    return np.concatenate(parts)
 
 
 def save_scores(result: Scores, path) -> None:

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from quantgate import machine
+from quantgate import machine, resume
 from quantgate.cache import ArtifactCache, default_cache_dir
 from quantgate.candidate import Candidate, check_source, resolve
 from quantgate.config import Thresholds, load_thresholds
@@ -18,6 +18,7 @@ from quantgate.errors import QuantgateUsageError
 from quantgate.factory import VariantFactory
 from quantgate.registry import REFERENCE_ID, Registry, VariantSpec
 from quantgate.run import GateRun
+from quantgate.session_lifecycle import VariantLifecycle
 from quantgate.session_scores import SessionScores
 from quantgate.settings import GateSettings, external_spec, resolve_device, shard
 
@@ -25,7 +26,7 @@ EMBEDDED_NOTE = ("quantgate-mini, the embedded demonstration set (12 queries x 8
                  "works end to end and decides nothing about a model; pass --gate-data or --gate-tasks for a decision")
 
 
-class GateSession(SessionScores):
+class GateSession(SessionScores, VariantLifecycle):
     """A gate run's configuration. The constructor checks only what is cheap and certain (thresholds
     file, variant ids, option values, that named paths exist): `pytest --help` and `--collect-only`
     load no model and no data. The candidate, the data, calibration inputs and the validation split
@@ -118,6 +119,7 @@ class GateSession(SessionScores):
             if dataset.embedded:
                 self.progress(f"data: {EMBEDDED_NOTE}")
         self.run.verdict.header.update(self._verdict_header())
+        self.load_saved()
 
     def _verdict_header(self) -> dict[str, Any]:
         c = self.candidate
@@ -246,6 +248,10 @@ class GateSession(SessionScores):
 
             write_reports(self.run.verdict.to_dict(complete), path.parent)
             lines.append(f"verdict: {path}{'' if complete else ' (incomplete run: nothing passes)'}")
+            for partial in path.parent.glob(resume.PARTIAL_GLOB) if complete else ():  # workers', merged above
+                partial.unlink(missing_ok=True)
+            if self.run.resumed:
+                lines.append(f"resumed (not recomputed): {', '.join(self.run.resumed)}")
         built, taken = self.builds()
         if built + taken:
             lines.append(f"artifacts built this run: {built}; from cache: {taken} ({self.cache.root})")

@@ -45,6 +45,10 @@ class GateSettings:
     shard: tuple[int, int] | None = None  # (I, N): run shard I of N of the selected variants
     dtype: str | None = None  # "auto": also gate the model in the dtype its config names (torch-auto)
     memory_budget_mb: float | None = None  # auto batch: the most memory a batch may take (default 80% of free GPU)
+    memory_limit_gb: float | None = None  # the memory guard's limit for the process (default: what is available)
+    latency_inputs: int = 200  # batch-1 latency: this many different real inputs, one per timed round
+    resume: bool = True  # take finished variants from an incomplete verdict with the same artifact and inputs
+    worker_id: str | None = None  # pytest-xdist worker ("gw0"): writes its own partial verdict
 
 
 def shard(specs: list[VariantSpec], index: int, count: int) -> tuple[list[VariantSpec], list[str]]:

@@ -27,7 +27,10 @@ def _row(vid: str, entry: dict) -> dict:
                                          "saturated_pairs_reference") if k in metrics},
         "losses": losses,
         "worst": max(losses, key=lambda l: (l["loss"] - l["limit"], l["loss"]), default=None),
-        "latency_ms": speed.get(1, {}).get("latency_ms_median"),
+        "latency_ms": speed.get(1, {}).get("latency_ms_p50", speed.get(1, {}).get("latency_ms_median")),
+        "latency_p99": speed.get(1, {}).get("latency_ms_p99"),
+        "memory": entry.get("memory", {}),
+        "wall_s": entry.get("wall_seconds"),
         "items_per_s": speed.get(throughput_batch, {}).get("items_per_s") if throughput_batch else None,
         "speedup": speed.get(throughput_batch, {}).get("speedup_vs_reference") if throughput_batch else None,
         "batch": throughput_batch,
@@ -150,21 +153,28 @@ def summary_markdown(verdict: dict) -> str:
            f"thresholds sha256 `{str(verdict.get('thresholds', {}).get('sha256', ''))[:12]}`; "
            f"machine {verdict.get('machine', {}).get('cpu', '?')}; threads {verdict.get('threads', '?')}", ""]
     if not verdict.get("complete", False):
-        out += ["**This run did not finish: no variant of it passes.**", ""]
+        finished = verdict.get("finished", [])
+        out += [f"**This run has not finished ({len(finished)} variant(s) done so far: "
+                f"{', '.join(finished) or 'none'}): no variant of it passes.** A rerun with the same cache and "
+                "settings resumes from them.", ""]
+    if verdict.get("resumed"):
+        out += [f"Resumed from an earlier incomplete run (same artifact and inputs, not recomputed): "
+                f"{', '.join(f'`{v}`' for v in verdict['resumed'])}.", ""]
     out += [f"**Data: {d['note']}.**" for d in verdict.get("data", []) if d.get("embedded")]
     out += ["", "## Recommendation", "", *recommendation(rows), "",
             "## Variants", "",
             "| variant | decision | queries used | max abs Δ | Kendall τ | MAP loss [bounds] | NDCG@10 loss [bounds] "
-            "| latency ms (b1) | items/s | speedup | size MB |",
+            "| latency ms b1 p50 / p99 | items/s | speedup | size MB |",
             "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
         out.append(f"| `{r['variant']}` | {DECISION_MARK.get(r['decision'], r['decision'])} | {r['queries']} | "
                    f"{_fmt(r['max_abs'], '.4f')} | "
                    f"{_fmt(r['tau'], '.3f')} | {_loss_cell(r['losses'], 'map')} | "
                    f"{_loss_cell(r['losses'], 'ndcg_at_10')} | "
-                   f"{_fmt(r['latency_ms'], '.1f')} | {_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | "
-                   f"{_fmt(r['size_mb'], '.1f')} |")
+                   f"{_fmt(r['latency_ms'], '.1f')} / {_fmt(r['latency_p99'], '.1f')} | "
+                   f"{_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | {_fmt(r['size_mb'], '.1f')} |")
     out += first_stage_lines(verdict, rows)
+    out += memory_lines(verdict, rows)
     out += undecided_lines(rows)
     out += ties_lines(rows)
     out += precision_table(rows)
@@ -178,6 +188,23 @@ def summary_markdown(verdict: dict) -> str:
                 "bound within the limit, fail = lower bound above it, inconclusive = neither. Queries used: of the "
                 "evaluation order (a variant stops once every metric is decided)."]
     return "\n".join(out) + "\n"
+
+
+def memory_lines(verdict: dict, rows: list[dict]) -> list[str]:
+    """Each variant's peak resident memory and wall time, and what the memory guard skipped."""
+    measured = [r for r in rows if r["memory"]]
+    skipped = verdict.get("skipped", {})
+    if not measured and not skipped:
+        return []
+    out = ["", "## Memory and time", "",
+           "| variant | peak RSS MB | after release MB | wall s |", "|---|---:|---:|---:|"]
+    for r in measured:
+        m = r["memory"]
+        scope = "" if m.get("scope") == "variant" else " (process peak)"
+        out.append(f"| `{r['variant']}` | {_fmt(m.get('peak_rss_mb'), '.0f')}{scope} | "
+                   f"{_fmt(m.get('rss_after_release_mb'), '.0f')} | {_fmt(r['wall_s'], '.1f')} |")
+    out += [f"- skipped: {why}" for why in skipped.values()]
+    return out
 
 
 def precision_table(rows: list[dict]) -> list[str]:

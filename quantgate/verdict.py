@@ -76,7 +76,13 @@ class Verdict:
         loadgroup) or a shard's (`quantgate merge`: `only` the variants it owns). The one merge of both paths.
         The controller runs no gate test, so it takes the header (candidate, data, threads) from a worker."""
         for key, value in other.get("header", {}).items():
-            self.header.setdefault(key, value)
+            if key in ("finished", "resumed"):  # per process: the union
+                mine = self.header.setdefault(key, [])
+                mine.extend(v for v in value if v not in mine)
+            elif key == "skipped":
+                self.header.setdefault(key, {}).update(value)
+            else:
+                self.header.setdefault(key, value)
         for vid, entry in other.get("variants", {}).items():
             if only is not None and vid not in only:
                 continue
@@ -101,8 +107,8 @@ class Verdict:
             "variants": variants,
         }
 
-    def write(self, report_dir: str | Path, complete: bool) -> Path:
-        path = Path(report_dir) / "verdict.json"
+    def write(self, report_dir: str | Path, complete: bool, name: str = "verdict.json") -> Path:
+        path = Path(report_dir) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, self.to_dict(complete))
         return path

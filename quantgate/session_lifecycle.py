@@ -1,0 +1,97 @@
+"""A variant's life in a gate run: all its gates run together (the plugin orders them so), then its model is
+released and the verdict is written, marked incomplete, so a killed run keeps every finished variant and
+the next run resumes from them (quantgate.resume). A part of GateSession (quantgate.session)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from quantgate import memory, resume
+from quantgate.registry import REFERENCE_ID, VariantSpec
+
+
+class VariantLifecycle:
+    # -- the memory guard ----------------------------------------------------------------------
+    def memory_skip(self, spec: VariantSpec) -> str | None:
+        """Why this variant is skipped by the memory guard (recorded in the verdict), or None."""
+        if self.resumed_entry(spec) is not None:
+            return None
+        limit = self.settings.memory_limit_gb
+        why = self.factory.memory_reason(spec, int(limit * memory.GB) if limit else None)
+        if why:
+            self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
+            self.progress(why)
+        return why
+
+    # -- started, finished -----------------------------------------------------------------------
+    def variant_started(self, variant: str) -> None:
+        self.run.current = variant
+        self.run.started[variant] = time.perf_counter()
+        self.run.peak_scope = "variant" if memory.reset_peak() else "process"
+
+    def variant_finished(self, variant: str) -> None:
+        """Release the variant (not the reference: every later variant is compared with it), record its
+        peak memory and write the verdict so far. Called by the plugin after the variant's last test."""
+        self.run.current = None
+        spec = self.registry.variants.get(variant)
+        entry = self.run.verdict.variants.get(variant)
+        if spec is None or entry is None:
+            return
+        if variant not in self.run.resumed:
+            peak, scope = memory.peak()
+            loaded = "factory" in self.__dict__ and self.factory.is_loaded(variant)
+            if loaded and variant != REFERENCE_ID:
+                self.factory.release(spec)
+            elif not loaded:
+                memory.release()
+            entry["memory"] = {"peak_rss_mb": round(peak / memory.MB, 1),
+                               "scope": scope if self.run.peak_scope == "variant" else "process",
+                               "rss_after_release_mb": round(memory.rss() / memory.MB, 1),
+                               "released": loaded and variant != REFERENCE_ID}
+            entry["wall_seconds"] = round(time.perf_counter() - self.run.started.get(variant, time.perf_counter()), 1)
+            entry["resume_key"] = resume.variant_key(self, spec)
+        finished = self.run.verdict.header.setdefault("finished", [])
+        if variant not in finished:
+            finished.append(variant)
+        self.write_partial()
+
+    def write_partial(self) -> None:
+        """verdict.json (`complete: false`) and summary.md, atomically; an xdist worker writes its own
+        verdict.<worker>.json (the controller merges them at the end)."""
+        from quantgate.report import write_reports  # noqa: PLC0415 -- matplotlib only once a verdict is written
+
+        self._attach_artifacts()
+        worker = self.settings.worker_id
+        if worker:
+            path = self.run.verdict.write(self.settings.report_dir, False, name=f"verdict.{worker}.json")
+            return
+        path = self.run.verdict.write(self.settings.report_dir, False)
+        write_reports(self.run.verdict.to_dict(False), path.parent, final=False)
+
+    # -- resuming ---------------------------------------------------------------------------------
+    def load_saved(self) -> None:
+        """Read what an incomplete earlier run finished (once, at resolve)."""
+        if not self.settings.resume:
+            return
+        self.run.saved, sources = resume.saved_variants(self.settings.report_dir)
+        if self.run.saved:
+            self.progress(f"resuming: {len(self.run.saved)} finished variant(s) in {', '.join(sources)}; each is "
+                          "taken when its artifact and inputs are unchanged (--gate-no-resume computes everything)")
+
+    def resumed_entry(self, spec: VariantSpec) -> dict[str, Any] | None:
+        """The saved entry of a variant this run resumes, put into this run's verdict on first use."""
+        if spec.id in self.run.resumed:
+            return self.run.resumed[spec.id]
+        saved = self.run.saved.get(spec.id)
+        if saved is None or saved.get("resume_key") != resume.variant_key(self, spec):
+            return None
+        self.run.resumed[spec.id] = saved
+        self.run.verdict.variants[spec.id] = saved
+        self.run.verdict.header.setdefault("resumed", []).append(spec.id)
+        self.progress(f"{spec.id}: resumed from the saved verdict (same artifact and inputs): not recomputed")
+        return saved
+
+    def resumed_gate(self, spec: VariantSpec, gate_name: str) -> dict[str, Any] | None:
+        entry = self.resumed_entry(spec)
+        return None if entry is None else entry.get("gates", {}).get(gate_name)
