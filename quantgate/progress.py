@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 NON_TTY_INTERVAL = 10.0  # seconds between lines in a CI log: a long build shows it is alive, not a flood
+DELAY = 2.0
 _stream: Any = None
 
 
@@ -21,14 +22,16 @@ def configure(stream: Any) -> None:
 
 
 def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs: Any):
-    """A tqdm bar: items/s and ETA when `total` is known, a count and rate otherwise."""
+    """A tqdm bar: items/s and ETA when `total` is known, a count and rate otherwise. Shown only once the
+    work has taken DELAY seconds: short work stays silent."""
     from tqdm import tqdm  # noqa: PLC0415 -- tqdm only when a bar is shown
 
     stream = _stream or sys.stderr
     tty = stream.isatty()
     return tqdm(total=total, desc=f"[quantgate] {desc}", unit=unit, file=stream,
                 mininterval=0.5 if tty else NON_TTY_INTERVAL, maxinterval=NON_TTY_INTERVAL * 3,
-                ascii=not tty, dynamic_ncols=tty, ncols=None if tty else 100, leave=True, **kwargs)
+                ascii=not tty, dynamic_ncols=tty, ncols=None if tty else 100, leave=True,
+                **{"delay": DELAY, **kwargs})
 
 
 class Tracked:

@@ -94,7 +94,7 @@ def _chunked(call, items: list, batch_size: int, desc: str, unit: str) -> np.nda
         return np.zeros(0)
     step = batch_size * CHUNK_BATCHES
     parts = []
-    with bar(len(items), desc, unit, delay=2.0) as progress:
+    with bar(len(items), desc, unit) as progress:
         for start in range(0, len(items), step):
             parts.append(np.asarray(call(items[start : start + step])))
             progress.update(len(items[start : start + step]))

@@ -19,6 +19,7 @@ from typing import Any
 
 from quantgate.backends.common import BuildContext, cpu_only, estimate, load_st, max_length, release, tokenize
 from quantgate.cache import Artifact
+from quantgate.progress import bar
 from quantgate.registry import VariantSpec
 
 GRAPH_DIR = "inc"
@@ -112,10 +113,11 @@ def _export(ctx: BuildContext):
         graph = export(wrapped, _inputs(example, names), dynamic_shapes=tuple({0: batch, 1: seq} for _ in names))
 
     def calibrate(prepared) -> None:
-        with torch.no_grad():
+        with torch.no_grad(), bar(len(ctx.calibration), f"{ctx.spec.id}: calibrating", "sample") as progress:
             for start in range(0, len(ctx.calibration), CALIBRATION_BATCH):
                 chunk = ctx.calibration[start : start + CALIBRATION_BATCH]
                 prepared(*_inputs(tokenize(model, chunk, padding=True, return_tensors="pt"), names))
+                progress.update(len(chunk))
 
     return model, graph, names, example, calibrate
 
@@ -165,11 +167,18 @@ def _autotune(ctx: BuildContext, model, graph, names: list[str], example, calibr
         trials.append({"map": round(value, 6), **linear_precision(candidate_graph)})
         return value
 
-    quantized = autotune(graph, TuningConfig(config_set=configs, tolerable_loss=tuning.max_loss,
-                                             max_trials=tuning.max_trials),
-                         eval_fn=evaluate, run_fn=calibrate, example_inputs=_inputs(example, names))
-    reference = trials[0]["map"]
-    value = evaluate(quantized)
+    with bar(min(len(configs), tuning.max_trials) + 2, f"{ctx.spec.id}: autotune validations", "trial") as shown:
+        def counted(candidate_graph) -> float:
+            value = evaluate(candidate_graph)
+            shown.set_postfix_str(f"MAP {value:.4f}", refresh=False)
+            shown.update(1)
+            return value
+
+        quantized = autotune(graph, TuningConfig(config_set=configs, tolerable_loss=tuning.max_loss,
+                                                 max_trials=tuning.max_trials),
+                             eval_fn=counted, run_fn=calibrate, example_inputs=_inputs(example, names))
+        reference = trials[0]["map"]
+        value = counted(quantized)
     return quantized, {"accuracy_control": tuning.summary(reference, value, tool="neural_compressor autotune",
                                                           trials=trials[1:-1])}
 

@@ -38,6 +38,7 @@ from quantgate.backends.common import (
     tokenize,
 )
 from quantgate.cache import Artifact
+from quantgate.progress import Tracked, bar
 from quantgate.registry import VariantSpec
 
 PLAIN = "openvino/openvino_model.xml"
@@ -102,7 +103,8 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
     config = OVConfig(quantization_config=OVQuantizationConfig(num_samples=len(samples)))
     quantizer = OVQuantizer.from_pretrained(ov_model)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        quantizer.quantize(nncf.Dataset(samples), save_directory=tmp, ov_config=config)
+        quantizer.quantize(nncf.Dataset(Tracked(samples, f"{ctx.spec.id}: calibrating")), save_directory=tmp,
+                           ov_config=config)
         xml = next(Path(tmp).rglob("openvino_model.xml"))
         remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])
         shutil.move(xml, out / QINT8)
@@ -128,13 +130,18 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
     ov_model = model.transformers_model
     original_request = ov_model.request
 
+    trials = bar(None, f"{ctx.spec.id}: accuracy-control validations", "validation")
+
     def validate(compiled_model, qids) -> tuple[float, list[float]]:
         """The gate's metric with NNCF's compiled model in place of the variant's own."""
         ov_model.request = compiled_model
         try:
-            return tuning.quality(model, kind, list(qids))
+            value, per_query = tuning.quality(model, kind, list(qids))
         finally:
             ov_model.request = original_request
+        trials.set_postfix_str(f"MAP {value:.4f} on {len(per_query)} queries", refresh=False)
+        trials.update(1)
+        return value, per_query
 
     # openvino-qint8's settings exactly (optimum-intel's OVQuantizationConfig -> NNCF arguments)
     settings = OVQuantizationConfig(num_samples=len(samples)).to_nncf_dict()
@@ -159,7 +166,7 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
         quantized = nncf.quantize_with_accuracy_control(
             ov_model.model,
-            nncf.Dataset(samples),
+            nncf.Dataset(Tracked(samples, f"{ctx.spec.id}: calibrating")),
             nncf.Dataset(tuning.qids),
             recording,
             max_drop=drop,
@@ -180,6 +187,7 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
         if loss <= tuning.max_loss or nncf_loss > drop or gap <= 0:
             break  # met; or NNCF itself fell short within its iterations: asking again changes nothing
         drop = max(0.0, min(drop, nncf_loss) - gap)
+    trials.close()
     check_smoothing(quantized, ov_model.model)
     remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])
     ov.save_model(quantized, out / QINT8_AC, compress_to_fp16=False)

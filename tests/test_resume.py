@@ -1,0 +1,73 @@
+"""A gate run killed with SIGKILL keeps every variant it finished, and the next run resumes from them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from quantgate.verdict import Verdict
+from tests.conftest import ROOT
+
+VARIANTS = "torch-fp32,onnx,openvino,slow"
+SLOW = "slow=sleep:0.5"  # an unchanged model that sleeps 0.5 s per call: the run is still busy when killed
+
+
+def _args(tmp_path, *extra: str) -> list[str]:
+    thresholds = tmp_path / "thresholds.toml"  # int8 is not gated here; inconclusive quality would pass anyway
+    thresholds.write_text((ROOT / "thresholds.toml").read_text().replace('inconclusive = "fail"',
+                                                                         'inconclusive = "pass"'))
+    return [sys.executable, "-m", "pytest", "gates/", "-p", "no:cacheprovider", "-q", "--variants", VARIANTS,
+            "--gate-mutant", SLOW, "--gate-cache", str(tmp_path / "cache"), "--gate-report", str(tmp_path / "report"),
+            "--gate-thresholds", str(thresholds), "--gate-speed-rounds", "2", "--gate-latency-inputs", "20",
+            "--benchmark-storage", f"file://{tmp_path / 'benchmarks'}", *extra]
+
+
+def _finished(path) -> list[str]:
+    try:
+        return json.loads(path.read_text()).get("finished", [])
+    except (OSError, ValueError):
+        return []
+
+
+def test_a_killed_run_keeps_its_finished_variants_and_the_rerun_resumes(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    verdict_path = tmp_path / "report" / "verdict.json"
+    proc = subprocess.Popen(_args(tmp_path), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 900
+    while len(_finished(verdict_path)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.communicate()[0][-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    killed = json.loads(verdict_path.read_text())
+    Verdict.from_dict(killed, verdict_path)  # readable, this format
+    assert killed["complete"] is False
+    finished = killed["finished"]
+    assert finished[:3] == ["torch-fp32", "onnx", "openvino"] and "slow" not in finished
+    for vid in finished:
+        entry = killed["variants"][vid]
+        assert entry["decision"] == "pass" and entry["passed"] is False  # an incomplete run passes nothing
+        assert entry["memory"]["peak_rss_mb"] > 0 and entry["resume_key"]
+    assert "has not finished" in (tmp_path / "report" / "summary.md").read_text()
+
+    rerun = subprocess.run(_args(tmp_path), cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    out = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, out[-3000:]
+    final = json.loads(verdict_path.read_text())
+    assert final["complete"] is True and final["resumed"] == finished
+    assert set(final["variants"]) == {"torch-fp32", "onnx", "openvino", "slow"}
+    for vid in finished:  # taken from the saved verdict, not scored, built or timed again
+        assert f"{vid}: resumed from the saved verdict" in out
+        assert f"scoring {vid} " not in out and f"building {vid}" not in out
+        assert final["variants"][vid]["gates"] == killed["variants"][vid]["gates"]
+    assert "scoring slow " in out and final["variants"]["slow"]["gates"]["speed-b32"]["speedup_vs_reference"]
+
+    fresh = subprocess.run(_args(tmp_path, "--gate-no-resume"), cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=1800)
+    assert fresh.returncode == 0 and "resumed from the saved verdict" not in fresh.stdout
+    assert "resumed" not in json.loads(verdict_path.read_text())
