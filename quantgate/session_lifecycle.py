@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from quantgate import memory, resume
-from quantgate.registry import REFERENCE_ID, VariantSpec
+from quantgate.registry import VariantSpec
 
 
 class VariantLifecycle:
@@ -31,8 +31,10 @@ class VariantLifecycle:
         self.run.peak_scope = "variant" if memory.reset_peak() else "process"
 
     def variant_finished(self, variant: str) -> None:
-        """Release the variant (not the reference: every later variant is compared with it), record its
-        peak memory and write the verdict so far. Called by the plugin after the variant's last test."""
+        """Release the variant, record its peak memory and write the verdict so far. Called by the plugin after
+        the variant's last test. The reference is released too: later variants are compared with its scores
+        and timings, which are kept (its scores in the cache); holding its model through every other build
+        cost the whole of its weights at each build's peak."""
         self.run.current = None
         spec = self.registry.variants.get(variant)
         entry = self.run.verdict.variants.get(variant)
@@ -41,14 +43,14 @@ class VariantLifecycle:
         if variant not in self.run.resumed:
             peak, scope = memory.peak()
             loaded = "factory" in self.__dict__ and self.factory.is_loaded(variant)
-            if loaded and variant != REFERENCE_ID:
+            if loaded:
                 self.factory.release(spec)
-            elif not loaded:
+            else:
                 memory.release()
             entry["memory"] = {"peak_rss_mb": round(peak / memory.MB, 1),
                                "scope": scope if self.run.peak_scope == "variant" else "process",
                                "rss_after_release_mb": round(memory.rss() / memory.MB, 1),
-                               "released": loaded and variant != REFERENCE_ID}
+                               "released": loaded}
             entry["wall_seconds"] = round(time.perf_counter() - self.run.started.get(variant, time.perf_counter()), 1)
             entry["resume_key"] = resume.variant_key(self, spec)
         finished = self.run.verdict.header.setdefault("finished", [])

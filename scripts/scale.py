@@ -29,6 +29,7 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from quantgate.candidate import fp32_weight_bytes
 from quantgate.memory import GB, bound
+from quantgate.registry import ordered
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
@@ -50,7 +51,7 @@ def build_model(size: str, kind: str, tokenizer_dir: Path, out: Path, max_length
         CrossEncoder(str(raw), max_length=max_length, device="cpu").save(str(out))
     else:
         transformer = models.Transformer(str(raw), max_seq_length=max_length)
-        pooling = models.Pooling(transformer.get_word_embedding_dimension(), "mean")
+        pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
         SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu").save(str(out))
     return out
 
@@ -129,7 +130,8 @@ def table(results: dict) -> str:
         lines += [f"### {name}: {r['parameters_m']}M parameters, bound {r['bound_gb']:.2f} GB; run max RSS "
                   f"{r['max_rss_gb']} GB in {r['seconds'] / 60:.1f} min (exit {r['returncode']}, complete "
                   f"{r['complete']})", "", "| variant | decision | peak RSS GB | wall s |", "|---|---|---:|---:|"]
-        for vid, v in r["variants"].items():
+        for vid in ordered(r["variants"]):
+            v = r["variants"][vid]
             peak = v.get("peak_rss_mb")
             lines.append(f"| {vid} | {v['decision']} | {peak / 1024 if peak else 0:.2f} | {v.get('wall_s')} |")
         lines += [f"- skipped: {why}" for why in r["skipped"].values()] + [""]

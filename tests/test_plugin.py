@@ -28,6 +28,20 @@ def test_collect_lists_every_id_for_the_embedder():
     assert collected_ids(out.stdout) == ALL_IDS
 
 
+def test_every_gate_of_a_variant_runs_together_the_reference_first():
+    """One variant at a time (bounded memory): build, agreement, quality and speed of one variant, then the next."""
+    out = run_gate("--collect-only", "-q", "--variants", "onnx,torch-fp32,openvino")
+    assert out.returncode == 0, out.stderr
+    items = re.findall(r"(test_\w+)\[([^\]]+)\]", out.stdout)
+    variants = [param.split("-", 1)[1] if name == "test_speed" else param for name, param in items]
+    assert list(dict.fromkeys(variants)) == ["torch-fp32", "onnx", "openvino"]
+    assert variants == sorted(variants, key=["torch-fp32", "onnx", "openvino"].index)  # never interleaved
+    onnx = [name + ("[" + param.split("-", 1)[0] + "]" if name == "test_speed" else "")
+            for (name, param), variant in zip(items, variants) if variant == "onnx"]
+    assert onnx == ["test_variant_builds_and_scores", "test_agreement", "test_quality", "test_speed[b1]",
+                    "test_speed[b32]"]
+
+
 def test_collect_lists_every_id_for_the_reranker(shared_reranker):
     out = run_gate("--collect-only", "-q", "--candidate", str(shared_reranker))
     assert out.returncode == 0, out.stderr

@@ -71,3 +71,29 @@ def test_a_killed_run_keeps_its_finished_variants_and_the_rerun_resumes(tmp_path
                            timeout=1800)
     assert fresh.returncode == 0 and "resumed from the saved verdict" not in fresh.stdout
     assert "resumed" not in json.loads(verdict_path.read_text())
+
+
+def test_the_memory_guard_skips_what_cannot_fit_with_the_reason(tmp_path):
+    """A limit below what the process already holds: every variant is skipped with the reason, none is run."""
+    out = subprocess.run([sys.executable, "-m", "pytest", "gates/", "-p", "no:cacheprovider", "-q", "-rs", "--variants",
+                          "torch-fp32,onnx", "--gate-memory-limit", "0.2", "--gate-cache", str(tmp_path / "cache"),
+                          "--gate-report", str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "onnx skipped by the memory guard: its build and load needs about" in out.stdout
+    assert "--gate-memory-limit 0.20 GB leaves 0.00 GB" in out.stdout
+    assert not list((tmp_path / "cache").glob("onnx-*"))  # nothing was built
+
+
+def test_guard_estimates_and_limits():
+    from quantgate import memory
+    from quantgate.registry import VARIANTS
+
+    weights = 400 * memory.MB
+    estimate = VARIANTS["onnx-O2"].backend.memory_estimate(VARIANTS["onnx-O2"], weights)
+    assert estimate.needed(cached=False) > estimate.needed(cached=True) == estimate.load
+    held = memory.rss()
+    assert memory.guard("onnx-O2", estimate, cached=False, limit=held + estimate.build + memory.MB) is None
+    why = memory.guard("onnx-O2", estimate, cached=False, limit=held + estimate.build // 2)
+    assert why.startswith("onnx-O2 skipped by the memory guard") and "run it on a larger machine" in why
+    assert memory.bound(weights) == 2 * memory.GB + 4 * weights

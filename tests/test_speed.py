@@ -27,7 +27,7 @@ def test_two_saved_runs_are_drawn_and_a_slowed_variant_is_caught(tmp_path):
     thresholds = tmp_path / "t.toml"
     thresholds.write_text("[speed]\nregression_pct = 30.0\nspread_multiple = 3.0\nhistory_runs = 5\n")
     base = ["-q", "-k", "speed", "--gate-cache", str(cache), "--benchmark-storage", str(storage),
-            "--benchmark-autosave", "--gate-speed-batch", "4", "--gate-speed-rounds", "3",
+            "--benchmark-autosave", "--gate-speed-batch", "4", "--gate-speed-rounds", "3", "--gate-latency-inputs", "5",
             "--gate-thresholds", str(thresholds), "--gate-report", str(tmp_path / "report")]
 
     def run(delay, *extra):
@@ -46,8 +46,14 @@ def test_two_saved_runs_are_drawn_and_a_slowed_variant_is_caught(tmp_path):
     saved = json.loads(sorted(storage.glob("*/0*.json"))[0].read_text())
     extra = saved["benchmarks"][0]["extra_info"]
     for key in ("variant", "kind", "device", "threads", "batch_size", "mean_tokens_per_item", "items_per_s",
-                "tokens_per_s", "speedup_vs_reference", "rss_mb", "artifact_mb"):
+                "tokens_per_s", "speedup_vs_reference", "rss_mb", "peak_rss_mb", "artifact_mb"):
         assert key in extra
+    latency = next(b for b in saved["benchmarks"] if b["extra_info"]["batch_size"] == 1)
+    info = latency["extra_info"]  # batch 1: one different input per round, percentiles over them
+    assert info["latency_inputs"] == 5 == latency["stats"]["rounds"]
+    assert 0 < info["latency_ms_p50"] <= info["latency_ms_p90"] <= info["latency_ms_p99"]
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "latency ms b1 p50 / p99" in summary and f"{info['latency_ms_p50']:.1f} / " in summary
 
 
 def test_history_without_runs_says_what_to_do(tmp_path, capsys):

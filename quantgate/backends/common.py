@@ -62,12 +62,9 @@ def remove_files(folder: Path, names: list[str]) -> None:
 
 
 def release(model) -> None:
-    """Drop what a loaded variant holds: the caller's reference goes, cycles are collected and freed heap
-    pages go back to the system (quantgate.memory.release)."""
-    from quantgate.memory import release as collect
-
-    del model
-    collect()
+    """What a family must undo before a loaded variant is dropped; for sentence-transformers models over
+    torch, ONNX Runtime, OpenVINO and INC graphs nothing: their sessions and compiled models free their
+    memory with the last reference. The factory drops that reference and collects (quantgate.memory)."""
 
 
 def no_skip(spec: VariantSpec, device: str) -> str | None:

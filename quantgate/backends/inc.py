@@ -75,20 +75,49 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
     if not ctx.calibration:
         raise ValueError(f"{ctx.spec.id} needs calibration inputs")
-    model, graph, names, example, calibrate = _export(ctx)
-    extra: dict[str, Any] = {}
-    with torch.no_grad():
-        if ctx.spec.opts.get("accuracy_control") == "autotune":
-            quantized, extra = _autotune(ctx, model, graph, names, example, calibrate)
-        else:
-            prepared = prepare(graph, get_default_static_config())
-            calibrate(prepared)
-            quantized = convert(prepared)
-    # The candidate's files (tokenizer, configs, modules, fp32 weights for the skeleton), then the graph.
-    shutil.copytree(ctx.candidate.path, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", "*.bin", "*.pt"))
-    _save(quantized, _inputs(example, names), out / GRAPH_DIR)
-    return {"backend": "torch", "file_name": f"{GRAPH_DIR}/", "input_names": names,
-            "calibration_samples": len(ctx.calibration), **linear_precision(quantized), **extra}
+    try:
+        model, graph, names, example, calibrate = _export(ctx)
+        extra: dict[str, Any] = {}
+        with torch.no_grad():
+            if ctx.spec.opts.get("accuracy_control") == "autotune":
+                quantized, extra = _autotune(ctx, model, graph, names, example, calibrate)
+            else:
+                prepared = prepare(graph, get_default_static_config())
+                calibrate(prepared)
+                quantized = convert(prepared)
+        # The candidate's files (tokenizer, configs, modules, fp32 weights for the skeleton), then the graph.
+        shutil.copytree(ctx.candidate.path, out, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".git", "*.bin", "*.pt"))
+        _save(quantized, _inputs(example, names), out / GRAPH_DIR)
+        return {"backend": "torch", "file_name": f"{GRAPH_DIR}/", "input_names": names,
+                "calibration_samples": len(ctx.calibration), **linear_precision(quantized), **extra}
+    finally:
+        forget_traced_graphs()
+
+
+def forget_traced_graphs() -> None:
+    """Drop what PT2E tracing keeps after a build. Module-level caches keep the traced graphs, and with them
+    a copy of the weights: measured here, 0.4-0.9 GB stayed after each INC build of a 110M model (0.42 GB
+    of live parameters after inc-int8; none after this). They are `functools.cache`s keyed by module
+    (torchao.utils and torch.ao.quantization.fx.utils, each `..._get_unique_device`), proxy_tensor's
+    fake-tensor-to-node map for export, and the compiled function dynamo leaves in
+    torch._dynamo.functional_export's globals."""
+    import sys
+
+    import torch
+
+    for module, name in (("torchao.utils", "_assert_and_get_unique_device"),
+                         ("torch.ao.quantization.fx.utils", "assert_and_get_unique_device")):
+        cached = getattr(sys.modules.get(module), name, None)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+    proxy = sys.modules.get("torch.fx.experimental.proxy_tensor")
+    if isinstance(getattr(proxy, "_FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT", None), dict):
+        proxy._FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT.clear()
+    export = sys.modules.get("torch._dynamo.functional_export")
+    for name in [n for n in vars(export) if n.startswith(("___unnamed_scope_", "__compiled_fn_"))] if export else []:
+        del vars(export)[name]
+    torch._dynamo.reset()
 
 
 def _export(ctx: BuildContext):

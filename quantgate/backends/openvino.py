@@ -50,12 +50,16 @@ __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_o
 
 
 def runtime_options(ctx: BuildContext) -> dict[str, Any]:
-    """The run's thread budget as OpenVINO inference threads, without CPU pinning: OpenVINO pins its
-    threads (and the caller's) by default, which slows every other runtime in the process afterwards
+    """The precision hint, and the run's thread budget as OpenVINO inference threads without CPU pinning.
+
+    OpenVINO's CPU plugin computes in bf16 by default on CPUs with AVX512-BF16/AMX: the precision the
+    variant is named for is pinned, so `openvino` is fp32 on every machine. OpenVINO pins its threads
+    (and the caller's) by default, which slows every other runtime in the process afterwards
     (torch-fp32 29 -> 22 items/s measured here)."""
-    if not ctx.threads:
-        return {}
-    return {"ov_config": {"INFERENCE_NUM_THREADS": str(ctx.threads), "ENABLE_CPU_PINNING": "NO"}}
+    config = {"INFERENCE_PRECISION_HINT": ctx.spec.opts.get("inference_precision", "f32")}
+    if ctx.threads:
+        config.update({"INFERENCE_NUM_THREADS": str(ctx.threads), "ENABLE_CPU_PINNING": "NO"})
+    return {"ov_config": config}
 
 
 def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
@@ -244,10 +248,7 @@ def check_smoothing(quantized, original) -> None:
 
 
 def ov_config(ctx: BuildContext) -> dict[str, str]:
-    """OpenVINO's CPU plugin computes in bf16 by default on CPUs with AVX512-BF16/AMX: pin the
-    precision the variant is named for, so `openvino` is fp32 on every machine."""
-    config = {"INFERENCE_PRECISION_HINT": ctx.spec.opts.get("inference_precision", "f32")}
-    return {**config, **runtime_options(ctx).get("ov_config", {})}
+    return runtime_options(ctx)["ov_config"]
 
 
 def load(ctx: BuildContext, artifact: Artifact):

@@ -1,0 +1,46 @@
+"""Progress bars in a CI log: a line at most every NON_TTY_INTERVAL seconds, never a redraw flood."""
+
+import time
+
+from quantgate import progress
+
+
+class Log:
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def _work(monkeypatch, log: Log, seconds: float, updates: int, interval: float) -> None:
+    monkeypatch.setattr(progress, "NON_TTY_INTERVAL", interval)
+    monkeypatch.setattr(progress, "DELAY", 0.0 if seconds > 0.5 else progress.DELAY)
+    progress.configure(log)
+    try:
+        with progress.bar(updates, "scoring", "pair") as bar:
+            for _ in range(updates):
+                time.sleep(seconds / updates)
+                bar.update(1)
+    finally:
+        progress.configure(None)
+
+
+def test_a_log_gets_a_few_lines_not_one_per_update(monkeypatch):
+    log = Log(tty=False)
+    _work(monkeypatch, log, seconds=2.0, updates=200, interval=0.5)
+    lines = [line for line in log.text.replace("\r", "\n").split("\n") if line.strip()]
+    assert 2 <= len(lines) <= 8, lines  # about every 0.5 s of 2 s, and the final line; not 200
+    assert lines[-1].startswith("[quantgate] scoring") and "200/200" in lines[-1] and "pair/s" in lines[-1]
+
+
+def test_short_work_stays_silent(monkeypatch):
+    log = Log(tty=False)
+    _work(monkeypatch, log, seconds=0.05, updates=5, interval=0.5)
+    assert log.text == ""
