@@ -185,7 +185,12 @@ class VariantFactory:
 
         if spec.id in self._models:
             return None
-        estimate = spec.backend.memory_estimate(spec, self.candidate.fp32_weight_bytes)
+        weights = self.candidate.fp32_weight_bytes
+        estimate = spec.backend.memory_estimate(spec, weights)
+        if spec.depends_on and not self.is_cached(self.variants[spec.depends_on]):  # built first, here
+            dependency = self.variants[spec.depends_on]
+            first = dependency.backend.memory_estimate(dependency, weights).build
+            estimate = memory.Estimate(max(estimate.build, first), estimate.load)
         return memory.guard(spec.id, estimate, self.is_cached(spec) and not self.rebuild, limit)
 
     @property
