@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantgate.memory import PeakSampler
 from quantgate.scoring import Scores
 from quantgate.verdict import Verdict
 
@@ -21,7 +22,7 @@ class GateRun:
     worker_builds: tuple[int, int] = (0, 0)  # (built, from cache) reported by pytest-xdist workers
     current: str | None = None  # the variant whose tests are running (quantgate.session_lifecycle)
     started: dict[str, float] = field(default_factory=dict)  # variant -> perf_counter at its first test
-    peak_scope: str = "variant"  # "process" where the kernel's high-water mark cannot be reset
+    sampler: PeakSampler = field(default_factory=PeakSampler)  # the variant in hand's peak memory
     saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # finished variants of an incomplete run
     resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # those this run took (quantgate.resume)
 

@@ -28,7 +28,7 @@ class VariantLifecycle:
     def variant_started(self, variant: str) -> None:
         self.run.current = variant
         self.run.started[variant] = time.perf_counter()
-        self.run.peak_scope = "variant" if memory.reset_peak() else "process"
+        self.run.sampler.start()
 
     def variant_finished(self, variant: str) -> None:
         """Release the variant, record its peak memory and write the verdict so far. Called by the plugin after
@@ -41,18 +41,19 @@ class VariantLifecycle:
         if spec is None or entry is None:
             return
         if variant not in self.run.resumed:
-            peak, scope = memory.peak()
+            peak = self.run.sampler.stop()
             loaded = "factory" in self.__dict__ and self.factory.is_loaded(variant)
             if loaded:
                 self.factory.release(spec)
             else:
                 memory.release()
             entry["memory"] = {"peak_rss_mb": round(peak / memory.MB, 1),
-                               "scope": scope if self.run.peak_scope == "variant" else "process",
+                               "sampled_every_s": memory.SAMPLE_SECONDS,
                                "rss_after_release_mb": round(memory.rss() / memory.MB, 1),
                                "released": loaded}
             entry["wall_seconds"] = round(time.perf_counter() - self.run.started.get(variant, time.perf_counter()), 1)
             entry["resume_key"] = resume.variant_key(self, spec)
+        self.run.verdict.header["peak_rss_mb"] = round(memory.process_peak() / memory.MB, 1)
         finished = self.run.verdict.header.setdefault("finished", [])
         if variant not in finished:
             finished.append(variant)

@@ -200,10 +200,12 @@ def memory_lines(verdict: dict, rows: list[dict]) -> list[str]:
            "| variant | peak RSS MB | after release MB | wall s |", "|---|---:|---:|---:|"]
     for r in measured:
         m = r["memory"]
-        scope = "" if m.get("scope") == "variant" else " (process peak)"
-        out.append(f"| `{r['variant']}` | {_fmt(m.get('peak_rss_mb'), '.0f')}{scope} | "
+        out.append(f"| `{r['variant']}` | {_fmt(m.get('peak_rss_mb'), '.0f')} | "
                    f"{_fmt(m.get('rss_after_release_mb'), '.0f')} | {_fmt(r['wall_s'], '.1f')} |")
     out += [f"- skipped: {why}" for why in skipped.values()]
+    if verdict.get("peak_rss_mb"):
+        out.append(f"- the run's peak: {verdict['peak_rss_mb']:.0f} MB (per variant: sampled every "
+                   f"{measured[0]['memory'].get('sampled_every_s', 0.05) if measured else 0.05} s)")
     return out
 
 

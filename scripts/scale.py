@@ -4,8 +4,8 @@ Models are built from a config (BERT base: 12 layers x 768, 110M parameters; lar
 the tokenizer of --tokenizer and random weights (seeded): quality is not the point, memory and time are.
 Each model is gated on a small subset of --data under `/usr/bin/time -v`, with the memory guard's limit set
 to the bound the gate must keep (2 GB + 4 x the fp32 weights), so a variant that would not fit is skipped
-with its reason instead of the run being killed. Per variant: peak RSS (the kernel's high-water mark,
-reset per variant) and wall time from the verdict; per run: maximum RSS and elapsed time from time -v.
+with its reason instead of the run being killed. Per variant: peak RSS (sampled) and wall time from the
+verdict; per run: maximum RSS and elapsed time from time -v.
 
     python scripts/scale.py --tokenizer ../shared/models/minilm-l6-scifact-reranker \
         --data ../shared/data/scifact --out /tmp/scale --sizes base,large --kinds reranker,embedder

@@ -76,7 +76,8 @@ def cpu_only(spec: VariantSpec, device: str) -> str | None:
 
 
 def estimate(spec: VariantSpec, weights: int, build: float, load: float) -> Estimate:
-    """Bytes as multiples of the candidate's fp32 weights, plus an allowance for activations (half the
-    weights) and 256 MB for the runtime. docs/measurements.md compares these with measured peaks."""
-    margin = 256 * 2**20 + weights // 2
-    return Estimate(build=int(build * weights) + margin, load=int(load * weights) + margin)
+    """Bytes as multiples of the candidate's fp32 weights plus 128 MB. Each family's multiples are what
+    its variants measured over the run's baseline (build, load and scoring together; docs/measurements.md)
+    with 5% more."""
+    fixed = 128 * 2**20
+    return Estimate(build=int(build * weights) + fixed, load=int(load * weights) + fixed)

@@ -27,7 +27,7 @@ def runtime_options(ctx: BuildContext) -> dict[str, Any]:
 
 def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
     """Copied, not built; loaded as an fp32 session at most (its precision is not known before)."""
-    return estimate(spec, fp32_weight_bytes, build=0.0, load=1.5)
+    return estimate(spec, fp32_weight_bytes, build=0.0, load=1.8)
 
 
 def source_kind(path: Path) -> str:

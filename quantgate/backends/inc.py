@@ -36,7 +36,7 @@ def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
     """Build peaks measured for a 110M-parameter model, in fp32 weights over the run's baseline
     (docs/measurements.md): static int8 4.8, autotune 6.2 (the eager model, torch.export's graph, each
     trial's prepared and converted graphs); loaded 1.1 (the fp32 skeleton and the int8 graph)."""
-    return estimate(spec, fp32_weight_bytes, build=6.0 if spec.opts.get("accuracy_control") else 4.5, load=1.5)
+    return estimate(spec, fp32_weight_bytes, build=6.5 if spec.opts.get("accuracy_control") else 5.0, load=1.5)
 CALIBRATION_BATCH = 8
 
 

@@ -31,7 +31,7 @@ __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_o
 
 def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
     """An fp32 torch model changed in place, saved, loaded again."""
-    return estimate(spec, fp32_weight_bytes, build=2.0, load=1.0)
+    return estimate(spec, fp32_weight_bytes, build=2.6, load=1.6)
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:

@@ -67,8 +67,8 @@ def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
     (docs/measurements.md): export 3.9, static int8 5.0, accuracy control 4.7; compiled models 1.5 (f32),
     0.8 (int8)."""
     if spec.opts.get("quantize") == "static":
-        return estimate(spec, fp32_weight_bytes, build=4.5, load=1.0)
-    return estimate(spec, fp32_weight_bytes, build=3.5, load=1.5)
+        return estimate(spec, fp32_weight_bytes, build=5.3, load=1.0)
+    return estimate(spec, fp32_weight_bytes, build=4.2, load=1.8)
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
