@@ -2,7 +2,8 @@
 
 Under pytest the plugin hands in a stream that writes past pytest's capture to its terminal
 (`configure`); on a terminal tqdm redraws one line, in a log (CI, no TTY) each update is a line of
-its own and updates come at most every NON_TTY_INTERVAL seconds. Outside pytest: tqdm's stderr.
+its own (nested bars do not move the cursor: no escape codes in the log) and updates come at most every
+NON_TTY_INTERVAL seconds. Outside pytest: tqdm's stderr.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs: An
     return tqdm(total=total, desc=f"[quantgate] {desc}", unit=unit, file=stream,
                 mininterval=0.5 if tty else NON_TTY_INTERVAL, maxinterval=NON_TTY_INTERVAL * 3,
                 ascii=not tty, dynamic_ncols=tty, ncols=None if tty else 100, leave=True,
-                **{"delay": DELAY, **kwargs})
+                **{"delay": DELAY, **({} if tty else {"position": 0}), **kwargs})
 
 
 class Tracked:

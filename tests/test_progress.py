@@ -44,3 +44,22 @@ def test_short_work_stays_silent(monkeypatch):
     log = Log(tty=False)
     _work(monkeypatch, log, seconds=0.05, updates=5, interval=0.5)
     assert log.text == ""
+
+
+def test_nested_bars_in_a_log_move_no_cursor(monkeypatch):
+    """An accuracy-control trial bar with a scoring bar inside it: plain lines, no terminal escape codes."""
+    monkeypatch.setattr(progress, "NON_TTY_INTERVAL", 0.2)
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    log = Log(tty=False)
+    progress.configure(log)
+    try:
+        with progress.bar(None, "trials", "trial") as trials:
+            for _ in range(2):
+                with progress.bar(10, "scoring", "pair") as inner:
+                    for _ in range(10):
+                        time.sleep(0.03)
+                        inner.update(1)
+                trials.update(1)
+    finally:
+        progress.configure(None)
+    assert "scoring" in log.text and "trials" in log.text and "\x1b" not in log.text
