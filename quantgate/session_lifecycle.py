@@ -36,12 +36,12 @@ class VariantLifecycle:
         and timings, which are kept (its scores in the cache); holding its model through every other build
         cost the whole of its weights at each build's peak."""
         self.run.current = None
+        peak = self.run.sampler.stop()  # also for a variant skipped before its tests ran
         spec = self.registry.variants.get(variant)
         entry = self.run.verdict.variants.get(variant)
         if spec is None or entry is None:
             return
         if variant not in self.run.resumed:
-            peak = self.run.sampler.stop()
             loaded = "factory" in self.__dict__ and self.factory.is_loaded(variant)
             if loaded:
                 self.factory.release(spec)
