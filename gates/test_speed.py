@@ -50,7 +50,7 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
         "items_per_s": round(items_per_s, 2), "tokens_per_s": round(items_per_s * tokens, 1),
         "latency_ms_median": round(median * 1000, 3),
         "speedup_vs_reference": round(items_per_s / reference, 3) if reference else None,
-        "rss_mb": round(bench.rss_mb(), 1), "peak_rss_mb": round(gate.run.sampler.peak / memory.MB, 1),
+        "rss_mb": round(memory.rss() / memory.MB, 1), "peak_rss_mb": round(gate.run.sampler.peak / memory.MB, 1),
         "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
         "shard": gate.settings.shard[0] if gate.settings.shard else None,
         "gpu_peak_mb": bench.gpu_peak_mb(gate.device), "dtype": artifact.load_info.get("torch_dtype"),

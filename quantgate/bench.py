@@ -8,7 +8,6 @@ numbers into `extra_info`, reads the saved runs back (pytest-benchmark's own JSO
 from __future__ import annotations
 
 import itertools
-import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,12 +155,6 @@ def find_batch(model, kind: str, dataset: EvalSet, device: str, budget: int | No
         elif device != "cuda" and batch / seconds < 0.9 * best[1]:
             break  # CPU: past the best, larger batches only pad more (a GPU goes on until memory says no)
     return (best[0] if best else candidates[0]), trials
-
-
-def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process(os.getpid()).memory_info().rss / 2**20
 
 
 @dataclass(frozen=True)

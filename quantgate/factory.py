@@ -160,7 +160,7 @@ class VariantFactory:
 
     def release(self, spec: VariantSpec) -> bool:
         """Drop a loaded variant (its ONNX Runtime session, OpenVINO compiled model or torch weights go with
-        it): a run holds the reference and the variant in hand, not the whole matrix. False if not loaded."""
+        it): a run holds the variant in hand, not the whole matrix. False if it was not loaded."""
         model = self._models.pop(spec.id, None)
         if model is None:
             return False

@@ -96,8 +96,9 @@ def _chunked(call, items: list, batch_size: int, desc: str, unit: str) -> np.nda
     parts = []
     with bar(len(items), desc, unit) as progress:
         for start in range(0, len(items), step):
-            parts.append(np.asarray(call(items[start : start + step])))
-            progress.update(len(items[start : start + step]))
+            chunk = items[start : start + step]
+            parts.append(np.asarray(call(chunk)))
+            progress.update(len(chunk))
     return np.concatenate(parts)
 
 

@@ -67,7 +67,7 @@ class VariantLifecycle:
         self._attach_artifacts()
         worker = self.settings.worker_id
         if worker:
-            path = self.run.verdict.write(self.settings.report_dir, False, name=f"verdict.{worker}.json")
+            self.run.verdict.write(self.settings.report_dir, False, name=f"verdict.{worker}.json")
             return
         path = self.run.verdict.write(self.settings.report_dir, False)
         write_reports(self.run.verdict.to_dict(False), path.parent, final=False)
