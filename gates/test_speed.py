@@ -45,7 +45,8 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
     reference = gate.run.speed.get((REFERENCE_ID, label))
     artifact = gate.factory.artifact(variant_spec)
     info = {
-        "variant": variant_spec.id, "kind": kind, "device": gate.device, "threads": gate.threads,
+        "variant": variant_spec.id, "candidate_sha256": gate.candidate.content_hash, "kind": kind,
+        "device": gate.device, "threads": gate.threads,
         "batch_size": speed_batch, "mean_tokens_per_item": round(tokens, 1),
         "items_per_s": round(items_per_s, 2), "tokens_per_s": round(items_per_s * tokens, 1),
         "latency_ms_median": round(median * 1000, 3),

@@ -166,6 +166,7 @@ class HistoryPoint:
     items_per_s: float
     median_s: float
     machine: str
+    model: str = ""  # the gated model's content hash ("" in runs saved before it was recorded)
 
 
 def load_history(storage: str | Path, machine: str | None = None) -> list[HistoryPoint]:
@@ -189,7 +190,8 @@ def load_history(storage: str | Path, machine: str | None = None) -> list[Histor
             median = bench["stats"]["median"]
             points.append(HistoryPoint(data.get("datetime", ""), str(relpath), extra["variant"],
                                        int(extra["batch_size"]),
-                                       extra["batch_size"] / median, median, extra.get("machine", host)))
+                                       extra["batch_size"] / median, median, extra.get("machine", host),
+                                       extra.get("candidate_sha256", "")))
     points.sort(key=lambda p: p.when)
     return [p for p in points if machine is None or p.machine == machine]
 

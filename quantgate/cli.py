@@ -15,7 +15,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("gate", help="run the gate from anywhere: `pytest --pyargs quantgate.gates` with the same options "
                                 "(quantgate gate --candidate DIR --gate-data DIR ...; quantgate gate --help)")
-    history = sub.add_parser("history", help="speed history of each variant on this machine: table and plot")
+    history = sub.add_parser("history", help="quality and speed of each variant over runs: tables and plots, "
+                                             "decided regressions between consecutive runs marked")
+    history.add_argument("--verdicts", default=None,
+                         help="kept verdicts (default: quantgate-verdicts/ in --storage: the gate's --gate-history)")
+    history.add_argument("--thresholds", default=None,
+                         help="[regression] and [decision] for the marks (default: thresholds.toml here, else the "
+                              "packaged one)")
+    history.add_argument("--quality-plot", default="gate-report/quality-history.png",
+                         help="PNG to draw (default %(default)s)")
     history.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage (default .benchmarks)")
     history.add_argument("--last", type=int, default=10, help="runs per variant and batch (default 10)")
     history.add_argument("--variants", default=None, help="comma-separated variant ids (default: all)")
@@ -136,18 +144,43 @@ def _history(args) -> int:
     from quantgate.bench import load_history, machine_key
     from quantgate.report import history_plot, history_table
 
+    shown = _quality_history(args)
     points = load_history(args.storage, None if args.all_machines else machine_key())
     if args.variants:
         wanted = {v.strip() for v in args.variants.split(",")}
         points = [p for p in points if p.variant in wanted]
     if not points:
-        print(f"quantgate history: no saved speed runs in {args.storage} for this machine; run "
-              "`pytest gates/ -k speed --benchmark-autosave` first", file=sys.stderr)
-        return 1
+        print(f"quantgate history: no saved speed runs in {args.storage} for this machine (pytest-benchmark: "
+              "`pytest gates/ -k speed --benchmark-autosave`)", file=sys.stderr)
+        return 0 if shown else 1
+    print("\nspeed, pytest-benchmark's storage (this machine):")
     print(history_table(points, args.last))
     path = history_plot(points, Path(args.plot), args.last)
     print(f"\nplot: {path}")
     return 0
+
+
+def _quality_history(args) -> bool:
+    """Quality per variant and data set over the kept verdicts; False when there are none."""
+    from quantgate import history
+    from quantgate.config import default_thresholds_path, load_thresholds
+
+    folder = Path(args.verdicts or Path(args.storage.removeprefix("file://")) / "quantgate-verdicts")
+    runs, skipped = history.load(folder)
+    for line in skipped:
+        print(f"quantgate history: skipped {line}", file=sys.stderr)
+    if not runs:
+        print(f"quantgate history: no kept verdicts in {folder} (every complete gate run keeps one)", file=sys.stderr)
+        return False
+    if args.variants:
+        wanted = {v.strip() for v in args.variants.split(",")}
+        runs = [{**r, "variants": {k: v for k, v in r["variants"].items() if k in wanted}} for r in runs]
+    t = load_thresholds(args.thresholds or default_thresholds_path(Path.cwd()))
+    all_series = history.series(runs, t.regression_limit, t.decision["confidence"], t.decision["min_queries"])
+    print(f"quality, {len(runs)} kept verdicts in {folder}:")
+    print(history.quality_table(runs, all_series, args.last))
+    print(f"\nplot: {history.quality_plot(runs, all_series, Path(args.quality_plot), args.last)}")
+    return True
 
 
 if __name__ == "__main__":  # pragma: no cover

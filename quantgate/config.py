@@ -29,6 +29,7 @@ REPLACED = {
     "quality.seed": "the seed of the query order is [decision] seed: move it there",
 }
 SPEED_KEYS = {"regression_pct": float, "spread_multiple": float, "history_runs": int}
+REGRESSION_KEYS = {"max_loss": float, "require_gain": bool, "min_gain": float}
 CALIBRATION_KEYS = {"samples": int, "seed": int}
 ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int, "max_trials": int,
                          "ranking_queries": int}
@@ -37,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "quality": {m.limit_key: m.reranker for m in QUALITY.values()},
     "decision": {"confidence": 0.97, "inconclusive": "fail", "first_look": 20, "min_queries": 100, "seed": 0},
     "speed": {"regression_pct": 10.0, "spread_multiple": 3.0, "history_runs": 5},
+    "regression": {"max_loss": 0.005, "require_gain": False, "min_gain": 0.0},
     "calibration": {"samples": 300, "seed": 0},
     "accuracy_control": {"validation_queries": 100, "validation_candidates": 20, "max_trials": 8,
                          "ranking_queries": 10},
@@ -58,6 +60,14 @@ class Thresholds:
     decision: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["decision"]))
     accuracy_control: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["accuracy_control"]))
     variants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # pattern -> section -> metric
+    regression: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["regression"]))
+
+    @property
+    def regression_limit(self) -> float:
+        """The candidate's relative loss against the baseline it may have, every metric: max_loss, or with
+        require_gain the negative of min_gain (a decided pass then needs a decided gain of at least min_gain)."""
+        r = self.regression
+        return -r["min_gain"] if r["require_gain"] else r["max_loss"]
 
     def agreement_limits(self, variant_id: str, kind: str) -> dict[str, float]:
         limits = dict(self.agreement[kind])
@@ -107,7 +117,8 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
 
 def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     where = _Locator(path, text)
-    sections = {"agreement", "quality", "decision", "speed", "calibration", "accuracy_control", "variants"}
+    sections = {"agreement", "quality", "decision", "speed", "regression", "calibration", "accuracy_control",
+                "variants"}
     _known(where, data, sections, "")
     for key, why in REPLACED.items():
         section, name = key.split(".")
@@ -130,6 +141,7 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     if decision["first_look"] < 2:
         raise ThresholdsError(where("decision.first_look", f"must be at least 2 queries, got {decision['first_look']}"))
     speed = {**DEFAULTS["speed"], **_typed(where, "speed", data.get("speed", {}), SPEED_KEYS)}
+    regression = {**DEFAULTS["regression"], **_typed(where, "regression", data.get("regression", {}), REGRESSION_KEYS)}
     calibration = {**DEFAULTS["calibration"],
                    **_typed(where, "calibration", data.get("calibration", {}), CALIBRATION_KEYS)}
     accuracy_control = {**DEFAULTS["accuracy_control"],
@@ -147,7 +159,8 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
             "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS),
         }
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return Thresholds(path, digest, agreement, quality, speed, calibration, decision, accuracy_control, variants)
+    return Thresholds(path, digest, agreement, quality, speed, calibration, decision, accuracy_control, variants,
+                      regression)
 
 
 def _agreement(where: _Locator, section: str, limits: Any) -> dict[str, float]:
@@ -172,7 +185,7 @@ def _typed(where: _Locator, section: str, values: Any, schema: dict[str, type]) 
         wanted = schema[key]
         if wanted is float:
             out[key] = _number(where, f"{section}.{key}", value)
-        elif not isinstance(value, wanted) or isinstance(value, bool):
+        elif not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
             raise ThresholdsError(where(f"{section}.{key}", f"must be {wanted.__name__}, got {value!r}"))
         else:
             out[key] = value

@@ -1,6 +1,7 @@
 """Push to the Hugging Face Hub only what the verdict passed, bound to its files.
 
-Refusals (one line each, non-zero exit, nothing pushed): an incomplete run, a variant that
+Refusals (one line each, non-zero exit, nothing pushed): an incomplete run, a candidate gated
+against a baseline (--gate-baseline) without a decided pass of the regression gate, a variant that
 failed or was not gated (agreement and quality are required; the reference needs quality),
 a verdict made against other thresholds than the current file, an artifact whose files no
 longer match the sha256 recorded in the verdict, two variants that would write different
@@ -47,6 +48,7 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         result.refusals.append(f"the verdict was gated against other thresholds than {thresholds_file}: gate again")
     if not chosen:
         result.refusals.append("no variant passed the gate (decided pass): nothing to publish")
+    result.refusals += _regression_refusals(verdict)
     for vid in list(chosen):
         entry = entries.get(vid)
         if variants is None and entry and entry.get("artifact"):
@@ -74,6 +76,26 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         result.card = model_card(verdict, chosen)
         result.verdict_json = json.dumps(verdict, indent=2, sort_keys=True).encode()
     return result
+
+
+def _regression_refusals(verdict: dict[str, Any]) -> list[str]:
+    """A candidate gated against a baseline is published only on a decided pass of the regression gate."""
+    baseline = verdict.get("baseline")
+    if not baseline:
+        return []
+    result = verdict.get("regression") or {}
+    decision = result.get("decision")
+    if decision == "pass":
+        return []
+    named = f"the baseline {baseline['source']} (sha256 {baseline['sha256'][:12]})"
+    if decision is None:
+        return [f"the verdict names {named} but the regression gate did not run: gate again, with test_regression"]
+    detail = "; ".join([*result.get("failures", []), *(
+        f"{d['dataset']} {d['task']} {d['metric']} {d['decision']} (loss {d['loss']:+.2%})"
+        for d in result.get("decisions", []) if d["decision"] != "pass")])
+    if decision == "inconclusive":
+        return [f"the candidate against {named} is inconclusive: only a decided pass is published ({detail})"]
+    return [f"the candidate regressed against {named}: {detail}"]
 
 
 def _thresholds_sha(path: str | Path | None) -> str:

@@ -36,7 +36,13 @@ class TaskQuality:
     per_query: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> qid -> value
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "task": self.task, "scores": self.scores}
+        """With the per-query values (full precision): a later run can use this verdict as its baseline
+        (--gate-baseline verdict.json) and `quantgate history` decides regressions between runs from them."""
+        return {"dataset": self.dataset, "task": self.task, "scores": self.scores, "per_query": self.per_query}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskQuality:
+        return cls(data["dataset"], data["task"], dict(data["scores"]), data.get("per_query") or {})
 
 
 def evaluate_scores(dataset: EvalSet, scores: Scores, name: str) -> TaskQuality:
@@ -82,14 +88,20 @@ def _run(task, model, dataset: EvalSet, kind: str, batch_size: int = 32) -> Task
     return TaskQuality(dataset.name, kind, {m: float(main[METRICS[m][0]]) for m in metrics}, per_query)
 
 
+def of_scores(dataset: EvalSet, task: str, scores: Scores, qids: list[str], name: str) -> TaskQuality:
+    """Quality of scores on the queries `qids` (a sequential look): reranking, or full-corpus retrieval from
+    the embeddings of the same pass."""
+    if task == "reranking":
+        return evaluate_scores(dataset, scores, name)
+    return evaluate_embeddings(dataset, scores, qids, name)
+
+
 def quality_of(gate, spec, dataset: EvalSet | str, task: str, scores: Scores | None = None,
                qids: list[str] | None = None) -> TaskQuality:
     """One variant's quality on one task. With `scores` (a sequential look): on the queries scored so far;
     without: on the whole evaluation order, computed once per run (the reference's is shared)."""
     if scores is not None:
-        if task == "reranking":
-            return evaluate_scores(dataset, scores, spec.id)
-        return evaluate_embeddings(dataset, scores, qids, spec.id)
+        return of_scores(dataset, task, scores, qids, spec.id)
     memo = gate.run.quality
     key = (spec.id, dataset if isinstance(dataset, str) else dataset.name, task)
     if key not in memo:

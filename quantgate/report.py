@@ -18,7 +18,7 @@ def _series(points: list[HistoryPoint], last: int) -> dict[tuple[str, int], list
     return {k: v[-last:] for k, v in sorted(series.items())}
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     from quantgate.cache import atomic_target
@@ -63,7 +63,7 @@ def history_plot(points: list[HistoryPoint], path: Path, last: int = 10) -> Path
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 STYLE = {"pass": ("tab:green", "o"), "inconclusive": ("tab:orange", "s"), "fail": ("tab:red", "X")}
@@ -102,7 +102,7 @@ def pareto_plot(verdict: dict, path: Path) -> Path | None:
            ylabel="worst relative quality loss, % of the reference (positive = worse)",
            title="Speed vs quality: point = observed loss, bar = one-sided bounds")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _label(ax, points: list[tuple[float, float, str]]) -> None:

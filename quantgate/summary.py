@@ -161,6 +161,7 @@ def summary_markdown(verdict: dict) -> str:
         out += [f"Resumed from an earlier incomplete run (same artifact and inputs, not recomputed): "
                 f"{', '.join(f'`{v}`' for v in verdict['resumed'])}.", ""]
     out += [f"**Data: {d['note']}.**" for d in verdict.get("data", []) if d.get("embedded")]
+    out += regression_lines(verdict)
     out += ["", "## Recommendation", "", *recommendation(rows), "",
             "## Variants", "",
             "| variant | decision | queries used | max abs Δ | Kendall τ | MAP loss [bounds] | NDCG@10 loss [bounds] "
@@ -188,6 +189,27 @@ def summary_markdown(verdict: dict) -> str:
                 "bound within the limit, fail = lower bound above it, inconclusive = neither. Queries used: of the "
                 "evaluation order (a variant stops once every metric is decided)."]
     return "\n".join(out) + "\n"
+
+
+def regression_lines(verdict: dict) -> list[str]:
+    """The candidate against the model in production (--gate-baseline), when one was named."""
+    baseline = verdict.get("baseline")
+    if not baseline:
+        return []
+    result = verdict.get("regression") or {}
+    where = f"its verdict `{baseline['verdict']}`" if baseline.get("verdict") else "the model, scored in this run"
+    out = ["", "## Regression against the baseline", "",
+           f"Baseline `{baseline['source']}` ({where}), sha256 `{baseline['sha256'][:12]}`: "
+           f"**{DECISION_MARK.get(result.get('decision'), 'not gated (the regression test did not run)')}**"
+           + (f"; limit {result['limit']:+.2%} relative loss, every metric" if "limit" in result else "") + ".", ""]
+    if result.get("decisions"):
+        out += ["| data set | task | metric | decision | baseline | candidate | loss [bounds] | queries |",
+                "|---|---|---|---|---:|---:|---|---:|"]
+        out += [f"| {d['dataset']} | {d['task']} | {d['metric']} | {DECISION_MARK[d['decision']]} | "
+                f"{d['reference']:.4f} | {d['variant']:.4f} | {d['loss']:+.2%} [{_bound(d['low'])}, "
+                f"{_bound(d['high'])}] | {d['queries']} of {d['available']} |" for d in result["decisions"]]
+    out += [f"- {f}" for f in result.get("failures", [])]
+    return out
 
 
 def memory_lines(verdict: dict, rows: list[dict]) -> list[str]:

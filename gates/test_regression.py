@@ -1,0 +1,56 @@
+"""Regression gate: is the candidate worse than the model in production (--gate-baseline)? The candidate's
+fp32 reference against the baseline per data set and metric, decided pass / fail / inconclusive against
+thresholds.toml [regression] (quantgate.regression); and each variant's speed against the baseline's same
+variant in this machine's pytest-benchmark history. Without --gate-baseline both skip."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantgate import regression
+from quantgate.factory import BuildError
+from quantgate.quality import HubTaskError
+from quantgate.scoring import ScoreError
+
+NO_BASELINE = "no --gate-baseline: pass the model in production (a directory, a hub id or its verdict.json)"
+
+
+def test_regression(gate):
+    if gate.baseline is None:
+        pytest.skip(NO_BASELINE)
+    if gate.settings.shard and gate.settings.shard[0] != 1:
+        pytest.skip("the regression against the baseline is gated by shard 1")
+    try:
+        result = regression.run(gate)
+    except (ScoreError, BuildError, HubTaskError) as err:
+        gate.run.verdict.header["regression"] = {"baseline": gate.baseline.header(), "decision": "fail",
+                                                 "failures": [str(err)]}
+        pytest.fail(f"the baseline could not be gated: {err}", pytrace=False)
+    gate.run.verdict.header["regression"] = result.to_dict()
+    if failures := result.failures():
+        pytest.fail(f"the candidate is worse than the baseline {gate.baseline.source}:\n  " + "\n  ".join(failures),
+                    pytrace=False)
+    if undecided := result.undecided():
+        message = (f"INCONCLUSIVE against the baseline {gate.baseline.source} (the data do not decide whether the "
+                   "candidate loses more than the limit):\n  " + "\n  ".join(undecided))
+        if gate.thresholds.decision["inconclusive"] == "fail":
+            pytest.fail(message + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
+        gate.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
+
+
+def test_regression_speed(gate, variant_spec, speed_batch):
+    if gate.baseline is None:
+        pytest.skip(NO_BASELINE)
+    label = f"b{speed_batch}" if speed_batch else "bauto"
+    current = gate.run.speed.get((variant_spec.id, label))
+    if current is None:
+        pytest.skip(f"{variant_spec.id} was not timed at {label} in this run (the speed gate did not run)")
+    batch = speed_batch or gate.run.auto_batches[variant_spec.id][0]
+    compared = regression.speed(gate, variant_spec.id, batch, current)
+    if compared is None:
+        pytest.skip(f"no speed history of the baseline's {variant_spec.id} at batch {batch} on this machine: gate "
+                    f"the baseline once here with --benchmark-autosave (storage {gate.settings.benchmark_storage})")
+    payload, failures = compared
+    gate.run.verdict.record(variant_spec.id, f"regression-speed-{label}", payload, failures)
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
