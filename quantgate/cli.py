@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--out", default="gate-report", help="where the merged reports go (default %(default)s)")
     merge.add_argument("--benchmarks", nargs="*", default=[], help="the shards' --benchmark-json files, merged into "
                                                                     "OUT/benchmarks.json")
+    merge.add_argument("--history", default=".benchmarks/quantgate-verdicts",
+                       help="where a complete merged verdict is kept for `quantgate history` (default %(default)s)")
     split = sub.add_parser("split", help="split a BEIR folder's test queries into disjoint validation and "
                                          "evaluation folders (for accuracy-controlled int8)")
     split.add_argument("data", help="BEIR-format folder with qrels/test.tsv")
@@ -103,6 +105,10 @@ def _merge(args) -> int:
         written.append(write_json_atomic(out / "benchmarks.json", merge_benchmarks(args.benchmarks, owners)))
     for path in written:
         print(path)
+    if verdict["complete"]:
+        from quantgate.history import keep
+
+        written.append(keep(out / "verdict.json", Path(args.history)))
     passed = [vid for vid, entry in verdict["variants"].items() if entry["passed"]]
     print(f"merged {len(args.shards)} shards: {len(verdict['variants'])} variants, {len(passed)} passed"
           f"{'' if verdict['complete'] else ' (a shard did not finish: nothing passes)'}")

@@ -154,6 +154,7 @@ def quality_plot(runs: list[dict[str, Any]], all_series: list[Series], path: Pat
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     panels = len(all_series) + 1
     fig, axes = plt.subplots(panels, 1, figsize=(9, 3.2 * panels), squeeze=False)
@@ -166,13 +167,14 @@ def quality_plot(runs: list[dict[str, Any]], all_series: list[Series], path: Pat
             ax.scatter([s.runs[c] + 1 for c in bad], [values[c] for c in bad], color="tab:red", marker="v", s=90,
                        zorder=3)
         ax.set_title(f"{s.dataset} {s.task} {s.metric} (red {MARK}: decided regression vs the run before)")
-        ax.set_xlabel("run")
     speeds = [throughput(r) for r in runs]
     ax = axes[-1, 0]
     for variant in ordered({v for s in speeds for v in s}):
         xs = [i + 1 for i, s in enumerate(speeds) if variant in s][-last:]
         ax.plot(xs, [speeds[x - 1][variant] for x in xs], marker="o", label=variant)
     ax.set_title("throughput, items/s (largest batch timed)")
-    ax.set_xlabel("run")
+    for ax in axes[:, 0]:
+        ax.set_xlabel("run")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].legend(fontsize=7, ncol=2)
     return save_figure(fig, path)

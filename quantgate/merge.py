@@ -15,7 +15,7 @@ from typing import Any
 from quantgate.errors import QuantgateUsageError
 from quantgate.verdict import Verdict, check_format
 
-SAME = ("candidate", "thresholds", "data", "subset", "libraries")
+SAME = ("candidate", "baseline", "thresholds", "data", "subset", "libraries")
 
 
 class MergeError(QuantgateUsageError):
@@ -55,6 +55,9 @@ def merge_verdicts(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         merged.merge({"variants": owned, "scoring_seconds": verdict.get("scoring_seconds", {})},
                      only=verdict["shard"]["owns"])
     out = merged.to_dict(complete)
+    regression = next((v["regression"] for _, v in shards if v["shard"]["index"] == 1 and "regression" in v), None)
+    if regression is not None:  # the candidate against its baseline is gated by shard 1 alone
+        out["regression"] = regression
     return {**out, **{k: first[k] for k in ("machine", "libraries") if k in first},
             "merged_from": [str(p) for p, _ in shards], "shard": None}
 

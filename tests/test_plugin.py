@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from tests.test_registry import ALL_IDS, SEED_IDS
 
 def run_gate(*args: str, timeout: int = 1800, path: str = "gates/") -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # no hub here: fail fast instead of retrying
+    if "--gate-report" in args and "--gate-history" not in args:  # kept verdicts beside the report, not in ROOT
+        args = (*args, "--gate-history", str(Path(args[args.index("--gate-report") + 1]) / "history"))
     return subprocess.run([sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -32,14 +35,17 @@ def test_every_gate_of_a_variant_runs_together_the_reference_first():
     """One variant at a time (bounded memory): build, agreement, quality and speed of one variant, then the next."""
     out = run_gate("--collect-only", "-q", "--variants", "onnx,torch-fp32,openvino")
     assert out.returncode == 0, out.stderr
-    items = re.findall(r"(test_\w+)\[([^\]]+)\]", out.stdout)
-    variants = [param.split("-", 1)[1] if name == "test_speed" else param for name, param in items]
-    assert list(dict.fromkeys(variants)) == ["torch-fp32", "onnx", "openvino"]
-    assert variants == sorted(variants, key=["torch-fp32", "onnx", "openvino"].index)  # never interleaved
-    onnx = [name + ("[" + param.split("-", 1)[0] + "]" if name == "test_speed" else "")
+    items = re.findall(r"::(test_\w+)(?:\[([^\]]+)\])?", out.stdout)
+    batched = ("test_speed", "test_regression_speed")
+    variants = [param.split("-", 1)[1] if name in batched else param or None for name, param in items]
+    assert list(dict.fromkeys(variants)) == ["torch-fp32", None, "onnx", "openvino"]
+    gated = [v for v in variants if v]
+    assert gated == sorted(gated, key=["torch-fp32", "onnx", "openvino"].index)  # never interleaved
+    assert items[variants.index(None)] == ("test_regression", "")  # the candidate vs its baseline: after the reference
+    onnx = [name + ("[" + param.split("-", 1)[0] + "]" if name in batched else "")
             for (name, param), variant in zip(items, variants) if variant == "onnx"]
     assert onnx == ["test_variant_builds_and_scores", "test_agreement", "test_quality", "test_speed[b1]",
-                    "test_speed[b32]"]
+                    "test_speed[b32]", "test_regression_speed[b1]", "test_regression_speed[b32]"]
 
 
 def test_collect_lists_every_id_for_the_reranker(shared_reranker):

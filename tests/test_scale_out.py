@@ -83,7 +83,8 @@ def test_two_shards_merged_give_the_single_runs_verdict(single_run, tmp_path):
         assert shard_info["index"] == index and shard_info["count"] == 2 and shard_info["owns"]
         reports.append(report)
     merged = subprocess.run([sys.executable, "-m", "quantgate.cli", "merge", *map(str, reports), "--out",
-                             str(tmp_path / "merged"), "--benchmarks", *(f"{r}.json" for r in reports)],
+                             str(tmp_path / "merged"), "--benchmarks", *(f"{r}.json" for r in reports),
+                             "--history", str(tmp_path / "history")],
                             cwd=ROOT, capture_output=True, text=True, check=False)
     assert merged.returncode == 0, merged.stderr
     verdict = json.loads((tmp_path / "merged" / "verdict.json").read_text())
@@ -92,6 +93,7 @@ def test_two_shards_merged_give_the_single_runs_verdict(single_run, tmp_path):
     variants = sorted({b["extra_info"]["variant"] for b in benchmarks})
     assert variants == sorted(VARIANTS_UNDER_TEST.split(",")) and len(benchmarks) == 2 * len(variants)  # b1, b32 once
     assert "## Recommendation" in (tmp_path / "merged" / "summary.md").read_text()
+    assert len(list((tmp_path / "history").glob("verdict-*.json"))) == 1  # the merged run is kept, not the shards
 
 
 def test_xdist_workers_give_one_verdict_and_share_the_reference(single_run, tmp_path):
