@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from quantgate import machine, resume
+from quantgate import machine
 from quantgate.cache import ArtifactCache, default_cache_dir
 from quantgate.candidate import Candidate, check_source, resolve
 from quantgate.config import Thresholds, load_thresholds
@@ -262,49 +262,3 @@ class GateSession(SessionScores, VariantLifecycle):
             "(torch, ONNX Runtime intra-op, OpenVINO)",
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]
-
-    # -- the end of a run -------------------------------------------------------------------
-    def finish(self, complete: bool) -> list[str]:
-        """Bind each variant to its artifact, write verdict.json, summary.md and pareto.png (atomically);
-        the lines to show. Nothing is written when no gate test ran."""
-        self._attach_artifacts()
-        lines = []
-        if self.run.verdict.variants:
-            path = self.run.verdict.write(self.settings.report_dir, complete)
-            from quantgate.report import write_reports
-
-            write_reports(self.run.verdict.to_dict(complete), path.parent)
-            lines.append(f"verdict: {path}{'' if complete else ' (incomplete run: nothing passes)'}")
-            for partial in path.parent.glob(resume.PARTIAL_GLOB) if complete else ():  # workers', merged above
-                partial.unlink(missing_ok=True)
-            if self.run.resumed:
-                lines.append(f"resumed (not recomputed): {', '.join(self.run.resumed)}")
-            if complete and not self.settings.shard:
-                from quantgate.history import keep
-
-                lines.append(f"kept in the quality history: {keep(path, self.history_dir)}")
-        built, taken = self.builds()
-        if built + taken:
-            lines.append(f"artifacts built this run: {built}; from cache: {taken} ({self.cache.root})")
-        return lines
-
-    def worker_payload(self) -> dict[str, Any]:
-        """xdist worker: what the controller folds into the run's one verdict (GateRun.fold_worker)."""
-        self._attach_artifacts()
-        built, taken = self.builds()
-        return {"verdict": self.run.verdict.export(), "built": built, "taken": taken}
-
-    def _attach_artifacts(self) -> None:
-        if "factory" not in self.__dict__:
-            return
-        for vid, artifact in self.factory.artifacts.items():
-            if vid in self.run.verdict.variants:
-                self.run.verdict.attach_artifact(vid, str(artifact.path), artifact.manifest)
-
-    def builds(self) -> tuple[int, int]:
-        """(built, taken from the cache) in this process, plus what xdist workers reported."""
-        built = taken = 0
-        if "factory" in self.__dict__:
-            built = self.factory.built_count()
-            taken = len(self.factory.build_log) - built
-        return built + self.run.worker_builds[0], taken + self.run.worker_builds[1]

@@ -1,6 +1,7 @@
 """A variant's life in a gate run: all its gates run together (the plugin orders them so), then its model is
 released and the verdict is written, marked incomplete, so a killed run keeps every finished variant and
-the next run resumes from them (quantgate.resume). A part of GateSession (quantgate.session)."""
+the next run resumes from them (quantgate.resume); and the run's end: the verdict and reports written, a
+complete verdict kept in the quality history. A part of GateSession (quantgate.session)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import time
 from typing import Any
 
 from quantgate import memory, resume
+from quantgate.history import keep
 from quantgate.registry import VariantSpec
+from quantgate.report import write_reports
 
 
 class VariantLifecycle:
@@ -98,3 +101,45 @@ class VariantLifecycle:
     def resumed_gate(self, spec: VariantSpec, gate_name: str) -> dict[str, Any] | None:
         entry = self.resumed_entry(spec)
         return None if entry is None else entry.get("gates", {}).get(gate_name)
+
+    # -- the end of a run -------------------------------------------------------------------
+    def finish(self, complete: bool) -> list[str]:
+        """Bind each variant to its artifact, write verdict.json, summary.md and pareto.png (atomically);
+        the lines to show. Nothing is written when no gate test ran."""
+        self._attach_artifacts()
+        lines = []
+        if self.run.verdict.variants:
+            path = self.run.verdict.write(self.settings.report_dir, complete)
+            write_reports(self.run.verdict.to_dict(complete), path.parent)
+            lines.append(f"verdict: {path}{'' if complete else ' (incomplete run: nothing passes)'}")
+            for partial in path.parent.glob(resume.PARTIAL_GLOB) if complete else ():  # workers', merged above
+                partial.unlink(missing_ok=True)
+            if self.run.resumed:
+                lines.append(f"resumed (not recomputed): {', '.join(self.run.resumed)}")
+            if complete and not self.settings.shard:  # a sharded run is kept once merged (quantgate merge)
+                lines.append(f"kept in the quality history: {keep(path, self.history_dir)}")
+        built, taken = self.builds()
+        if built + taken:
+            lines.append(f"artifacts built this run: {built}; from cache: {taken} ({self.cache.root})")
+        return lines
+
+    def worker_payload(self) -> dict[str, Any]:
+        """xdist worker: what the controller folds into the run's one verdict (GateRun.fold_worker)."""
+        self._attach_artifacts()
+        built, taken = self.builds()
+        return {"verdict": self.run.verdict.export(), "built": built, "taken": taken}
+
+    def _attach_artifacts(self) -> None:
+        if "factory" not in self.__dict__:
+            return
+        for vid, artifact in self.factory.artifacts.items():
+            if vid in self.run.verdict.variants:
+                self.run.verdict.attach_artifact(vid, str(artifact.path), artifact.manifest)
+
+    def builds(self) -> tuple[int, int]:
+        """(built, taken from the cache) in this process, plus what xdist workers reported."""
+        built = taken = 0
+        if "factory" in self.__dict__:
+            built = self.factory.built_count()
+            taken = len(self.factory.build_log) - built
+        return built + self.run.worker_builds[0], taken + self.run.worker_builds[1]

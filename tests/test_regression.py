@@ -21,16 +21,12 @@ QUERIES, TOP_K = "100", "10"  # 100 queries: the first look at which a loss can 
 
 def noisy_copy(source, out, level: float = NOISE, seed: int = 0):
     """The reranker with noise injected into its weights, saved as a model directory: a retrain gone wrong."""
-    import torch
     from sentence_transformers import CrossEncoder
 
+    from quantgate.backends.mutant import add_noise
+
     model = CrossEncoder(str(source), device="cpu")
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.model.modules():
-            if isinstance(module, torch.nn.Linear):
-                w = module.weight
-                w.add_(torch.randn(w.shape, generator=generator) * level * w.std())
+    add_noise(model, level, seed)
     model.save(str(out))
     return out
 

@@ -34,18 +34,26 @@ def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
     return estimate(spec, fp32_weight_bytes, build=2.6, load=1.6)
 
 
+def add_noise(model, level: float, seed: int = 0) -> None:
+    """Gaussian noise on every Linear weight of a loaded model, std = level x that weight's std (in place):
+    also how tests/test_regression.py and scripts/retrain_regression.py make a retrain gone wrong."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                w = module.weight
+                w.add_(torch.randn(w.shape, generator=generator) * level * w.std())
+
+
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
     import torch
 
     opts = ctx.spec.opts
     model = load_st(ctx, ctx.candidate.path, "torch")
     if "noise" in opts:
-        generator = torch.Generator().manual_seed(int(opts.get("seed", 0)))
-        with torch.no_grad():
-            for module in model.modules():
-                if isinstance(module, torch.nn.Linear):
-                    w = module.weight
-                    w.add_(torch.randn(w.shape, generator=generator) * float(opts["noise"]) * w.std())
+        add_noise(model, float(opts["noise"]), int(opts.get("seed", 0)))
     if "naive_int8" in opts:
         with torch.no_grad():
             for module in model.modules():
