@@ -105,10 +105,10 @@ class VariantLifecycle:
     # -- the end of a run -------------------------------------------------------------------
     def finish(self, complete: bool) -> list[str]:
         """Bind each variant to its artifact, write verdict.json, summary.md and pareto.png (atomically);
-        the lines to show. Nothing is written when no gate test ran."""
+        the lines to show. Nothing is written when no gate test ran (and no regression was decided)."""
         self._attach_artifacts()
         lines = []
-        if self.run.verdict.variants:
+        if self.run.verdict.variants or "regression" in self.run.verdict.header:  # the regression gate alone too
             path = self.run.verdict.write(self.settings.report_dir, complete)
             write_reports(self.run.verdict.to_dict(complete), path.parent)
             lines.append(f"verdict: {path}{'' if complete else ' (incomplete run: nothing passes)'}")

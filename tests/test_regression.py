@@ -124,6 +124,21 @@ def test_history_shows_quality_and_speed_over_three_runs(runs):
     assert (tmp / "quality.png").stat().st_size > 0 and (tmp / "speed.png").stat().st_size > 0
 
 
+def test_a_baseline_of_another_architecture_compares_fine(runs, shared_reranker, scifact, tiny_reranker):
+    """A bare 2-layer BertForSequenceClassification (another size, head format and config) as the baseline of
+    the shared reranker: only the kind and the data must match. The reference's scores come from the cache."""
+    tmp, _ = runs
+    result = run_gate("-q", "-k", "test_regression", "--variants", "torch-fp32", "--candidate", str(shared_reranker),
+                      "--gate-baseline", str(tiny_reranker), "--gate-data", str(scifact), "--gate-max-queries",
+                      QUERIES, "--gate-top-k", TOP_K, "--gate-cache", str(tmp / "cache"),
+                      "--gate-report", str(tmp / "report-tiny"))
+    assert result.returncode == 0, result.stdout[-3000:]
+    verdict = json.loads((tmp / "report-tiny" / "verdict.json").read_text())
+    decisions = verdict["regression"]["decisions"]
+    assert verdict["regression"]["decision"] == "pass" and all(d["high"] < 0 for d in decisions)  # decided better
+    assert "reference scores of scifact from" in result.stdout
+
+
 def test_an_embedder_against_a_reranker_is_refused(shared_reranker, embedder_path, tmp_path):
     with pytest.raises(BaselineError, match="is a reranker .* and the candidate an embedder"):
         resolve_baseline(str(shared_reranker), "embedder")
