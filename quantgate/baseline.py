@@ -95,13 +95,24 @@ class Baseline:
             raise BaselineError(f"--gate-baseline {where} scored the first {saved_top_k or 'all'} candidates of each "
                                 f"query, this run {top_k or 'all'}: the per-query values are not comparable; use the "
                                 f"same --gate-top-k")
-        tasks = self.verdict["variants"][REFERENCE_ID]["gates"]["quality"].get("tasks", [])
-        found = next((t for t in tasks if t["dataset"] in names and t["task"] == task), None)
+        found = next((t for t in self._saved_tasks() if t["dataset"] in names and t["task"] == task), None)
         if found is None or not found.get("per_query"):
             raise BaselineError(f"--gate-baseline {where} has no per-query {task} values on {dataset.name} for its "
                                 f"reference (gated with --gate-no-retrieval, or by an older quantgate): pass the "
                                 "baseline model instead")
         return TaskQuality.from_dict(found)
+
+    def saved_named(self, name: str) -> TaskQuality:
+        """A verdict baseline: its reference's quality on an mteb task or corpus-only folder, by name."""
+        found = next((t for t in self._saved_tasks() if t["dataset"] == name and t.get("per_query")), None)
+        if found is None:
+            raise BaselineError(f"--gate-baseline {self.verdict_path} has no per-query values on {name}: pass the "
+                                "baseline model instead")
+        return TaskQuality.from_dict(found)
+
+    def _saved_tasks(self) -> list[dict[str, Any]]:
+        assert self.verdict is not None
+        return self.verdict["variants"][REFERENCE_ID]["gates"]["quality"].get("tasks", [])
 
 
 def resolve_baseline(source: str, kind: str, trust_remote_code: bool = False) -> Baseline:

@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantgate import bench
-from quantgate.baseline import BaselineError
 from quantgate.data import EvalSet
 from quantgate.decision import Decision, Sequence, worst
 from quantgate.quality import TaskQuality, evaluate_hub_task, evaluate_model, of_scores, quality_of
-from quantgate.registry import REFERENCE_ID
 from quantgate.sequential import look_decisions, one_look_tasks, tasks
 
 
@@ -109,11 +107,7 @@ def _one_look(gate, name: EvalSet | str, task: str, factory, result: Regression)
     candidate = quality_of(gate, gate.reference, name, task)
     label = name if isinstance(name, str) else name.name
     if factory is None:
-        saved = next((TaskQuality.from_dict(t) for t in gate.baseline.verdict["variants"][REFERENCE_ID]["gates"]
-                      ["quality"].get("tasks", []) if t["dataset"] == label and t.get("per_query")), None)
-        if saved is None:
-            raise BaselineError(f"--gate-baseline {gate.baseline.source} has no per-query values on {label}: "
-                                "pass the baseline model instead")
+        saved = gate.baseline.saved_named(label)
     elif task == "hub":
         hub = next(t for t in gate.hub_tasks if t.metadata.name == name)
         saved = evaluate_hub_task(hub, factory.load(gate.reference), gate.candidate.kind, gate.settings.batch_size)
