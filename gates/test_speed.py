@@ -55,6 +55,7 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
         "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
         "shard": gate.settings.shard[0] if gate.settings.shard else None,
         "gpu_peak_mb": bench.gpu_peak_mb(gate.device), "dtype": artifact.load_info.get("torch_dtype"),
+        "inference_precision": gate.factory.runtime.get(variant_spec.id, {}).get("inference_precision"),  # OpenVINO's
         **({"auto_batch_search": search} if search is not None else {}),
         **(bench.percentiles(benchmark.stats.stats.data) if latency else {}),
     }

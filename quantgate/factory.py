@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from quantgate import machine
-from quantgate.backends.common import BuildContext
+from quantgate.backends.common import BuildContext, runtime_facts
 from quantgate.cache import Artifact, ArtifactCache, cache_key
 from quantgate.candidate import Candidate, upcast_activation
 from quantgate.data import inputs_fingerprint
@@ -57,6 +57,7 @@ class VariantFactory:
         self.progress = progress or (lambda _msg: None)
         self._artifacts: dict[str, Artifact] = {}
         self._models: dict[str, Any] = {}
+        self.runtime: dict[str, dict[str, Any]] = {}  # variant id -> what it ran with, read back at load
         self.build_log: list[dict[str, Any]] = []
 
     def skip_reason(self, spec: VariantSpec) -> str | None:
@@ -82,6 +83,8 @@ class VariantFactory:
 
     # -- building ---------------------------------------------------------------------
     def key(self, spec: VariantSpec) -> str:
+        if spec.artifact_of:
+            return self.key(self.variants[spec.artifact_of])
         dependency = self.key(self.variants[spec.depends_on]) if spec.depends_on else None
         calibration = inputs_fingerprint(self.calibration()[0]) if spec.calibrated else None
         tuning = self.tuning(spec).key_material() if spec.tuned else None
@@ -99,6 +102,9 @@ class VariantFactory:
 
     def artifact(self, spec: VariantSpec) -> Artifact:
         if spec.id in self._artifacts:
+            return self._artifacts[spec.id]
+        if spec.artifact_of:  # the same files, loaded with this spec's runtime options: nothing to build or copy
+            self._artifacts[spec.id] = self.artifact(self.variants[spec.artifact_of])
             return self._artifacts[spec.id]
         dependency = self.artifact(self.variants[spec.depends_on]) if spec.depends_on else None
         calibration = self.calibration() if spec.calibrated else None
@@ -151,6 +157,9 @@ class VariantFactory:
             try:
                 model = spec.backend.load(ctx, artifact)
                 self._models[spec.id] = upcast_activation(model) if self.candidate.kind == "reranker" else model
+                asked = {k: v for k, v in spec.backend.runtime_options(ctx).items() if isinstance(v, (str, dict))}
+                self.runtime[spec.id] = {**runtime_facts(model), **({"asked": asked} if asked else {}),
+                                         **({"artifact_of": spec.artifact_of} if spec.artifact_of else {})}
             except Exception as err:
                 raise BuildError(f"{spec.id} built but failed to load: {type(err).__name__}: {err}") from err
         return self._models[spec.id]
@@ -175,6 +184,8 @@ class VariantFactory:
         """Whether the artifact (and every artifact it is built from) is in the cache or built this run."""
         if spec.id in self._artifacts:
             return True
+        if spec.artifact_of:
+            return self.is_cached(self.variants[spec.artifact_of])
         if spec.depends_on and not self.is_cached(self.variants[spec.depends_on]):
             return False
         return self.cache.has(spec.id, self.key(spec))
@@ -186,9 +197,11 @@ class VariantFactory:
         if spec.id in self._models:
             return None
         weights = self.candidate.fp32_weight_bytes
-        estimate = spec.backend.memory_estimate(spec, weights)
-        if spec.depends_on and not self.is_cached(self.variants[spec.depends_on]):  # built first, here
-            dependency = self.variants[spec.depends_on]
+        source = self.variants[spec.artifact_of] if spec.artifact_of else spec  # what is built
+        estimate = memory.Estimate(source.backend.memory_estimate(source, weights).build,
+                                   spec.backend.memory_estimate(spec, weights).load)
+        if source.depends_on and not self.is_cached(self.variants[source.depends_on]):  # built first, here
+            dependency = self.variants[source.depends_on]
             first = dependency.backend.memory_estimate(dependency, weights).build
             estimate = memory.Estimate(max(estimate.build, first), estimate.load)
         return memory.guard(spec.id, estimate, self.is_cached(spec) and not self.rebuild, limit)

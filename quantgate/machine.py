@@ -6,6 +6,7 @@ import os
 import platform
 from functools import lru_cache
 from importlib import metadata
+from typing import Any
 
 LIBRARIES = (
     "torch",
@@ -71,6 +72,19 @@ def has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+@lru_cache(maxsize=1)
+def openvino_cpu() -> dict[str, Any]:
+    """OpenVINO's CPU plugin: what it computes natively (OPTIMIZATION_CAPABILITIES: BF16 where the CPU has
+    AVX512-BF16 or AMX) and its default inference precision (bf16 there, else f32). Imports openvino: call it lazily."""
+    try:
+        import openvino
+    except ImportError:
+        return {"capabilities": (), "inference_precision": None}
+    core = openvino.Core()
+    return {"capabilities": tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
+            "inference_precision": core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()}
+
+
 def capability_missing(requirement: str) -> str | None:
     """Why this machine lacks `requirement`, or None when it has it."""
     if requirement == "cuda":
@@ -81,6 +95,13 @@ def capability_missing(requirement: str) -> str | None:
             return None
         return (f"needs native {requirement} matmul: a CUDA GPU or a CPU with {' or '.join(flags)} (this CPU: "
                 f"{cpu_summary()}); without them torch emulates {requirement} about 25x slower than fp32")
+    if requirement == "openvino-bf16":
+        capabilities = openvino_cpu()["capabilities"]
+        if "BF16" in capabilities:
+            return None
+        return (f"needs a CPU with native bf16 (avx512_bf16 or amx_bf16; this CPU: {cpu_summary()}; OpenVINO's CPU "
+                f"plugin reports {', '.join(capabilities) or 'nothing (openvino not installed)'}): without it OpenVINO "
+                "runs a bf16 request in f32, which the f32 variant already gates")
     if requirement == "ort-cuda":
         return None if ort_cuda() else ("needs ONNX Runtime's CUDAExecutionProvider: a CUDA GPU and onnxruntime-gpu "
                                         "(pip install onnxruntime-gpu)")

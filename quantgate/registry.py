@@ -38,6 +38,7 @@ class VariantSpec:
     calibrated: bool = False  # static quantization: needs calibration inputs
     depends_on: str | None = None  # built from another variant's artifact
     tuned: bool = False  # accuracy-controlled: tuned against the quality limit on a validation split
+    artifact_of: str | None = None  # runs another variant's artifact (the same files) with its own runtime options
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -56,6 +57,7 @@ class VariantSpec:
         """What of this spec decides the artifact's bytes (the description does not)."""
         data = self.to_dict()
         data.pop("description")
+        data.pop("artifact_of")  # such a variant has no artifact of its own (VariantFactory.key); keys stay as before
         return json.dumps(data, sort_keys=True, default=str)
 
     @property
@@ -107,6 +109,9 @@ VARIANTS: dict[str, VariantSpec] = {
         VariantSpec("openvino", "openvino", "fp32", "OpenVINO IR, exported by optimum-intel, run in f32 "
                     "(INFERENCE_PRECISION_HINT=f32: the CPU plugin's default is bf16 where the CPU has it)",
                     (("inference_precision", "f32"),)),
+        VariantSpec("openvino-bf16", "openvino", "bf16", "OpenVINO IR (the `openvino` artifact) at the CPU plugin's "
+                    "bf16 inference precision: what backend=\"openvino\" runs by default on a CPU with AVX512-BF16/AMX",
+                    (("inference_precision", "bf16"),), requires=("openvino-bf16",), artifact_of="openvino"),
         VariantSpec(
             "openvino-qint8",
             "openvino",
@@ -116,6 +121,16 @@ VARIANTS: dict[str, VariantSpec] = {
             (("quantize", "static"), ("inference_precision", "f32")),
             calibrated=True,
             depends_on="openvino",
+        ),
+        VariantSpec(
+            "openvino-qint8-bf16",
+            "openvino",
+            "int8",
+            "The `openvino-qint8` IR with its non-quantized ops at the CPU plugin's bf16 inference precision: "
+            "what a plain load of that IR runs by default on a CPU with AVX512-BF16/AMX",
+            (("quantize", "static"), ("inference_precision", "bf16")),
+            requires=("openvino-bf16",),
+            artifact_of="openvino-qint8",
         ),
         VariantSpec(
             "openvino-qint8-ac",

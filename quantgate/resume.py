@@ -33,7 +33,7 @@ def inputs_key(gate) -> str:
 
 
 def variant_key(gate, spec: VariantSpec) -> str:
-    return cache_key(gate.factory.key(spec), inputs_key(gate))
+    return cache_key(gate.factory.key(spec), spec.key_material(), inputs_key(gate))  # the spec: its runtime options
 
 
 def saved_variants(report_dir: str | Path) -> tuple[dict[str, dict[str, Any]], list[str]]:

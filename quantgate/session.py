@@ -241,6 +241,16 @@ class GateSession(SessionScores, VariantLifecycle):
     def reference(self) -> VariantSpec:
         return self.registry.variants[REFERENCE_ID]
 
+    def _openvino_lines(self) -> list[str]:
+        openvino = [v for v in self.selected if v.family == "openvino"]
+        if not openvino or self.device != "cpu":
+            return []
+        cpu = machine.openvino_cpu()
+        pinned = ", ".join(f"{v.id} {v.opts.get('inference_precision', 'f32')}" for v in openvino)
+        return [f"quantgate: OpenVINO CPU plugin default inference precision {cpu['inference_precision']} "
+                f"(capabilities {', '.join(cpu['capabilities'])}); asked: {pinned}; what each ran with is read back "
+                "after loading (verdict, summary.md)"]
+
     def header_lines(self) -> list[str]:
         """What is known before any model or data is touched; the rest goes to the verdict and summary."""
         s = self.settings
@@ -260,5 +270,6 @@ class GateSession(SessionScores, VariantLifecycle):
             f"quantgate: cache {s.cache_dir or default_cache_dir()}{' (rebuild)' if s.rebuild else ''}",
             f"quantgate: device {s.device}; cpu {machine.cpu_summary()}; threads {s.threads or os.cpu_count()} "
             "(torch, ONNX Runtime intra-op, OpenVINO)",
+            *self._openvino_lines(),
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]

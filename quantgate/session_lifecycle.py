@@ -134,7 +134,8 @@ class VariantLifecycle:
             return
         for vid, artifact in self.factory.artifacts.items():
             if vid in self.run.verdict.variants:
-                self.run.verdict.attach_artifact(vid, str(artifact.path), artifact.manifest)
+                self.run.verdict.attach_artifact(vid, str(artifact.path), artifact.manifest,
+                                                 self.factory.runtime.get(vid))
 
     def builds(self) -> tuple[int, int]:
         """(built, taken from the cache) in this process, plus what xdist workers reported."""

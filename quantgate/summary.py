@@ -36,15 +36,37 @@ def _row(vid: str, entry: dict) -> dict:
         "batch": throughput_batch,
         "size_mb": next((s.get("artifact_mb") for s in speed.values() if s.get("artifact_mb")), None),
         "load": entry.get("artifact", {}).get("load", {}),
+        "runtime": entry.get("runtime", {}),
     }
 
 
+def _ran_with(runtime: dict) -> str:
+    """'OpenVINO bf16' / 'torch bfloat16 cuda:0' / 'onnxruntime CPUExecutionProvider': what loading read back."""
+    if runtime.get("runtime") == "openvino":
+        return f"OpenVINO {runtime['inference_precision']}"
+    if runtime.get("runtime") == "onnxruntime":
+        return f"ONNX Runtime {runtime['providers'][0]}"
+    if runtime.get("runtime") == "torch":
+        return f"torch {runtime['dtype']} {runtime['device']}"
+    return ""
+
+
+def runtime_lines(rows: list[dict]) -> list[str]:
+    """What each variant ran with, read back after loading (not the options asked for)."""
+    ran = [f"`{r['variant']}` {_ran_with(r['runtime'])}"
+           + (f" (the files of `{r['runtime']['artifact_of']}`)" if r["runtime"].get("artifact_of") else "")
+           for r in rows if _ran_with(r["runtime"])]
+    return [f"Ran with (read back from each loaded model): {' · '.join(ran)}.", ""] if ran else []
+
+
 def _precision_note(row: dict) -> str:
-    """'accuracy-controlled: 34 of 38 MatMul in int8, validation MAP loss 0.4% <= 1.0%' for tuned variants."""
+    """'accuracy-controlled: 34 of 38 MatMul in int8, validation MAP loss 0.4% <= 1.0%' for tuned variants;
+    ' (OpenVINO bf16)' for an OpenVINO variant, whose precision a plain load would not make obvious."""
     load = row.get("load") or {}
     control = load.get("accuracy_control")
     if not control:
-        return ""
+        runtime = row.get("runtime") or {}
+        return f" ({_ran_with(runtime)})" if runtime.get("runtime") == "openvino" else ""
     ops = f"{load['ops_int8']} of {load['ops']} {load['op_type']} in int8, " if "ops" in load else ""
     return (f" (accuracy-controlled: {ops}tuning's validation MAP loss {control['loss']:+.2%} "
             f"{'<=' if control['met'] else '>'} {control['max_loss']:.2%}, {'met' if control['met'] else 'not met'})")
@@ -161,6 +183,7 @@ def summary_markdown(verdict: dict) -> str:
         out += [f"Resumed from an earlier incomplete run (same artifact and inputs, not recomputed): "
                 f"{', '.join(f'`{v}`' for v in verdict['resumed'])}.", ""]
     out += [f"**Data: {d['note']}.**" for d in verdict.get("data", []) if d.get("embedded")]
+    out += runtime_lines(rows)
     out += regression_lines(verdict)
     out += ["", "## Recommendation", "", *recommendation(rows), "",
             "## Variants", "",

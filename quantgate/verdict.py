@@ -60,11 +60,15 @@ class Verdict:
         entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
         entry["failures"].extend(f"{gate}: {f}" for f in failures)
 
-    def attach_artifact(self, variant: str, path: str, manifest: dict[str, Any]) -> None:
-        """Bind the variant's verdict to its artifact files (publish refuses files that changed since)."""
+    def attach_artifact(self, variant: str, path: str, manifest: dict[str, Any],
+                        runtime: dict[str, Any] | None = None) -> None:
+        """Bind the variant's verdict to its artifact files (publish refuses files that changed since) and,
+        when it was loaded in this process, to what it ran with (factory.runtime: read back from the runtime)."""
         entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
         entry["artifact"] = {"path": path, "files": manifest["files"], "load": manifest.get("load", {}),
                              "spec": manifest.get("spec", {})}
+        if runtime:
+            entry["runtime"] = runtime
 
     def export(self) -> dict[str, Any]:
         """What an xdist worker sends its controller (see merge)."""

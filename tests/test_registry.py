@@ -14,12 +14,15 @@ SEED_IDS = [
     "openvino", "openvino-qint8", "inc-int8",
 ]
 TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled int8 (issue 10)
-ALL_IDS = [*SEED_IDS[:14], "openvino-qint8-ac", "inc-int8", "inc-int8-autotune"]
+DEPLOYED_IDS = ["openvino-bf16", "openvino-qint8-bf16"]  # OpenVINO at the CPU plugin's default precision (issue 21)
+ALL_IDS = [*SEED_IDS[:13], "openvino-bf16", "openvino-qint8", "openvino-qint8-bf16", "openvino-qint8-ac", "inc-int8",
+           "inc-int8-autotune"]
 
 
 def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
-    assert list(VARIANTS) == ALL_IDS and set(SEED_IDS) | set(TUNED_IDS) == set(ALL_IDS)
+    assert list(VARIANTS) == ALL_IDS and set(SEED_IDS) | set(TUNED_IDS) | set(DEPLOYED_IDS) == set(ALL_IDS)
     assert [vid for vid, spec in VARIANTS.items() if spec.tuned] == TUNED_IDS
+    assert [vid for vid, spec in VARIANTS.items() if spec.artifact_of] == DEPLOYED_IDS
     assert REFERENCE_ID == "torch-fp32" and VARIANTS[REFERENCE_ID].precision == "fp32"
 
 
@@ -29,6 +32,10 @@ def test_every_spec_is_consistent():
         assert callable(spec.backend.build) and callable(spec.backend.load)
         if spec.depends_on:
             assert spec.depends_on in VARIANTS and not VARIANTS[spec.depends_on].depends_on
+        if spec.artifact_of:  # the same files, other runtime options: same family, no build of its own
+            source = VARIANTS[spec.artifact_of]
+            assert source.family == spec.family and not source.artifact_of and not spec.depends_on
+            assert spec.opts != source.opts
         assert spec.description
 
 
@@ -41,7 +48,8 @@ def test_every_threshold_override_names_a_variant():
 
 def test_globs_select_in_registry_order():
     assert [s.id for s in select(["onnx-qint8-*"])] == SEED_IDS[8:12]
-    assert [s.id for s in select(["openvino*", "torch-fp32"])] == ["torch-fp32", "openvino", "openvino-qint8",
+    assert [s.id for s in select(["openvino*", "torch-fp32"])] == ["torch-fp32", "openvino", "openvino-bf16",
+                                                                   "openvino-qint8", "openvino-qint8-bf16",
                                                                    "openvino-qint8-ac"]
     assert len(select(None)) == len(ALL_IDS)
 
