@@ -45,7 +45,7 @@ def _ran_with(runtime: dict) -> str:
     if runtime.get("runtime") == "openvino":
         return f"OpenVINO {runtime['inference_precision']}"
     if runtime.get("runtime") == "onnxruntime":
-        return f"ONNX Runtime {runtime['providers'][0]}"
+        return f"ONNX Runtime {'/'.join(runtime['providers'])}"
     if runtime.get("runtime") == "torch":
         return f"torch {runtime['dtype']} {runtime['device']}"
     return ""

@@ -5,6 +5,7 @@ dtype; ONNX with its file; OpenVINO with its file and, for a variant pinned to f
 (what `backend="openvino"` runs). Both precisions are read back from the compiled models. From the repository
 root, with a warm cache:
     .venv/bin/python scripts/gate_vs_plain.py ../shared/models/minilm-l6-scifact-reranker ../shared/data/trec-dl19
+    .venv/bin/python scripts/gate_vs_plain.py "" ../shared/data/trec-dl19 --variants "openvino*"  # the default embedder
     .venv/bin/python scripts/gate_vs_plain.py ../shared/models/minilm-l6-scifact-reranker \
         ../shared/data/trec-dl19 --variants 'openvino*'
 """
@@ -41,7 +42,7 @@ def plain_model(artifact, spec, kind: str):
 
 def precision(model) -> str:
     facts = runtime_facts(model)
-    return facts.get("inference_precision") or facts.get("dtype") or ",".join(facts.get("providers", [])[:1])
+    return facts.get("inference_precision") or facts.get("dtype") or "/".join(facts.get("providers", []))
 
 
 def main() -> None:
