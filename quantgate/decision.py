@@ -137,7 +137,12 @@ class Decision:
             return f"{where}: FAIL, lower bound {_pct(self.low)} > limit {self.limit:.2%}: {numbers}"
         if self.decision == "pass":
             return f"{where}: pass, upper bound {_pct(self.high)} <= limit {self.limit:.2%}: {numbers}"
-        return f"{where}: INCONCLUSIVE, the interval contains the limit: {numbers}; {self.what_would_decide()}"
+        if self.high <= self.limit or self.low > self.limit:  # the bounds clear it, the query count does not
+            why = (f"the bounds clear the limit, but on {self.queries} queries only a variant equal to the "
+                   "reference on every query is decided ([decision] min_queries)")
+        else:
+            why = "the interval contains the limit"
+        return f"{where}: INCONCLUSIVE, {why}: {numbers}; {self.what_would_decide()}"
 
     def what_would_decide(self) -> str:
         if self.needed is None:

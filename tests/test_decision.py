@@ -52,6 +52,12 @@ def test_under_min_queries_only_an_exact_copy_is_decided():
     assert decision.decide(REFERENCE[:12], REFERENCE[:12] * 0.9, 0.01, c)[0] == "fail"
     assert decision.decide(REFERENCE[:12], REFERENCE[:12] * 0.9, 0.01, c, min_queries=20)[0] == "inconclusive"
     assert decision.decide(REFERENCE[:12], REFERENCE[:12], 0.01, c, min_queries=20)[0] == "pass"
+    # its message says why: the bounds clear the limit, the query count is what is missing
+    better = decision.evaluate("d", "reranking", "map", REFERENCE[:12], REFERENCE[:12] + np.linspace(0, 0.05, 12), 0.01,
+                               decision.Sequence(12, 20, 0.03), 0, min_queries=20)
+    assert better.decision == "inconclusive" and better.high < better.limit
+    assert "the bounds clear the limit, but on 12 queries only a variant equal to the reference" in better.describe()
+    assert "interval contains the limit" not in better.describe() and "needs about 20 queries" in better.describe()
 
 
 def test_too_few_queries_decide_nothing():
