@@ -6,7 +6,6 @@ import os
 import platform
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
 
 LIBRARIES = (
     "torch",
@@ -72,19 +71,6 @@ def has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-@lru_cache(maxsize=1)
-def openvino_cpu() -> dict[str, Any]:
-    """OpenVINO's CPU plugin: what it computes natively (OPTIMIZATION_CAPABILITIES: BF16 where the CPU has
-    AVX512-BF16 or AMX) and its default inference precision (bf16 there, else f32). Imports openvino: call it lazily."""
-    try:
-        import openvino
-    except ImportError:
-        return {"capabilities": (), "inference_precision": None}
-    core = openvino.Core()
-    return {"capabilities": tuple(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")),
-            "inference_precision": core.get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()}
-
-
 def capability_missing(requirement: str) -> str | None:
     """Why this machine lacks `requirement`, or None when it has it."""
     if requirement == "cuda":
@@ -95,13 +81,12 @@ def capability_missing(requirement: str) -> str | None:
             return None
         return (f"needs native {requirement} matmul: a CUDA GPU or a CPU with {' or '.join(flags)} (this CPU: "
                 f"{cpu_summary()}); without them torch emulates {requirement} about 25x slower than fp32")
-    if requirement == "openvino-bf16":
-        capabilities = openvino_cpu()["capabilities"]
-        if "BF16" in capabilities:
+    if requirement == "cpu-bf16":  # OpenVINO's CPU plugin: bf16 where the CPU has it (its default there), else f32
+        flags = ("avx512_bf16", "amx_bf16")
+        if any(f in cpu_flags() for f in flags):
             return None
-        return (f"needs a CPU with native bf16 (avx512_bf16 or amx_bf16; this CPU: {cpu_summary()}; OpenVINO's CPU "
-                f"plugin reports {', '.join(capabilities) or 'nothing (openvino not installed)'}): without it OpenVINO "
-                "runs a bf16 request in f32, which the f32 variant already gates")
+        return (f"needs a CPU with native bf16 ({' or '.join(flags)}; this CPU: {cpu_summary()}): without it "
+                "OpenVINO's CPU plugin runs a bf16 request in f32, which the f32 variant already gates")
     if requirement == "ort-cuda":
         return None if ort_cuda() else ("needs ONNX Runtime's CUDAExecutionProvider: a CUDA GPU and onnxruntime-gpu "
                                         "(pip install onnxruntime-gpu)")

@@ -111,7 +111,7 @@ VARIANTS: dict[str, VariantSpec] = {
                     (("inference_precision", "f32"),)),
         VariantSpec("openvino-bf16", "openvino", "bf16", "OpenVINO IR (the `openvino` artifact) at the CPU plugin's "
                     "bf16 inference precision: what backend=\"openvino\" runs by default on a CPU with AVX512-BF16/AMX",
-                    (("inference_precision", "bf16"),), requires=("openvino-bf16",), artifact_of="openvino"),
+                    (("inference_precision", "bf16"),), requires=("cpu-bf16",), artifact_of="openvino"),
         VariantSpec(
             "openvino-qint8",
             "openvino",
@@ -129,7 +129,7 @@ VARIANTS: dict[str, VariantSpec] = {
             "The `openvino-qint8` IR with its non-quantized ops at the CPU plugin's bf16 inference precision: "
             "what a plain load of that IR runs by default on a CPU with AVX512-BF16/AMX",
             (("quantize", "static"), ("inference_precision", "bf16")),
-            requires=("openvino-bf16",),
+            requires=("cpu-bf16",),
             artifact_of="openvino-qint8",
         ),
         VariantSpec(

@@ -245,11 +245,11 @@ class GateSession(SessionScores, VariantLifecycle):
         openvino = [v for v in self.selected if v.family == "openvino"]
         if not openvino or self.device != "cpu":
             return []
-        cpu = machine.openvino_cpu()
-        pinned = ", ".join(f"{v.id} {v.opts.get('inference_precision', 'f32')}" for v in openvino)
-        return [f"quantgate: OpenVINO CPU plugin default inference precision {cpu['inference_precision']} "
-                f"(capabilities {', '.join(cpu['capabilities'])}); asked: {pinned}; what each ran with is read back "
-                "after loading (verdict, summary.md)"]
+        native = machine.capability_missing("cpu-bf16") is None  # from the CPU flags: collection imports no openvino
+        asked = ", ".join(f"{v.id} {v.opts.get('inference_precision', 'f32')}" for v in openvino)
+        return [f"quantgate: OpenVINO asked for: {asked}; its CPU plugin's default here: "
+                f"{'bf16 (native bf16)' if native else 'f32 (no native bf16)'}; what each ran with is read back "
+                "from its compiled model (verdict, summary.md)"]
 
     def header_lines(self) -> list[str]:
         """What is known before any model or data is touched; the rest goes to the verdict and summary."""

@@ -41,7 +41,7 @@ def _row(vid: str, entry: dict) -> dict:
 
 
 def _ran_with(runtime: dict) -> str:
-    """'OpenVINO bf16' / 'torch bfloat16 cuda:0' / 'onnxruntime CPUExecutionProvider': what loading read back."""
+    """'OpenVINO bf16' / 'torch bfloat16 cuda:0' / 'ONNX Runtime CPUExecutionProvider': what loading read back."""
     if runtime.get("runtime") == "openvino":
         return f"OpenVINO {runtime['inference_precision']}"
     if runtime.get("runtime") == "onnxruntime":

@@ -15,21 +15,19 @@ from tests.test_backends import _factory
 from tests.test_plugin import run_gate
 from tests.test_registry import DEPLOYED_IDS
 
-NO_BF16 = machine.capability_missing("openvino-bf16")
+NO_BF16 = machine.capability_missing("cpu-bf16")
 needs_bf16 = pytest.mark.skipif(NO_BF16 is not None, reason=str(NO_BF16))
 
 
 def test_bf16_variants_skip_with_the_reason_on_a_cpu_without_bf16(monkeypatch):
-    """The capability as OpenVINO reports it on an AVX2/AVX-512 CPU without BF16 (simulated)."""
-    monkeypatch.setattr(machine, "openvino_cpu", lambda: {"capabilities": ("WINOGRAD", "FP32", "INT8", "BIN"),
-                                                          "inference_precision": "f32"})
+    """An AVX-512 VNNI CPU without AVX512-BF16/AMX (simulated): OpenVINO would run bf16 requests in f32."""
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
     for vid in DEPLOYED_IDS:
         why = skip_reason(VARIANTS[vid], "cpu")
-        assert why and why.startswith(f"{vid} needs a CPU with native bf16"), why
-        assert "runs a bf16 request in f32" in why and "FP32, INT8" in why
+        assert why and why.startswith(f"{vid} needs a CPU with native bf16 (avx512_bf16 or amx_bf16"), why
+        assert "runs a bf16 request in f32" in why and "avx2/avx512f/avx512_vnni" in why
     assert skip_reason(VARIANTS["openvino"], "cpu") is None and skip_reason(VARIANTS["openvino-qint8"], "cpu") is None
-    monkeypatch.setattr(machine, "openvino_cpu", lambda: {"capabilities": ("BF16", "FP32", "INT8"),
-                                                          "inference_precision": "bf16"})
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
     assert all(skip_reason(VARIANTS[vid], "cpu") is None for vid in DEPLOYED_IDS)
     assert all("CPU only" in skip_reason(VARIANTS[vid], "cuda") for vid in DEPLOYED_IDS)
 
@@ -60,10 +58,11 @@ def test_bf16_runs_the_f32_variants_files_and_reads_its_precision_back(tiny_rera
 @needs_bf16
 def test_a_gate_run_records_what_each_variant_ran_with(tmp_path):
     report = tmp_path / "report"
-    out = run_gate("-q", "--variants", "torch-fp32,openvino,openvino-bf16", "--gate-cache", str(tmp_path / "cache"),
+    out = run_gate("--variants", "torch-fp32,openvino,openvino-bf16", "--gate-cache", str(tmp_path / "cache"),
                    "--gate-report", str(report), "--gate-speed-rounds", "1", "--gate-latency-inputs", "20")
     assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]
-    assert "quantgate: OpenVINO CPU plugin default inference precision bf16" in out.stdout
+    assert ("quantgate: OpenVINO asked for: openvino f32, openvino-bf16 bf16; its CPU plugin's default here: bf16"
+            in out.stdout)
     assert "artifacts built this run: 2;" in out.stdout  # torch-fp32 and openvino: openvino-bf16 runs its files
     verdict = json.loads((report / "verdict.json").read_text())
     runtime = {vid: entry["runtime"] for vid, entry in verdict["variants"].items()}
@@ -75,3 +74,17 @@ def test_a_gate_run_records_what_each_variant_ran_with(tmp_path):
     assert bf16["artifact"]["path"] == verdict["variants"]["openvino"]["artifact"]["path"]
     summary = (report / "summary.md").read_text()
     assert ("`openvino` OpenVINO f32 · `openvino-bf16` OpenVINO bf16 (the files of `openvino`)" in summary), summary
+
+
+def test_a_variant_whose_compiled_precision_is_not_the_one_asked_is_refused(tiny_reranker, tmp_path, monkeypatch):
+    """CPU flags that promise bf16 OpenVINO does not deliver (simulated by the read-back): a load error, never f32
+    gated under a bf16 name."""
+    from quantgate.backends import openvino
+    from quantgate.factory import BuildError
+
+    factory, _ = _factory(tiny_reranker, tmp_path / "cache")
+    monkeypatch.setattr(openvino, "runtime_facts", lambda model: {"runtime": "openvino", "inference_precision": "f32"})
+    factory.load(VARIANTS["openvino"])  # asked f32, runs f32
+    with pytest.raises(BuildError, match="openvino-bf16 built but failed to load: .*asked OpenVINO's CPU plugin for "
+                                         "bf16, its compiled model runs f32"):
+        factory.load(VARIANTS["openvino-bf16"])

@@ -35,6 +35,7 @@ from quantgate.backends.common import (
     load_st,
     release,
     remove_files,
+    runtime_facts,
     tokenize,
 )
 from quantgate.cache import Artifact
@@ -253,4 +254,10 @@ def ov_config(ctx: BuildContext) -> dict[str, str]:
 
 
 def load(ctx: BuildContext, artifact: Artifact):
-    return load_st(ctx, artifact.path, "openvino", file_name=artifact.load_info["file_name"], ov_config=ov_config(ctx))
+    """The IR compiled at the variant's precision; refused when the compiled model runs another (a bf16 request
+    on a CPU the flags call bf16-capable but OpenVINO does not: the variant would gate f32 under a bf16 name)."""
+    model = load_st(ctx, artifact.path, "openvino", file_name=artifact.load_info["file_name"], ov_config=ov_config(ctx))
+    asked, ran = ov_config(ctx)["INFERENCE_PRECISION_HINT"], runtime_facts(model)["inference_precision"]
+    if ran != asked:
+        raise RuntimeError(f"asked OpenVINO's CPU plugin for {asked}, its compiled model runs {ran}")
+    return model
