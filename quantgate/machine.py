@@ -71,18 +71,21 @@ def has_cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
+NATIVE_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "amx_bf16")}  # CPU flags of native kernels
+
+
 def capability_missing(requirement: str) -> str | None:
     """Why this machine lacks `requirement`, or None when it has it."""
     if requirement == "cuda":
         return None if has_cuda() else "needs a CUDA GPU (none on this machine)"
     if requirement in ("fp16", "bf16"):
-        flags = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "amx_bf16")}[requirement]
+        flags = NATIVE_FLAGS[requirement]
         if has_cuda() or any(f in cpu_flags() for f in flags):
             return None
         return (f"needs native {requirement} matmul: a CUDA GPU or a CPU with {' or '.join(flags)} (this CPU: "
                 f"{cpu_summary()}); without them torch emulates {requirement} about 25x slower than fp32")
     if requirement == "cpu-bf16":  # OpenVINO's CPU plugin: bf16 where the CPU has it (its default there), else f32
-        flags = ("avx512_bf16", "amx_bf16")
+        flags = NATIVE_FLAGS["bf16"]
         if any(f in cpu_flags() for f in flags):
             return None
         return (f"needs a CPU with native bf16 ({' or '.join(flags)}; this CPU: {cpu_summary()}): without it "
