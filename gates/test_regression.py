@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import regression
+from quantgate import bench, regression
 from quantgate.factory import BuildError
 from quantgate.quality import HubTaskError
 from quantgate.scoring import ScoreError
@@ -51,6 +51,10 @@ def test_regression_speed(gate, variant_spec, speed_batch):
         pytest.skip(f"no speed history of the baseline's {variant_spec.id} at batch {batch} on this machine: gate "
                     f"the baseline once here with --benchmark-autosave (storage {gate.settings.benchmark_storage})")
     payload, failures = compared
+    if not payload["decided"]:
+        gate.progress(f"{variant_spec.id} at batch {batch}: speed against the baseline not decided, "
+                      f"{payload['baseline_runs']} run of the baseline on this machine (the rule needs "
+                      f"{bench.MIN_RUNS} to know its spread): gate the baseline again with --benchmark-autosave")
     gate.run.verdict.record(variant_spec.id, f"regression-speed-{label}", payload, failures)
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)

@@ -131,6 +131,6 @@ def speed(gate, variant: str, batch: int, current: float) -> tuple[dict[str, Any
         return None
     found = bench.regression(history, variant, batch, current, runs=limits["history_runs"],
                              pct=limits["regression_pct"], spread_multiple=limits["spread_multiple"])
-    payload = {"items_per_s": round(current, 2), "baseline_runs": len(past),
+    payload = {"items_per_s": round(current, 2), "baseline_runs": len(past), "decided": len(past) >= bench.MIN_RUNS,
                "baseline_items_per_s": [round(x, 2) for x in past], "baseline_sha256": gate.baseline.sha256}
     return payload, [found.message().replace("the last", "the baseline's last")] if found else []

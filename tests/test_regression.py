@@ -102,6 +102,8 @@ def test_speed_is_compared_with_the_baselines_history(runs):
     gates = out["c"][1]["variants"]["torch-fp32"]["gates"]
     assert {"regression-speed-b1", "regression-speed-b32"} <= set(gates)
     assert gates["regression-speed-b32"]["baseline_runs"] >= 1
+    # one autosaved run of the baseline (a): recorded, not decided (one run says nothing of the machine's spread)
+    assert gates["regression-speed-b32"]["decided"] is (gates["regression-speed-b32"]["baseline_runs"] >= 2)
     assert gates["regression-speed-b32"]["baseline_sha256"] == out["a"][1]["candidate"]["sha256"]
 
 

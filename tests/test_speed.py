@@ -20,6 +20,7 @@ def test_regression_rule_is_noise_aware():
     noisy = [_point("onnx", v) for v in (100, 60, 140, 70, 130)]  # spread beats the percentage
     assert regression(noisy, "onnx", 32, 80.0, runs=5, pct=10, spread_multiple=3) is None
     assert regression(history, "openvino", 32, 1.0, runs=5, pct=10, spread_multiple=3) is None  # no history
+    assert regression(history[:1], "onnx", 32, 50.0, runs=5, pct=10, spread_multiple=3) is None  # one run: no spread
 
 
 def test_two_saved_runs_are_drawn_and_a_slowed_variant_is_caught(tmp_path):
