@@ -77,6 +77,21 @@ def make_call(model, kind: str, items: list, batch_size: int) -> Callable[[], An
     return lambda: model.encode(items, batch_size=batch_size, show_progress_bar=False)
 
 
+def raw_baseline(gate, spec, model, phases) -> dict | None:
+    """On CUDA, for torch variants: a plain transformers forward of the same files in the variant's dtype, on
+    the batch the forward phase ran, and the gate's model-only figure over it (G-P3: within 10%)."""
+    dtype = gate.factory.runtime.get(spec.id, {}).get("dtype")
+    if gate.device != "cuda" or spec.family != "torch" or phases.features is None or not dtype:
+        return None
+    from quantgate.phases import raw_forward
+
+    raw = raw_forward(model, gate.candidate.kind, phases.features, dtype, gate.device, gate.settings.speed_rounds,
+                      trust_remote_code=gate.candidate.trust_remote_code)
+    forward = statistics.median(phases.samples["forward"])
+    raw["gate_model_only_vs_raw"] = round(raw["forward_ms"] / (forward * 1000), 3)
+    return raw
+
+
 BATCH_CANDIDATES = (8, 16, 32, 64, 128, 256, 512, 1024)
 
 

@@ -1,0 +1,91 @@
+"""Speed phases (issue #19): every speed benchmark splits its time into call / tokenize / transfer / forward /
+post, reports end-to-end and model-only throughput, and the phases add up to the end-to-end time."""
+
+import json
+
+import pytest
+
+from quantgate.phases import PHASES, PhaseTimer, phase_lines, raw_forward
+from quantgate.summary import recommendation
+from tests.test_plugin import run_gate
+
+# The phases, timed after the rounds on the same inputs, against the end-to-end median. Batch 1 leaves more
+# out: encode()/predict()'s own per-call Python (argument checks, prompt and device lookups, list and numpy
+# assembly), measured ~0.1 ms = 4-7% of a 1.6 ms OpenVINO int8 call of the embedded embedder (2 CPU cores).
+COVERAGE = {"batch": (0.90, 1.10), "single": (0.82, 1.10)}
+SLEEP = 0.05  # the slowed mutant's predict/encode sleep: time no phase sees
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory):
+    """One speed run on the embedded default (no ../shared): three real variants and a slowed mutant."""
+    tmp = tmp_path_factory.mktemp("phases")
+    result = run_gate("-q", "-k", "speed", "--variants", "torch-fp32,onnx,openvino-qint8,slowed",
+                      "--gate-mutant", f"slowed=sleep:{SLEEP}", "--gate-speed-batch", "16", "--gate-speed-rounds", "5",
+                      "--gate-latency-inputs", "20", "--gate-cache", str(tmp / "cache"),
+                      "--gate-report", str(tmp / "report"), f"--benchmark-json={tmp / 'b.json'}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    benchmarks = json.loads((tmp / "b.json").read_text())["benchmarks"]
+    return tmp, {(b["extra_info"]["variant"], b["extra_info"]["batch_size"]): b for b in benchmarks}
+
+
+def test_every_benchmark_has_its_phases_and_they_sum_to_end_to_end(timed):
+    _, benchmarks = timed
+    assert {v for v, _ in benchmarks} == {"torch-fp32", "onnx", "openvino-qint8", "slowed"}
+    for (variant, batch), bench in benchmarks.items():
+        info = bench["extra_info"]
+        assert set(info["phases_ms"]) == set(PHASES) == set(info["phase_shares"]), info
+        assert all(ms > 0 for ms in info["phases_ms"].values())
+        assert sum(info["phase_shares"].values()) == pytest.approx(1, abs=1e-3)
+        assert info["phase_rounds"] == (20 if batch == 1 else 5)
+        assert info["e2e_items_per_s"] == pytest.approx(batch / bench["stats"]["median"], rel=1e-3)
+        assert info["tokenize_tokens_per_s"] > 0 and info["padded_tokens_per_item"] >= info["mean_tokens_per_item"]
+        assert info["tokenizer"]["fast"] and info["tokenizer"]["parallel"]
+        if variant == "slowed":  # a cost outside the phases shows as a coverage far below 1
+            assert info["phase_sum_vs_e2e"] < 0.7, info
+        else:
+            low, high = COVERAGE["single" if batch == 1 else "batch"]
+            assert low <= info["phase_sum_vs_e2e"] <= high, (variant, batch, info["phase_sum_vs_e2e"])
+            assert info["model_only_items_per_s"] > info["e2e_items_per_s"]  # the forward is part of the call
+
+
+def test_the_summary_says_where_the_time_goes(timed):
+    tmp, benchmarks = timed
+    summary = (tmp / "report" / "summary.md").read_text()
+    table = summary.split("## Where the time goes")[1]
+    assert "a fast tokenizer, batch encoding in parallel" in table
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(benchmarks)
+    fp32 = benchmarks[("torch-fp32", 16)]["extra_info"]
+    assert f"| `torch-fp32` | 16 | {fp32['e2e_items_per_s']:.1f} | {fp32['model_only_items_per_s']:.1f} |" in table
+    assert "(CPU" not in summary and "model-only" in summary.split("## Recommendation")[1].split("##")[0]
+
+
+def _speed(batch, e2e, model_only, device):
+    return {"batch_size": batch, "items_per_s": e2e, "model_only_items_per_s": model_only, "device": device}
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_large_batch_throughput_ranks_by_model_only_on_a_gpu(device):
+    """Variant a is faster end to end, b faster model-only: the GPU ranks b, the CPU a; both figures shown."""
+    from quantgate.summary import _rows
+
+    rows = (("a", 3000.0, 9000.0), ("b", 2800.0, 20000.0))
+    verdict = {"variants": {vid: {"passed": True, "gates": {"speed-b512": _speed(512, e, m, device)}}
+                            for vid, e, m in rows}}
+    line = recommendation(_rows(verdict))[0]
+    best = "b" if device == "cuda" else "a"
+    assert f"`{best}`" in line and ("ranked model-only" in line) == (device == "cuda")
+    assert ("20000.0 model-only items/s (2800.0 items/s end to end)" in line) == (device == "cuda")
+    assert ("3000.0 items/s end to end (9000.0 model-only)" in line) == (device == "cpu")
+
+
+def test_the_raw_transformers_forward_runs_on_the_forward_phases_tensors(embedder_path):
+    """On CPU too (the gate calls it on CUDA only): a plain AutoModel of the same files, same tensors."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(embedder_path), device="cpu")
+    timer = PhaseTimer(model, "embedder", "cpu").run([["a lighthouse lens", "concentric glass rings"]] * 3)
+    raw = raw_forward(model, "embedder", timer.features, "float32", "cpu", rounds=3)
+    assert raw["attention"] == raw["gate_attention"] and raw["items_per_s"] > 0 and raw["rounds"] == 3
+    assert phase_lines({"variants": {}}) == []
