@@ -39,12 +39,25 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def parallel_encoding() -> tuple[bool, int]:
+    """Whether fast tokenizers encode a batch in parallel here (TOKENIZERS_PARALLELISM not off), on how many
+    threads (RAYON_NUM_THREADS, else every core)."""
+    on = os.environ.get("TOKENIZERS_PARALLELISM", "").lower() not in ("0", "false", "off", "no")
+    return on, int(os.environ.get("RAYON_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def header_line() -> str:
+    on, threads = parallel_encoding()
+    return ("quantgate: speed: end to end (predict/encode, pytest-benchmark) and each phase on the same inputs "
+            "(call, tokenize, transfer, forward, post); tokenization: fast tokenizers' batch encoding "
+            + (f"in parallel on {threads} threads" if on else "sequential (TOKENIZERS_PARALLELISM is off)"))
+
+
 def tokenizer_facts(model) -> dict[str, Any]:
-    """Whether batch encoding runs in parallel: a fast (Rust) tokenizer, TOKENIZERS_PARALLELISM not off."""
+    """Whether this model's batch encoding ran in parallel: a fast (Rust) tokenizer, parallelism not off."""
     fast = bool(getattr(model.tokenizer, "is_fast", False))
-    setting = os.environ.get("TOKENIZERS_PARALLELISM", "")
-    parallel = fast and setting.lower() not in ("0", "false", "off", "no")
-    return {"fast": fast, "parallel": parallel, "threads": os.environ.get("RAYON_NUM_THREADS") or os.cpu_count()}
+    on, threads = parallel_encoding()
+    return {"fast": fast, "parallel": fast and on, "threads": threads}
 
 
 class PhaseTimer:
@@ -144,7 +157,7 @@ def raw_forward(model, kind: str, features: dict, dtype: str, device: str, round
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    inner = model[0].auto_model
+    inner = getattr(model[0], "model", None) or model[0].auto_model  # sentence-transformers 6 / 5
     auto = AutoModelForSequenceClassification if kind == "reranker" else AutoModel
     raw = auto.from_pretrained(inner.name_or_path, dtype=getattr(torch, dtype),
                                trust_remote_code=trust_remote_code).to(device).eval()

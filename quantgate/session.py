@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from quantgate import machine
+from quantgate import machine, phases
 from quantgate.cache import ArtifactCache, default_cache_dir
 from quantgate.candidate import Candidate, check_source, resolve
 from quantgate.config import Thresholds, load_thresholds
@@ -271,5 +271,6 @@ class GateSession(SessionScores, VariantLifecycle):
             f"quantgate: device {s.device}; cpu {machine.cpu_summary()}; threads {s.threads or os.cpu_count()} "
             "(torch, ONNX Runtime intra-op, OpenVINO)",
             *self._openvino_lines(),
+            phases.header_line(),
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]
