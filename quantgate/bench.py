@@ -77,19 +77,23 @@ def make_call(model, kind: str, items: list, batch_size: int) -> Callable[[], An
     return lambda: model.encode(items, batch_size=batch_size, show_progress_bar=False)
 
 
-def raw_baseline(gate, spec, model, phases) -> dict | None:
-    """On CUDA, for torch variants: a plain transformers forward of the same files in the variant's dtype, on
-    the batch the forward phase ran, and the gate's model-only figure over it (G-P3: within 10%)."""
-    dtype = gate.factory.runtime.get(spec.id, {}).get("dtype")
-    if gate.device != "cuda" or spec.family != "torch" or phases.features is None or not dtype:
-        return None
-    from quantgate.phases import raw_forward
+def model_only(gate, spec, model, phases) -> tuple[float | None, dict | None]:
+    """On CUDA: model-only seconds from back-to-back forwards and, for torch variants, the raw transformers
+    forward of the same files in the variant's dtype beside it (G-P3: the gate's within 10%). On a CPU the
+    forward phase is the model-only figure: (None, None)."""
+    if gate.device != "cuda" or phases.features is None:
+        return None, None
+    from quantgate.phases import back_to_back, raw_model
 
-    raw = raw_forward(model, gate.candidate.kind, phases.features, dtype, gate.device, gate.settings.speed_rounds,
-                      trust_remote_code=gate.candidate.trust_remote_code)
-    forward = statistics.median(phases.samples["forward"])
-    raw["gate_model_only_vs_raw"] = round(raw["forward_ms"] / (forward * 1000), 3)
-    return raw
+    dtype = gate.factory.runtime.get(spec.id, {}).get("dtype") if spec.family == "torch" else None
+    raw = raw_model(model, gate.candidate.kind, dtype, gate.device, gate.candidate.trust_remote_code) if dtype else None
+    try:
+        return back_to_back(phases, gate.settings.speed_rounds, raw)
+    finally:
+        del raw
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 BATCH_CANDIDATES = (8, 16, 32, 64, 128, 256, 512, 1024)

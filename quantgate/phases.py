@@ -1,7 +1,8 @@
 """Where a speed benchmark's time goes, so that its figures measure the model and not only the tokenizer.
 
-pytest-benchmark times `predict()`/`encode()` end to end (the figure of record). After its rounds, the same
-inputs in the same order go through the same steps again, one phase at a time:
+pytest-benchmark times `predict()`/`encode()` end to end (the figure of record). The same inputs go through
+the same steps again, one phase at a time (before each round for a batch, which is the same every round; after
+the rounds, in the same order, for batch-1 inputs, which differ):
 
 - call: what `predict`/`encode` do before tokenizing, every call: move the model to its device and set eval
   mode (walks every parameter and module: 0.45 + 0.19 ms of 8.7 ms for MiniLM-L6 at batch 1 on 2 CPU cores),
@@ -126,8 +127,11 @@ class PhaseTimer:
             embeddings = out["sentence_embedding"].cpu()
             np.asarray([embedding.float().numpy() for embedding in embeddings])
 
-    def summary(self, batch: int, e2e_median_s: float, e2e_min_s: float) -> dict[str, Any]:
-        """extra_info's phase figures: medians per phase, their shares, model-only and tokenization rates."""
+    def summary(self, batch: int, e2e_median_s: float, e2e_min_s: float,
+                model_only_s: float | None = None) -> dict[str, Any]:
+        """extra_info's phase figures: medians per phase, their shares, model-only and tokenization rates.
+        Model-only is `model_only_s` (back_to_back, on a GPU) or else the forward phase's median (on a CPU the
+        two agree: nothing idles between phases)."""
         medians = {phase: statistics.median(values) for phase, values in self.samples.items() if values}
         if len(medians) != len(PHASES):
             return {}
@@ -141,7 +145,8 @@ class PhaseTimer:
             # Coverage, 1.0 = the phases are the whole call: the least disturbed round of each, since this VM's
             # noise only adds (rounds of 18 ms went to 32 ms, two or three in six, in both loops alike).
             "phase_sum_vs_e2e": round(min(self.totals) / e2e_min_s, 4),
-            "model_only_items_per_s": round(batch / medians["forward"], 2),
+            "model_only_items_per_s": round(batch / (model_only_s or medians["forward"]), 2),
+            "model_only_from": "back-to-back forwards" if model_only_s else "the forward phase",
             "e2e_items_per_s": round(batch / e2e_median_s, 2),
             "tokenize_tokens_per_s": round(real * batch / medians["tokenize"], 1),
             "padded_tokens_per_item": round(padded, 1),
@@ -149,38 +154,50 @@ class PhaseTimer:
         }
 
 
-def raw_forward(model, kind: str, features: dict, dtype: str, device: str, rounds: int,
-                trust_remote_code: bool = False) -> dict[str, Any]:
-    """A plain transformers model (AutoModelForSequenceClassification / AutoModel, default attention) loaded
-    from the files the gate's model was loaded from, in `dtype`, timed on the same tensors as the forward
-    phase: median seconds over `rounds` after one warm-up, synchronized."""
+def raw_model(model, kind: str, dtype: str, device: str, trust_remote_code: bool = False):
+    """A plain transformers model (AutoModelForSequenceClassification / AutoModel, its default attention) loaded
+    from the files the gate's model was loaded from, in `dtype`."""
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
     inner = getattr(model[0], "model", None) or model[0].auto_model  # sentence-transformers 6 / 5
     auto = AutoModelForSequenceClassification if kind == "reranker" else AutoModel
-    raw = auto.from_pretrained(inner.name_or_path, dtype=getattr(torch, dtype),
-                               trust_remote_code=trust_remote_code).to(device).eval()
-    accepted = inspect.signature(raw.forward).parameters
-    inputs = {k: v for k, v in features.items() if k in accepted and isinstance(v, torch.Tensor)}
-    timings = []
+    raw = auto.from_pretrained(inner.name_or_path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code)
+    raw.gate_attention = inner.config._attn_implementation
+    return raw.to(device).eval()
+
+
+def back_to_back(timer: PhaseTimer, rounds: int, raw=None) -> tuple[float, dict[str, Any] | None]:
+    """Model-only as a server that tokenizes elsewhere gets it: forwards back to back on the last round's
+    tensors, synchronized, median seconds after one warm-up. On a GPU this is not the forward phase: between
+    two phases the GPU idles while the host tokenizes (measured on the H100: fp16 MiniLM-L6 at batch 128, 17.4k
+    items/s in the pipeline vs 20.1k back to back). With `raw` (raw_model), the plain transformers forward runs
+    alternately with the gate's on the same tensors, so drift and clocks hit both alike."""
+    import torch
+
+    accepted = inspect.signature(raw.forward).parameters if raw is not None else {}
+    inputs = {k: v for k, v in timer.features.items() if k in accepted and isinstance(v, torch.Tensor)}
+    calls = {"gate": lambda: timer.modules[0](dict(timer.features))}
+    if raw is not None:
+        calls["raw"] = lambda: raw(**inputs)
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
     with torch.inference_mode():
         for i in range(rounds + 1):
-            _sync(device)
-            started = time.perf_counter()
-            raw(**inputs)
-            _sync(device)
-            if i:
-                timings.append(time.perf_counter() - started)
-    batch = int(inputs["input_ids"].shape[0])
-    median = statistics.median(timings)
-    facts = {"dtype": dtype, "attention": raw.config._attn_implementation, "gate_attention":
-             inner.config._attn_implementation, "forward_ms": round(median * 1000, 4),
-             "items_per_s": round(batch / median, 2), "rounds": rounds}
-    del raw
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    return facts
+            for name, call in calls.items():
+                _sync(timer.device)
+                started = time.perf_counter()
+                call()
+                _sync(timer.device)
+                if i:
+                    seconds[name].append(time.perf_counter() - started)
+    gate = statistics.median(seconds["gate"])
+    if raw is None:
+        return gate, None
+    batch, median = int(inputs["input_ids"].shape[0]), statistics.median(seconds["raw"])
+    return gate, {"dtype": str(raw.dtype).removeprefix("torch."), "attention": raw.config._attn_implementation,
+                  "gate_attention": raw.gate_attention, "forward_ms": round(median * 1000, 4),
+                  "items_per_s": round(batch / median, 2), "rounds": rounds,
+                  "gate_model_only_vs_raw": round(median / gate, 3)}
 
 
 def _raw_cell(raw: dict | None) -> str:

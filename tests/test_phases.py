@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from quantgate.phases import PHASES, PhaseTimer, phase_lines, raw_forward
+from quantgate.phases import PHASES, PhaseTimer, back_to_back, phase_lines, raw_model
 from quantgate.summary import recommendation
 from tests.test_plugin import run_gate
 
@@ -80,12 +80,20 @@ def test_large_batch_throughput_ranks_by_model_only_on_a_gpu(device):
     assert ("3000.0 items/s end to end (9000.0 model-only)" in line) == (device == "cpu")
 
 
-def test_the_raw_transformers_forward_runs_on_the_forward_phases_tensors(embedder_path):
-    """On CPU too (the gate calls it on CUDA only): a plain AutoModel of the same files, same tensors."""
+def test_the_raw_transformers_forward_runs_beside_the_gates_on_the_same_tensors(embedder_path):
+    """On CPU too (the gate does it on CUDA only): a plain AutoModel of the same files, same tensors, the same
+    function (its output equals the gate's token embeddings), timed alternately with the gate's forward."""
+    import torch
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(embedder_path), device="cpu")
     timer = PhaseTimer(model, "embedder", "cpu").run([["a lighthouse lens", "concentric glass rings"]] * 3)
-    raw = raw_forward(model, "embedder", timer.features, "float32", "cpu", rounds=3)
-    assert raw["attention"] == raw["gate_attention"] and raw["items_per_s"] > 0 and raw["rounds"] == 3
+    raw = raw_model(model, "embedder", "float32", "cpu")
+    with torch.inference_mode():
+        ours = model[0](dict(timer.features))["token_embeddings"]
+        theirs = raw(input_ids=timer.features["input_ids"], attention_mask=timer.features["attention_mask"])
+    assert torch.allclose(ours, theirs.last_hidden_state, atol=1e-5)
+    seconds, facts = back_to_back(timer, rounds=3, raw=raw)
+    assert seconds > 0 and facts["attention"] == facts["gate_attention"] and facts["rounds"] == 3
+    assert facts["dtype"] == "float32" and facts["items_per_s"] > 0 and facts["gate_model_only_vs_raw"] > 0
     assert phase_lines({"variants": {}}) == []
