@@ -92,7 +92,7 @@ def capability_missing(requirement: str) -> str | None:
                 "OpenVINO's CPU plugin runs a bf16 request in f32, which the f32 variant already gates")
     if requirement == "ort-cuda":
         return None if ort_cuda() else ("needs ONNX Runtime's CUDAExecutionProvider: a CUDA GPU and onnxruntime-gpu "
-                                        "(pip install onnxruntime-gpu)")
+                                        "installed in place of onnxruntime (README: GPU)")
     if requirement.startswith("cpu:"):
         flag = requirement[4:]
         return None if flag in cpu_flags() else f"needs the CPU flag {flag} (this CPU: {cpu_summary()})"

@@ -224,7 +224,8 @@ def phase_lines(verdict: dict) -> list[str]:
            "a fast tokenizer with TOKENIZERS_PARALLELISM off: sequential" if tokenizer["fast"] else
            "a slow (Python) tokenizer: sequential")
     return ["", "## Where the time goes", "",
-            f"Each benchmark's inputs were also timed one phase at a time between its rounds ({how}). "
+            f"Each benchmark's inputs were also timed one phase at a time, a batch before each of its rounds, batch-1 "
+            f"inputs after them ({how}). "
             "End-to-end = `predict`/`encode` (pytest-benchmark, the figure of record); model-only = items / forward "
             "time on pre-tokenized tensors; phases / e2e = how much of the end-to-end time the phases account for; "
             "raw = a plain transformers forward of the same files on the same batch (CUDA only).", "",
