@@ -83,6 +83,8 @@ def model_only(gate, spec, model, phases) -> tuple[float | None, dict | None]:
     forward phase is the model-only figure: (None, None)."""
     if gate.device != "cuda" or phases.features is None:
         return None, None
+    import torch
+
     from quantgate.phases import back_to_back, raw_model
 
     dtype = gate.factory.runtime.get(spec.id, {}).get("dtype") if spec.family == "torch" else None
@@ -91,8 +93,6 @@ def model_only(gate, spec, model, phases) -> tuple[float | None, dict | None]:
         return back_to_back(phases, gate.settings.speed_rounds, raw)
     finally:
         del raw
-        import torch
-
         torch.cuda.empty_cache()
 
 

@@ -71,7 +71,7 @@ class PhaseTimer:
         self.tokens: list[tuple[int, int]] = []  # (real tokens, padded positions) of each timed round
         self.totals: list[float] = []  # each timed round's phases together
         self.features = None  # the last round's tensors on the device (the raw baseline runs on them)
-        self.preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers < 5.4
+        self.preprocess = getattr(model, "preprocess", None) or model.tokenize  # tokenize: the older name
 
     def run(self, batches: list[list]) -> PhaseTimer:
         for items in batches:
@@ -111,7 +111,8 @@ class PhaseTimer:
         self.features = features
 
     def _post(self, out) -> None:
-        """What predict()/encode() do after the transformer (sentence-transformers 5.x), result in numpy."""
+        """What predict()/encode() do after the transformer, result in numpy (read in sentence-transformers 5.7;
+        on 6.0.1, the GPU machine's, phases / e2e read 0.85-1.05 for batches of 32 and more)."""
         import numpy as np
 
         for module in self.modules[1:]:
@@ -130,8 +131,8 @@ class PhaseTimer:
     def summary(self, batch: int, e2e_median_s: float, e2e_min_s: float,
                 model_only_s: float | None = None) -> dict[str, Any]:
         """extra_info's phase figures: medians per phase, their shares, model-only and tokenization rates.
-        Model-only is `model_only_s` (back_to_back, on a GPU) or else the forward phase's median (on a CPU the
-        two agree: nothing idles between phases)."""
+        Model-only is `model_only_s` (back_to_back, on a GPU) or else the forward phase's median (on a CPU,
+        where no device waits between phases)."""
         medians = {phase: statistics.median(values) for phase, values in self.samples.items() if values}
         if len(medians) != len(PHASES):
             return {}
@@ -170,9 +171,10 @@ def raw_model(model, kind: str, dtype: str, device: str, trust_remote_code: bool
 def back_to_back(timer: PhaseTimer, rounds: int, raw=None) -> tuple[float, dict[str, Any] | None]:
     """Model-only as a server that tokenizes elsewhere gets it: forwards back to back on the last round's
     tensors, synchronized, median seconds after one warm-up. On a GPU this is not the forward phase: between
-    two phases the GPU idles while the host tokenizes (measured on the H100: fp16 MiniLM-L6 at batch 128, 17.4k
-    items/s in the pipeline vs 20.1k back to back). With `raw` (raw_model), the plain transformers forward runs
-    alternately with the gate's on the same tensors, so drift and clocks hit both alike."""
+    two phases the GPU idles while the host tokenizes (the first H100 run: fp16 MiniLM-L6 at batch 128, 17.4k
+    items/s for the forward phase vs 20.1k for the same forward in plain transformers back to back). With `raw`
+    (raw_model), the plain transformers forward runs alternately with the gate's on the same tensors, so drift
+    and clocks hit both alike."""
     import torch
 
     accepted = inspect.signature(raw.forward).parameters if raw is not None else {}
