@@ -41,12 +41,12 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
     else:
         items = bench.speed_items(dataset, kind, speed_batch)
         # The same batch every round: its phases are timed in pytest-benchmark's untimed setup before each round
-        # (the warm-up's discarded), so a noisy second of this VM hits both alike (a separate pass once read
-        # 1.58x the end-to-end time, all five of its rounds slow).
+        # (the warm-up's discarded), so what disturbs a stretch of rounds disturbs both alike.
         phases = PhaseTimer(model, kind, gate.device)
         benchmark.pedantic(bench.make_call(model, kind, items, speed_batch), setup=lambda: phases.time_round(items),
                            rounds=gate.settings.speed_rounds, warmup_rounds=1, iterations=1)
 
+    gpu_peak = bench.gpu_peak_mb(gate.device)  # before the raw baseline adds its own copy of the weights
     steady, raw = bench.model_only(gate, variant_spec, model, phases)
     median = benchmark.stats.stats.median
     items_per_s = speed_batch / median
@@ -64,7 +64,7 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
         "rss_mb": round(memory.rss() / memory.MB, 1), "peak_rss_mb": round(gate.run.sampler.peak / memory.MB, 1),
         "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
         "shard": gate.settings.shard[0] if gate.settings.shard else None,
-        "gpu_peak_mb": bench.gpu_peak_mb(gate.device), "dtype": artifact.load_info.get("torch_dtype"),
+        "gpu_peak_mb": gpu_peak, "dtype": artifact.load_info.get("torch_dtype"),
         "inference_precision": gate.factory.runtime.get(variant_spec.id, {}).get("inference_precision"),  # OpenVINO's
         **phases.summary(speed_batch, median, benchmark.stats.stats.min, steady),
         **({"raw_forward": raw} if raw else {}),
