@@ -58,13 +58,13 @@ def table(verdict: dict) -> str:
 def g_p3(verdict: dict) -> str:
     """The gate's model-only fp16 over the raw transformers fp16 forward, per batch (G-P3: at least 0.90)."""
     gates = verdict["variants"].get("torch-fp16", {}).get("gates", {})
-    ratios = sorted((g["batch_size"], g["raw_forward"]["gate_model_only_vs_raw"]) for k, g in gates.items()
-                    if k.startswith("speed-") and g.get("raw_forward"))
+    ratios = sorted((g["batch_size"], _label(k, g), g["raw_forward"]["gate_model_only_vs_raw"])
+                    for k, g in gates.items() if k.startswith("speed-") and g.get("raw_forward"))
     if not ratios:
         return "G-P3: no raw forward recorded for torch-fp16 (not a CUDA run?)"
-    worst = min(r for _, r in ratios)
+    worst = min(r for _, _, r in ratios)
     return (f"G-P3 (torch-fp16 model-only / raw transformers fp16, per batch): "
-            f"{', '.join(f'b{b} {r:.2f}' for b, r in ratios)}; worst {worst:.2f} "
+            f"{', '.join(f'b{label} {r:.2f}' for _, label, r in ratios)}; worst {worst:.2f} "
             f"({'within' if worst >= 0.9 else 'NOT within'} 10%)")
 
 
