@@ -50,7 +50,7 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
     steady, raw = bench.model_only(gate, variant_spec, model, phases)
     median = benchmark.stats.stats.median
     items_per_s = speed_batch / median
-    tokens = bench.mean_tokens(model, items)
+    tokens = phases.mean_tokens(speed_batch)
     gate.run.speed[(variant_spec.id, label)] = items_per_s
     reference = gate.run.speed.get((REFERENCE_ID, label))
     artifact = gate.factory.artifact(variant_spec)

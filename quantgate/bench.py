@@ -63,13 +63,6 @@ def percentiles(rounds: list[float]) -> dict[str, Any]:
             "latency_ms_p90": round(float(p90), 3), "latency_ms_p99": round(float(p99), 3)}
 
 
-def mean_tokens(model, items: list) -> float:
-    from quantgate.backends.common import tokenize
-
-    encoded = tokenize(model, items)
-    return sum(len(ids) for ids in encoded["input_ids"]) / max(len(items), 1)
-
-
 def make_call(model, kind: str, items: list, batch_size: int) -> Callable[[], Any]:
     """What the user's code would call: predict() or encode(), one batch of `batch_size` items."""
     if kind == "reranker":
