@@ -21,7 +21,7 @@ from quantgate.errors import QuantgateUsageError
 
 KINDS = ("reranker", "embedder")
 # Files that never decide a model's behaviour: left out of the content hash.
-_HASH_SKIP = {".git", "__pycache__", ".cache", "README.md", ".gitattributes", "SOURCE.md"}
+HASH_SKIP = {".git", "__pycache__", ".cache", "README.md", ".gitattributes", "SOURCE.md"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -147,7 +147,7 @@ def hash_dir(path: Path) -> str:
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         rel = file.relative_to(path)
-        if _HASH_SKIP.intersection(rel.parts):
+        if HASH_SKIP.intersection(rel.parts):
             continue
         digest.update(rel.as_posix().encode() + b"\0")
         digest.update(file_sha256(file).encode())
@@ -160,7 +160,7 @@ def fp32_weight_bytes(path: Path) -> int:
     another format counts as its file size (as if fp32)."""
     total = 0
     for file in sorted(path.rglob("*.safetensors")):
-        if _HASH_SKIP.intersection(file.relative_to(path).parts) or {"onnx", "openvino"} & set(file.parts):
+        if HASH_SKIP.intersection(file.relative_to(path).parts) or {"onnx", "openvino"} & set(file.parts):
             continue
         with open(file, "rb") as fh:
             header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))

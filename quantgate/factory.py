@@ -13,7 +13,8 @@ from quantgate.candidate import Candidate, upcast_activation
 from quantgate.data import inputs_fingerprint
 from quantgate.registry import VariantSpec
 
-ARTIFACT_FORMAT = "quantgate-artifact/2"  # 2: INC archives without pickled example inputs
+# 2: INC archives without pickled example inputs; 3: the reference is the candidate's own files, not a saved copy
+ARTIFACT_FORMAT = "quantgate-artifact/3"
 Progress = Callable[[str], None]
 
 
@@ -62,6 +63,21 @@ class VariantFactory:
 
     def skip_reason(self, spec: VariantSpec) -> str | None:
         return skip_reason(spec, self.device)
+
+    def model_skip(self, spec: VariantSpec) -> str | None:
+        """Why a backend cannot build this variant for the candidate's architecture (quantgate.support), or None:
+        asked of the variant and of every variant whose artifact it is built from or runs."""
+        from quantgate import support  # noqa: PLC0415 -- asks optimum's exporters: only once a variant is gated
+
+        info = support.model_info(self.candidate.path, self.candidate.kind)
+        source: VariantSpec | None = spec
+        while source is not None:
+            why = source.backend.model_skip(source, info)
+            if why:
+                return f"{spec.id} skipped: {why}"
+            following = source.artifact_of or source.depends_on
+            source = self.variants[following] if following else None
+        return None
 
     # -- calibration ------------------------------------------------------------------
     def calibration(self) -> tuple[list, str]:

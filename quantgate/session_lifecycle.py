@@ -15,7 +15,15 @@ from quantgate.report import write_reports
 
 
 class VariantLifecycle:
-    # -- the memory guard ----------------------------------------------------------------------
+    # -- what cannot run here: the model's architecture, the memory guard ------------------------
+    def model_skip(self, spec: VariantSpec) -> str | None:
+        """Why no backend library can build this variant for the candidate (recorded in the verdict), or None."""
+        why = self.factory.model_skip(spec)
+        if why:
+            self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
+            self.progress(why)
+        return why
+
     def memory_skip(self, spec: VariantSpec) -> str | None:
         """Why this variant is skipped by the memory guard (recorded in the verdict), or None."""
         if self.resumed_entry(spec) is not None:

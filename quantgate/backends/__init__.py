@@ -1,7 +1,7 @@
 """One module per backend family, each satisfying the `Backend` contract below: `build(ctx, out_dir) ->
 load_info`, `load(ctx, artifact) -> model` (a sentence-transformers CrossEncoder or SentenceTransformer,
 so every variant exposes `predict(pairs, batch_size=)` or `encode(texts, batch_size=)`), `release`,
-`skip_reason`, `runtime_options`, `WEIGHT_FILES` and `memory_estimate`. A new backend is one module and
+`skip_reason`, `model_skip`, `runtime_options`, `WEIGHT_FILES` and `memory_estimate`. A new backend is one module and
 one line in FAMILIES; tests/test_backends.py checks every family against the contract.
 Heavy libraries are imported inside these functions only."""
 
@@ -34,6 +34,8 @@ class Backend(Protocol):
     def release(self, model: Any) -> None: ...
 
     def skip_reason(self, spec: Any, device: str) -> str | None: ...
+
+    def model_skip(self, spec: Any, model: Any) -> str | None: ...  # model: quantgate.support.ModelInfo
 
     def runtime_options(self, ctx: Any) -> dict[str, Any]: ...
 

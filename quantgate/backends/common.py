@@ -75,6 +75,40 @@ def runtime_facts(model) -> dict[str, Any]:
     return {}
 
 
+def feed_position_ids(model):
+    """Give an exported graph the `position_ids` it declares as an input, with the values the candidate's own
+    forward uses (0 .. length-1 on every row: Qwen3's and Gemma3's models count from their cache position, not
+    from the attention mask). Optimum's loaders do not: ONNX Runtime's feature-extraction model raises "Input
+    position_ids is required by model but not provided" (a Qwen3 embedder), and optimum-intel leaves the input of
+    Gemma3's IR unset, so every position reads as 0."""
+    inner = getattr(model, "transformers_model", None)
+    if "position_ids" not in (getattr(inner, "input_names", None) or {}):
+        return model
+    for name in ("_prepare_onnx_inputs", "_prepare_io_binding", "_inference"):  # ONNX Runtime; OpenVINO
+        original = getattr(inner, name, None)
+        if original is not None:
+            setattr(inner, name, _with_positions(original))
+    return model
+
+
+def _with_positions(original):
+    import numpy as np
+
+    def call(*args, **kwargs):
+        inputs = next(a for a in (*args, *kwargs.values()) if isinstance(a, dict))
+        if inputs.get("position_ids") is None and inputs.get("input_ids") is not None:
+            ids = inputs["input_ids"]
+            if isinstance(ids, np.ndarray):
+                inputs["position_ids"] = np.broadcast_to(np.arange(ids.shape[-1], dtype=np.int64), ids.shape).copy()
+            else:
+                import torch
+
+                inputs["position_ids"] = torch.arange(ids.shape[-1], device=ids.device).expand(ids.shape).contiguous()
+        return original(*args, **kwargs)
+
+    return call
+
+
 def remove_files(folder: Path, names: list[str]) -> None:
     for name in names:
         for path in folder.glob(name):
@@ -88,6 +122,10 @@ def release(model) -> None:
 
 
 def no_skip(spec: VariantSpec, device: str) -> str | None:
+    return None
+
+
+def builds_any(spec: VariantSpec, model) -> str | None:
     return None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends import backend as family
-from quantgate.backends.common import BuildContext, estimate, load_st, no_skip, release
+from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
 from quantgate.cache import Artifact
 from quantgate.errors import QuantgateUsageError
 from quantgate.registry import VariantSpec
@@ -18,7 +18,9 @@ from quantgate.registry import VariantSpec
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "onnx", "openvino", ".git")
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "*.xml")
 skip_reason = no_skip  # what it runs on is the user's: an artifact that cannot run fails its build gate
-__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+model_skip = builds_any
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
+           "memory_estimate"]
 
 
 def runtime_options(ctx: BuildContext) -> dict[str, Any]:

@@ -25,7 +25,17 @@ from quantgate.registry import VariantSpec
 GRAPH_DIR = "inc"
 WEIGHT_FILES = ("inc/*", "*.safetensors", "*.bin", "*.pt", "*.pt2")
 skip_reason = cpu_only
-__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+
+
+def model_skip(spec: VariantSpec, model) -> str | None:
+    """INC says nothing up front: the combinations its PT2E export cannot build at the pinned versions."""
+    from quantgate import support
+
+    return support.known_reason(spec.id, model)
+
+
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
+           "memory_estimate"]
 
 
 def runtime_options(ctx: BuildContext) -> dict[str, Any]:

@@ -19,14 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from quantgate.backends.common import BuildContext, estimate, load_st, no_skip, release
+from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
 from quantgate.backends.torch_backend import WEIGHT_FILES, runtime_options
 from quantgate.cache import Artifact
 from quantgate.errors import QuantgateUsageError
 from quantgate.registry import VariantSpec
 
 skip_reason = no_skip
-__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+model_skip = builds_any
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
+           "memory_estimate"]
 
 
 def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):

@@ -11,13 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from quantgate import machine
-from quantgate.backends.common import BuildContext, copy_artifact, estimate, load_st, release, remove_files
+from quantgate.backends.common import (
+    BuildContext,
+    copy_artifact,
+    estimate,
+    feed_position_ids,
+    load_st,
+    release,
+    remove_files,
+)
 from quantgate.cache import Artifact
 from quantgate.registry import VariantSpec
 
 PLAIN = "onnx/model.onnx"
 WEIGHT_FILES = ("*.onnx", "*.onnx_data")
-__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
+           "memory_estimate"]
 
 
 def skip_reason(spec: VariantSpec, device: str) -> str | None:
@@ -27,6 +36,20 @@ def skip_reason(spec: VariantSpec, device: str) -> str | None:
         return f"{spec.id} runs on the CPU only (--gate-device cuda)"
     why = machine.capability_missing("ort-cuda")
     return f"{spec.id} on --gate-device cuda {why}" if why else None
+
+
+def model_skip(spec: VariantSpec, model) -> str | None:
+    """Optimum's exporter must export the model's task; O1-O3 also need ORTOptimizer to know the model type
+    (it refuses others: "ONNX Runtime doesn't support the graph optimization of qwen3 yet")."""
+    from quantgate import support
+
+    why = support.known_reason(spec.id, model) or support.export_reason("onnx", "optimum-onnx", model)
+    if why or "optimize" not in spec.opts:
+        return why
+    if model.model_type not in support.ort_optimizable():
+        return (f"optimum-onnx {support.library_version('optimum-onnx')}'s ORTOptimizer has no graph optimization "
+                f"for {model.describe()} (ORTConfigManager knows {len(support.ort_optimizable())} model types)")
+    return None
 
 
 def runtime_options(ctx: BuildContext) -> dict[str, Any]:
@@ -101,4 +124,5 @@ def _optimize_or_quantize(opts: dict[str, Any], out: Path) -> str:
 
 def load(ctx: BuildContext, artifact: Artifact):
     info = artifact.load_info
-    return load_st(ctx, artifact.path, "onnx", file_name=info["file_name"], **runtime_options(ctx))
+    model = load_st(ctx, artifact.path, "onnx", file_name=info["file_name"], **runtime_options(ctx))
+    return feed_position_ids(model)

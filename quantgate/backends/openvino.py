@@ -32,6 +32,7 @@ from quantgate.backends.common import (
     copy_artifact,
     cpu_only,
     estimate,
+    feed_position_ids,
     load_st,
     release,
     remove_files,
@@ -47,7 +48,17 @@ QINT8 = "openvino/openvino_model_qint8_quantized.xml"
 QINT8_AC = "openvino/openvino_model_qint8_ac.xml"
 WEIGHT_FILES = ("*.xml", "*.bin")
 skip_reason = cpu_only
-__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "runtime_options", "memory_estimate"]
+
+
+def model_skip(spec: VariantSpec, model) -> str | None:
+    """optimum-intel's exporter must export the model's task (its TasksManager, OpenVINO export configs)."""
+    from quantgate import support
+
+    return support.known_reason(spec.id, model) or support.export_reason("openvino", "optimum-intel", model)
+
+
+__all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
+           "memory_estimate"]
 
 
 def runtime_options(ctx: BuildContext) -> dict[str, Any]:
@@ -97,7 +108,13 @@ def _calibration_samples(ctx: BuildContext, out: Path):
     samples = [
         {name: encoded[name][i : i + 1] for name in encoded if name in input_names} for i in range(len(ctx.calibration))
     ]
-    return model, [{k: v[:, : int(s["attention_mask"].sum())] for k, v in s.items()} for s in samples]
+    samples = [{k: v[:, : int(s["attention_mask"].sum())] for k, v in s.items()} for s in samples]
+    if "position_ids" in input_names:  # a decoder's IR: positions as its forward counts them (feed_position_ids)
+        import numpy as np
+
+        for sample in samples:
+            sample["position_ids"] = np.arange(sample["input_ids"].shape[1], dtype=np.int64)[None, :]
+    return feed_position_ids(model), samples
 
 
 def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
@@ -260,4 +277,4 @@ def load(ctx: BuildContext, artifact: Artifact):
     asked, ran = ov_config(ctx)["INFERENCE_PRECISION_HINT"], runtime_facts(model)["inference_precision"]
     if ran != asked:
         raise RuntimeError(f"asked OpenVINO's CPU plugin for {asked}, its compiled model runs {ran}")
-    return model
+    return feed_position_ids(model)
