@@ -11,6 +11,7 @@ from quantgate.backends.common import BuildContext, runtime_facts
 from quantgate.cache import Artifact, ArtifactCache, cache_key
 from quantgate.candidate import Candidate, upcast_activation
 from quantgate.data import inputs_fingerprint
+from quantgate.logs import logger, root_cause
 from quantgate.registry import VariantSpec
 
 # 2: INC archives without pickled example inputs; 3: the reference is the candidate's own files, not a saved copy
@@ -151,7 +152,8 @@ class VariantFactory:
             try:
                 return spec.backend.build(ctx, out)
             except Exception as err:
-                raise BuildError(f"{spec.id} failed to build: {type(err).__name__}: {err}") from err
+                logger.exception("%s failed to build", spec.id)  # the library's traceback: the report's gate.log
+                raise BuildError(f"{spec.id} failed to build: {root_cause(err)}") from err
 
         artifact = self.cache.get_or_build(spec.id, key, build, rebuild=self.rebuild, meta=meta)
         seconds = time.perf_counter() - started
@@ -177,7 +179,8 @@ class VariantFactory:
                 self.runtime[spec.id] = {**runtime_facts(model), **({"asked": asked} if asked else {}),
                                          **({"artifact_of": spec.artifact_of} if spec.artifact_of else {})}
             except Exception as err:
-                raise BuildError(f"{spec.id} built but failed to load: {type(err).__name__}: {err}") from err
+                logger.exception("%s failed to load", spec.id)
+                raise BuildError(f"{spec.id} built but failed to load: {root_cause(err)}") from err
         return self._models[spec.id]
 
     def is_loaded(self, variant: str) -> bool:

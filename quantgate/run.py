@@ -25,6 +25,8 @@ class GateRun:
     sampler: PeakSampler = field(default_factory=PeakSampler)  # the variant in hand's peak memory
     saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # finished variants of an incomplete run
     resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # those this run took (quantgate.resume)
+    expected: list[str] = field(default_factory=list)  # variants with collected tests (quantgate.fixtures.outcomes)
+    ran: set[str] = field(default_factory=set)  # variants whose test bodies ran: each ends with a row
     regression: Any = None  # quantgate.regression.Regression: the candidate against --gate-baseline
 
     def fold_worker(self, payload: dict[str, Any]) -> None:

@@ -130,6 +130,9 @@ class GateSession(SessionScores, VariantLifecycle):
         and the verdict's header. Cheap after the first call."""
         if self.run.verdict.header:
             return
+        from quantgate import logs
+
+        logs.attach(self.settings.report_dir)
         c = self.candidate
         self.progress(f"candidate {c.source}: {c.kind} ({c.kind_reason}); sha256 {c.content_hash[:12]}")
         _ = self.datasets, self.hub_tasks, self.baseline

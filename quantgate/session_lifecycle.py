@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from quantgate import memory, resume
+from quantgate import logs, memory, resume
+from quantgate.factory import skip_reason
 from quantgate.history import keep
 from quantgate.registry import VariantSpec
 from quantgate.report import write_reports
@@ -110,10 +111,33 @@ class VariantLifecycle:
         entry = self.resumed_entry(spec)
         return None if entry is None else entry.get("gates", {}).get(gate_name)
 
+    # -- what went wrong ----------------------------------------------------------------------
+    def log_failure(self, variant: str, gate_name: str, excinfo, sections, decided: bool) -> str:
+        """A failed or crashed gate's traceback and captured output, into the report's log file; where it is."""
+        path = logs.attach(self.settings.report_dir)
+        logs.write_failure(path, variant, gate_name, excinfo, sections)
+        return str(path)
+
+    def account_for_every_variant(self) -> None:
+        """Every variant whose tests were collected ends with a row: its results, a skip with the reason (this
+        machine, the model's architecture, the memory guard), or a failure saying no gate recorded anything."""
+        skipped = self.run.verdict.header.setdefault("skipped", {})
+        for variant in self.run.expected:
+            if variant in self.run.verdict.variants or variant in skipped or variant not in self.owned:
+                continue
+            why = skip_reason(self.registry.variants[variant], self.device)
+            if why:
+                skipped[variant] = why
+            elif variant in self.run.ran:
+                line = "its gate tests ran and none recorded a result"
+                self.run.verdict.record(variant, "run", {"error": line}, [line])
+
     # -- the end of a run -------------------------------------------------------------------
     def finish(self, complete: bool) -> list[str]:
         """Bind each variant to its artifact, write verdict.json, summary.md and pareto.png (atomically);
         the lines to show. Nothing is written when no gate test ran (and no regression was decided)."""
+        if complete and self.run.verdict.header:
+            self.account_for_every_variant()
         self._attach_artifacts()
         lines = []
         if self.run.verdict.variants or "regression" in self.run.verdict.header:  # the regression gate alone too

@@ -92,7 +92,7 @@ def _bound(value: float) -> str:
     return f"{value:+.1%}" if abs(value) != float("inf") else ("−∞" if value < 0 else "+∞")
 
 
-DECISION_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive"}
+DECISION_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "skipped": "⏭ skipped"}
 
 
 def first_stage_lines(verdict: dict, rows: list[dict]) -> list[str]:
@@ -165,7 +165,10 @@ def recommendation(rows: list[dict]) -> list[str]:
 def _rows(verdict: dict) -> list[dict]:
     """One row per variant: the reference first, then the registry's order, then the rest by id."""
     variants = verdict.get("variants", {})
-    rows = [_row(vid, variants[vid]) for vid in ordered(variants)]
+    skipped = {vid: why for vid, why in verdict.get("skipped", {}).items() if vid not in variants}
+    rows = [_row(vid, variants[vid]) if vid in variants else {**_row(vid, {}), "decision": "skipped",
+                                                              "skip_reason": skipped[vid]}
+            for vid in ordered([*variants, *skipped])]
     reference = {(b, r["items_per_s"]) for r in rows if r["variant"] == "torch-fp32" for b in [r["batch"]]}
     for r in rows:  # speedup from the verdict when the run did not record it
         if r["speedup"] is None and r["items_per_s"]:

@@ -1,0 +1,43 @@
+"""The report's log file: library tracebacks and captured output, kept out of the line a user reads."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+LOG_NAME = "gate.log"
+logger = logging.getLogger("quantgate")
+
+
+def root_cause(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line` of the innermost exception in the chain (its cause, else its context)."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = error.__cause__ or error.__context__
+        if inner is None:
+            break
+        error = inner
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    line = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def attach(report_dir: str | Path) -> Path:
+    """Send the quantgate logger's records (with tracebacks) to REPORT/gate.log, once per folder."""
+    path = Path(report_dir) / LOG_NAME
+    if not any(getattr(h, "baseFilename", None) == str(path.resolve()) for h in logger.handlers):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    return path
+
+
+def write_failure(path: Path, variant: str, gate: str, excinfo, sections) -> None:
+    """The whole traceback of a failed or crashed gate and the output the test captured."""
+    text = "".join(traceback.format_exception(excinfo.type, excinfo.value, excinfo.tb))
+    captured = "\n".join(f"--- {title} ---\n{body}" for title, body in sections if body.strip())
+    logger.error("%s: %s\n%s%s", variant, gate, text, f"\n{captured}" if captured else "")
