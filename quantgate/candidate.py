@@ -208,10 +208,23 @@ def load_model(
 
 def upcast_activation(model):
     """A loaded cross-encoder whose activation runs on fp32 logits (for scoring only: a model saved
-    with the wrapper would name it in its config)."""
+    with the wrapper would name it in its config). A causal-LM reranker's LogitScore head (the yes/no token
+    logits' difference) also reads fp32 logits: in bf16 the difference of two logits near 20 keeps 2-3 bits."""
     if getattr(model, "activation_fn", None) is not None and not isinstance(model.activation_fn, Fp32Activation):
         model.activation_fn = Fp32Activation(model.activation_fn)
+    for module in model.modules() if hasattr(model, "modules") else ():
+        if type(module).__name__ == "LogitScore" and not getattr(module, "_quantgate_fp32", False):
+            module.forward = _fp32_logits(module.forward, module.module_input_name)
+            module._quantgate_fp32 = True
     return model
+
+
+def _fp32_logits(forward, name: str):
+    def call(features, **kwargs):
+        features[name] = features[name].float()
+        return forward(features, **kwargs)
+
+    return call
 
 
 class Fp32Activation:

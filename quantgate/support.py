@@ -108,6 +108,7 @@ class KnownBroken:
     symptom: str
     issue: str  # the public issue
     tasks: tuple[str, ...] = ()  # sentence-transformers' transformer_task; empty: any task
+    signature: str = ""  # what the failure says at that version (tests/test_architectures.py checks it still does)
 
     def applies(self, variant: str, info: ModelInfo) -> bool:
         return (fnmatch.fnmatch(variant, self.variants)
@@ -124,21 +125,22 @@ KNOWN_BROKEN: tuple[KnownBroken, ...] = (
     KnownBroken("inc-int8*", ("qwen3", "qwen2", "llama", "mistral"), "neural_compressor_pt", "3.10",
                 "its PT2E export (torch.export under transformers 4.57) fails in the vmap-based attention-mask code "
                 "of decoder models (RuntimeError from functorch's gen_vmap_plumbing)",
-                "huggingface/transformers#42721, fixed in transformers 5"),
+                "huggingface/transformers#42721, fixed in transformers 5", signature="vmapped"),
     KnownBroken("inc-int8*", ("gemma3_text", "gemma2", "gemma"), "neural_compressor_pt", "3.10",
                 "its PT2E export (torch.export) refuses the dynamic sequence length: the sliding-window mask allows "
                 "fewer tokens than the length the gate declares (a dynamic-shape constraint violation)",
-                "pytorch/pytorch#124502"),
+                "pytorch/pytorch#124502", signature="Failed to export the model for quantization"),
     KnownBroken("onnx*", (), "optimum-onnx", "0.1.0",
                 "sentence-transformers loads a causal-LM CrossEncoder (LogitScore head) through ORTModelForCausalLM, "
                 "whose export infers the sentence_transformers library from the folder and has no text-generation task "
                 "for it (KeyError: 'Unknown task: text-generation')", "measured here; no public issue found",
-                tasks=("text-generation",)),
-    KnownBroken("openvino*", (), "optimum-intel", "1.27.0",
-                "sentence-transformers loads a causal-LM CrossEncoder as OVModelForCausalLM, a stateful KV-cache IR: "
-                "its compiled request is no CompiledModel, and the CPU plugin's ScaledDotProductAttentionWithKVCache "
-                "refuses calibration batches ('beam idx batch: 0 is not equal to batch of state: 1')",
-                "the same CPU-plugin check: openvinotoolkit/openvino.genai#2069", tasks=("text-generation",)),
+                tasks=("text-generation",), signature="Unknown task: text-generation"),
+    KnownBroken("openvino-qint8*", (), "optimum-intel", "1.27.0",
+                "sentence-transformers loads a causal-LM CrossEncoder as OVModelForCausalLM, a stateful KV-cache IR "
+                "(beam_idx input, state kept between calls); the gate's static int8 calibration feeds it single "
+                "stateless samples, which the CPU plugin refuses ('beam idx batch: 0 is not equal to batch of state: "
+                "1'). The f32 and bf16 IR are gated", "a quantgate limit; the same CPU-plugin check: "
+                "openvinotoolkit/openvino.genai#2069", tasks=("text-generation",), signature="beam idx batch"),
 )
 
 

@@ -61,6 +61,8 @@ def runtime_facts(model) -> dict[str, Any]:
     without it), ONNX Runtime's providers, torch's dtype and device."""
     inner = model.transformers_model
     compiled = getattr(inner, "request", None)
+    if hasattr(compiled, "get_compiled_model"):  # a stateful IR's InferRequest (optimum-intel OVModelForCausalLM)
+        compiled = compiled.get_compiled_model()
     if hasattr(compiled, "get_property"):  # an OpenVINO CompiledModel (optimum-intel OVModel)
         return {"runtime": "openvino",
                 "inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
