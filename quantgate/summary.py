@@ -40,6 +40,7 @@ def _row(vid: str, entry: dict) -> dict:
         "size_mb": next((s.get("artifact_mb") for s in speed.values() if s.get("artifact_mb")), None),
         "load": entry.get("artifact", {}).get("load", {}),
         "runtime": entry.get("runtime", {}),
+        "batch_invariance": gates.get("batch", {}),
     }
 
 
@@ -208,6 +209,7 @@ def summary_markdown(verdict: dict) -> str:
                    f"{_fmt(r['latency_ms'], '.1f')} / {_fmt(r['latency_p99'], '.1f')} | "
                    f"{_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | {_fmt(r['size_mb'], '.1f')} |")
     out += first_stage_lines(verdict, rows)
+    out += batch_lines(rows)
     out += memory_lines(verdict, rows)
     out += undecided_lines(rows)
     out += ties_lines(rows)
@@ -223,6 +225,27 @@ def summary_markdown(verdict: dict) -> str:
                 "bound within the limit, fail = lower bound above it, inconclusive = neither. Queries used: of the "
                 "evaluation order (a variant stops once every metric is decided)."]
     return "\n".join(out) + "\n"
+
+
+def batch_lines(rows: list[dict]) -> list[str]:
+    """Which variants' scores depend on the batch (gates/test_batch_invariance.py)."""
+    measured = [r for r in rows if "max_abs_error" in r["batch_invariance"]]
+    if not measured:
+        return []
+    out = ["", "## Batch and padding", "",
+           "Each variant scored the same pairs alone (batch 1), beside the longest pair, in one mixed batch and in "
+           "batches of 2: the largest difference from batch 1 (scores after activation; embedders: the pair's cosine).",
+           "", "| variant | largest difference | limit | depends on the batch |", "|---|---:|---:|---|"]
+    for r in measured:
+        b = r["batch_invariance"]
+        limit = b.get("limits", {}).get("batch_max_abs_error")
+        out.append(f"| `{r['variant']}` | {b['max_abs_error']:.2g} | {_fmt(limit, 'g')} | "
+                   f"{'**yes**' if b.get('depends_on_batch') else 'no (fp32 noise)'} |")
+    dependent = [f"`{r['variant']}`" for r in measured if r["batch_invariance"].get("depends_on_batch")]
+    if dependent:
+        out += ["", f"Scores that depend on the batch: {', '.join(dependent)}. Their quality was measured at the "
+                    "gate's scoring batch (--gate-batch-size); served at another batch, they score differently."]
+    return out
 
 
 def regression_lines(verdict: dict) -> list[str]:

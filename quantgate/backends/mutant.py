@@ -10,6 +10,8 @@ like them. Each options tuple names one mutation:
 - ("tokenizer", "cased"): an uncased model fed a cased tokenizer (lower-casing turned off).
 - ("naive_int8", 1): every Linear weight rounded to int8 with one per-tensor scale, no calibration.
 - ("negate", 1): scores (rerankers) or embeddings (embedders) negated.
+- ("padding", level): the transformer's output shifted by level x the row's padding tokens (a padding bug).
+- ("crash", 1): predict()/encode() raise, as a backend that breaks while scoring.
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ def load(ctx: BuildContext, artifact: Artifact):
         name = "predict" if ctx.candidate.kind == "reranker" else "encode"
         original = getattr(model, name)
         setattr(model, name, functools.wraps(original)(lambda *a, **k: -original(*a, **k)))
+    if "padding" in opts:
+        model[0].register_forward_hook(_padding_dependent(float(opts["padding"])))
+    if "crash" in opts:
+        for name in ("predict", "encode"):
+            if hasattr(model, name):
+                setattr(model, name, _crashing)
     delay = float(opts.get("sleep", 0))
     if delay:
         for name in ("predict", "encode"):
@@ -100,6 +108,20 @@ def load(ctx: BuildContext, artifact: Artifact):
             if original is not None:
                 setattr(model, name, _slowed(original, delay))
     return model
+
+
+def _padding_dependent(level: float):
+    def hook(module, args, features):
+        output = features[module.module_output_name]
+        pads = (features["attention_mask"] == 0).sum(dim=1).to(output.dtype)
+        features[module.module_output_name] = output + level * pads.view(-1, *[1] * (output.dim() - 1))
+        return features
+
+    return hook
+
+
+def _crashing(*args, **kwargs):
+    raise RuntimeError("injected crash while scoring (--gate-mutant crash)")
 
 
 def _slowed(fn, delay: float):
@@ -111,7 +133,8 @@ def _slowed(fn, delay: float):
     return slowed
 
 
-MUTATIONS = ("noise", "seed", "activation", "sleep", "max_length", "tokenizer", "naive_int8", "negate")
+MUTATIONS = ("noise", "seed", "activation", "sleep", "max_length", "tokenizer", "naive_int8", "negate", "padding",
+             "crash")
 
 
 def parse(value: str):

@@ -1,0 +1,30 @@
+"""Batch and padding invariance: each variant (the reference too) scores a fixed set of evaluation pairs alone and
+inside padded batches of other lengths and compositions; the largest difference is limited by thresholds.toml
+(`batch_max_abs_error`, beside the agreement limits). A padding bug fails here; dynamic int8's batch dependence is
+measured and reported (summary.md: which variants' scores depend on the batch)."""
+
+from __future__ import annotations
+
+import pytest
+
+from quantgate import invariance, resume
+from quantgate.checks import crossed
+from quantgate.config import AGREEMENT_METRICS
+
+
+def test_batch_invariance(gate, variant_spec):
+    if resume.replay(gate, variant_spec, "batch") is not None:
+        return
+    model = gate.factory.load(variant_spec)
+    dataset = gate.evaluation_sets()[0]
+    pairs = [(q, p) for _, _, q, p in dataset.reranking_pairs(top_k=2, max_queries=invariance.PAIRS // 2)]
+    result = invariance.measure(model, gate.candidate.kind, pairs)
+    limits = {k: v for k, v in gate.thresholds.agreement_limits(variant_spec.id, gate.candidate.kind).items()
+              if k == "batch_max_abs_error"}
+    failures = crossed({"batch_max_abs_error": result.max_abs_error}, limits, AGREEMENT_METRICS, dataset.name)
+    gate.run.verdict.record(variant_spec.id, "batch", {**result.to_dict(), "limits": limits}, failures)
+    if failures:
+        w = result.worst
+        pytest.fail(f"{variant_spec.id}: its scores depend on the batch: {failures[0]} "
+                    f"({', '.join(f'{k} {v:.3g}' for k, v in result.by_composition.items())}); worst pair "
+                    f"{w['alone']:.4f} alone, {w['batched']:.4f} {w['composition']} (q: {w['query']!r})", pytrace=False)

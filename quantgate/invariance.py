@@ -1,0 +1,80 @@
+"""Batch and padding invariance: a variant scores the same input the same way alone and inside padded batches.
+
+A fixed set of evaluation pairs is scored alone (batch 1), each beside the set's longest pair (padded to its
+length), all in one batch of mixed lengths, and in reverse order in batches of two. Scores after activation
+(rerankers) or the pair's cosine similarity from embeddings encoded the same ways (embedders); the largest
+difference from batch 1 is the variant's batch dependence. A left/right padding bug shows here, and so does
+ONNX Runtime dynamic int8, whose activation scales are computed over each batch, padding included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+PAIRS = 16  # pairs of the first evaluation set: 16 alone + 16 padded + 2 batched calls, a second on 2 cores
+FP32_NOISE = 1e-4  # differences above this are the batch's doing, not float rounding (fp32 backends: <= 1e-6 here)
+
+
+@dataclass
+class BatchInvariance:
+    pairs: int
+    max_abs_error: float  # the largest |batched - alone| over every pair and composition
+    by_composition: dict[str, float]  # composition -> its largest difference
+    worst: dict  # the pair that moved most: its texts (shortened), alone, batched, composition
+
+    @property
+    def depends_on_batch(self) -> bool:
+        return self.max_abs_error > FP32_NOISE
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "depends_on_batch": self.depends_on_batch}
+
+
+def _scores(model, kind: str, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
+    if kind == "reranker":
+        return np.asarray(model.predict(pairs, batch_size=batch_size, show_progress_bar=False,
+                                        convert_to_numpy=True), dtype=np.float64).reshape(len(pairs), -1)[:, 0]
+    texts = [t for pair in pairs for t in pair]
+    emb = np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
+                     dtype=np.float64)
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return np.einsum("ij,ij->i", emb[0::2], emb[1::2])
+
+
+def _alone(model, kind: str, pair: tuple[str, str]) -> float:
+    if kind == "reranker":
+        return float(_scores(model, kind, [pair], 1)[0])
+    emb = [np.asarray(model.encode([t], batch_size=1, show_progress_bar=False, convert_to_numpy=True)[0],
+                      dtype=np.float64) for t in pair]
+    emb = [e / max(np.linalg.norm(e), 1e-12) for e in emb]
+    return float(emb[0] @ emb[1])
+
+
+def _padded(model, kind: str, pair: tuple[str, str], longest: tuple[str, str]) -> float:
+    """`pair` in one batch with the longest pair (embedders: each text beside the longest text)."""
+    if kind == "reranker":
+        return float(_scores(model, kind, [pair, longest], 2)[0])
+    long_text = max(longest, key=len)
+    emb = [np.asarray(model.encode([t, long_text], batch_size=2, show_progress_bar=False, convert_to_numpy=True)[0],
+                      dtype=np.float64) for t in pair]
+    emb = [e / max(np.linalg.norm(e), 1e-12) for e in emb]
+    return float(emb[0] @ emb[1])
+
+
+def measure(model, kind: str, pairs: list[tuple[str, str]]) -> BatchInvariance:
+    pairs = list(pairs)[:PAIRS]
+    alone = np.array([_alone(model, kind, p) for p in pairs])
+    longest = max(pairs, key=lambda p: len(p[0]) + len(p[1]))
+    batched = {
+        "beside the longest": np.array([_padded(model, kind, p, longest) for p in pairs]),
+        "one mixed batch": _scores(model, kind, pairs, len(pairs)),
+        "reversed, batches of 2": _scores(model, kind, pairs[::-1], 2)[::-1],
+    }
+    diffs = {name: np.abs(values - alone) for name, values in batched.items()}
+    name, index = max(((n, int(np.argmax(d))) for n, d in diffs.items()), key=lambda x: diffs[x[0]][x[1]])
+    worst = {"query": pairs[index][0][:80], "passage": pairs[index][1][:80], "alone": float(alone[index]),
+             "batched": float(batched[name][index]), "composition": name}
+    return BatchInvariance(len(pairs), float(max(d.max() for d in diffs.values())),
+                           {n: float(d.max()) for n, d in diffs.items()}, worst)
