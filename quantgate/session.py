@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from quantgate import machine, phases
+from quantgate import logs, machine, phases
 from quantgate.cache import ArtifactCache, default_cache_dir
 from quantgate.candidate import Candidate, check_source, resolve
 from quantgate.config import Thresholds, load_thresholds
@@ -130,9 +130,6 @@ class GateSession(SessionScores, VariantLifecycle):
         and the verdict's header. Cheap after the first call."""
         if self.run.verdict.header:
             return
-        from quantgate import logs
-
-        logs.attach(self.settings.report_dir)
         c = self.candidate
         self.progress(f"candidate {c.source}: {c.kind} ({c.kind_reason}); sha256 {c.content_hash[:12]}")
         _ = self.datasets, self.hub_tasks, self.baseline
@@ -146,6 +143,7 @@ class GateSession(SessionScores, VariantLifecycle):
             if dataset.embedded:
                 self.progress(f"data: {EMBEDDED_NOTE}")
         self.run.verdict.header.update(self._verdict_header())
+        logs.attach(self.settings.report_dir)  # resolved: from here on, library tracebacks go to REPORT/gate.log
         self.load_saved()
 
     def _verdict_header(self) -> dict[str, Any]:

@@ -44,8 +44,8 @@ def test_every_gate_of_a_variant_runs_together_the_reference_first():
     assert items[variants.index(None)] == ("test_regression", "")  # the candidate vs its baseline: after the reference
     onnx = [name + ("[" + param.split("-", 1)[0] + "]" if name in batched else "")
             for (name, param), variant in zip(items, variants) if variant == "onnx"]
-    assert onnx == ["test_variant_builds_and_scores", "test_agreement", "test_quality", "test_speed[b1]",
-                    "test_speed[b32]", "test_regression_speed[b1]", "test_regression_speed[b32]"]
+    assert onnx == ["test_variant_builds_and_scores", "test_agreement", "test_batch_invariance", "test_quality",
+                    "test_speed[b1]", "test_speed[b32]", "test_regression_speed[b1]", "test_regression_speed[b32]"]
 
 
 def test_collect_lists_every_id_for_the_reranker(shared_reranker):
