@@ -90,11 +90,15 @@ def export_reason(exporter: str, package: str, info: ModelInfo) -> str | None:
 
 
 @cache
-def ort_optimizable() -> frozenset[str]:
-    """The model types Optimum's ORTOptimizer can optimize (ORTConfigManager's table)."""
+def ort_optimization_reason(model_type: str) -> str | None:
+    """Why Optimum's ORTOptimizer refuses to optimize `model_type` (the check it runs before optimizing), or None."""
     from optimum.onnxruntime.utils import ORTConfigManager
 
-    return frozenset(ORTConfigManager._conf)
+    try:
+        ORTConfigManager.check_optimization_supported_model(model_type, None)
+    except (NotImplementedError, KeyError) as err:
+        return str(err).split(" Only ", 1)[0]  # its list of 40 model types is not the user's question
+    return None
 
 
 @dataclass(frozen=True)

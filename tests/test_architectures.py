@@ -36,7 +36,8 @@ def gate_tiny(model, tmp_path, variants: str = VARIANTS):
     return out, verdict
 
 
-@pytest.mark.parametrize("name", ["qwen3-embedder", "gemma3-embedder", "qwen3-reranker", "qwen3-lm-reranker"])
+@pytest.mark.parametrize("name", ["qwen3-embedder", "gemma3-embedder", "qwen3-reranker", "gemma3-reranker",
+                                  "qwen3-lm-reranker"])
 def test_decoder_models_end_with_a_row_for_every_variant(name, models, tmp_path):
     out, verdict = gate_tiny(models(name), tmp_path)
     assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-2000:]

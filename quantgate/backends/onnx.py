@@ -46,9 +46,10 @@ def model_skip(spec: VariantSpec, model) -> str | None:
     why = support.known_reason(spec.id, model) or support.export_reason("onnx", "optimum-onnx", model)
     if why or "optimize" not in spec.opts:
         return why
-    if model.model_type not in support.ort_optimizable():
-        return (f"optimum-onnx {support.library_version('optimum-onnx')}'s ORTOptimizer has no graph optimization "
-                f"for {model.describe()} (ORTConfigManager knows {len(support.ort_optimizable())} model types)")
+    refused = support.ort_optimization_reason(model.model_type)
+    if refused:
+        version = support.library_version("optimum-onnx")
+        return f"optimum-onnx {version}'s ORTOptimizer refuses {model.describe()}: {refused}"
     return None
 
 
