@@ -69,6 +69,8 @@ def external_spec(name: str, path: str) -> VariantSpec:
         raise QuantgateUsageError(f"--gate-artifact {name}={path}: {path} does not exist")
     kind = source_kind(source)
     digest = hash_dir(source) if source.is_dir() else file_sha256(source)
+    if kind == "openvino":  # the weights are the .bin: a replaced .bin is another artifact, never the cached one
+        digest = f"{digest}:{file_sha256(source.with_suffix('.bin'))}"
     return VariantSpec(
         id=name,
         family="external",

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends import backend as family
-from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
+from quantgate.backends.common import (
+    BuildContext,
+    builds_any,
+    estimate,
+    feed_position_ids,
+    load_st,
+    no_skip,
+    release,
+)
 from quantgate.cache import Artifact
 from quantgate.errors import QuantgateUsageError
 from quantgate.registry import VariantSpec
@@ -82,4 +90,5 @@ def load(ctx: BuildContext, artifact: Artifact):
     if info["backend"] == "torch":
         return load_st(ctx, artifact.path, "torch")
     backend = info["backend"]
-    return load_st(ctx, artifact.path, backend, file_name=info["file_name"], **family(backend).runtime_options(ctx))
+    model = load_st(ctx, artifact.path, backend, file_name=info["file_name"], **family(backend).runtime_options(ctx))
+    return feed_position_ids(model)
