@@ -82,3 +82,16 @@ def test_cuda_only_variant_is_skipped_with_its_reason(tiny_reranker, tmp_path):
     assert (why is None) == machine.has_cuda()
     if why:
         assert "CUDA" in why
+
+
+def test_an_external_openvino_ir_is_identified_by_its_bin_too(tmp_path):
+    """The weights of an IR are its .bin: replacing them makes another artifact (another cache key), never the
+    cached one gated again."""
+    from quantgate.settings import external_spec
+
+    (tmp_path / "model.xml").write_text("<net/>")
+    (tmp_path / "model.bin").write_bytes(b"weights one")
+    first = external_spec("ov", str(tmp_path / "model.xml"))
+    (tmp_path / "model.bin").write_bytes(b"weights two")
+    second = external_spec("ov", str(tmp_path / "model.xml"))
+    assert first.key_material() != second.key_material()
