@@ -48,7 +48,7 @@ def test_verdict_binds_numbers_and_files(gated):
     _, verdict, _ = gated
     assert verdict["complete"] and verdict["candidate"]["kind"] == "embedder"
     onnx = verdict["variants"]["onnx"]
-    assert onnx["passed"] and set(onnx["gates"]) == {"build", "agreement", "quality"}
+    assert onnx["passed"] and set(onnx["gates"]) == {"build", "agreement", "batch", "quality"}
     assert onnx["gates"]["agreement"]["results"][0]["metrics"]["cosine_min"] > 0.99
     assert len(onnx["artifact"]["files"]["onnx/model.onnx"]) == 64
     noisy = verdict["variants"]["noisy"]
