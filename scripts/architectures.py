@@ -71,16 +71,20 @@ def main() -> None:
     parser.add_argument("--names", default=",".join(ARCHITECTURES))
     parser.add_argument("--variants", default=None, help="default: every variant (this machine skips what it cannot)")
     args = parser.parse_args()
-    results = {}
     for name in args.names.split(","):
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)
         model = build(name, folder / "model")
         verdict, stdout, seconds = gate(model, folder, args.variants)
-        results[name] = {"verdict": verdict, "seconds": round(seconds, 1),
-                         "tracebacks": stdout.count("Traceback (most recent call last)")}
+        (folder / "result.json").write_text(json.dumps({"seconds": round(seconds, 1),
+                                                        "tracebacks": stdout.count("Traceback (most recent call")}))
         print(f"{name}: {seconds:.0f}s, complete={verdict.get('complete')}", flush=True)
-    (args.out / "results.json").write_text(json.dumps({k: {**v, "verdict": None} for k, v in results.items()}))
+    results = {}  # every architecture gated into --out so far (a rerun of some keeps the others' rows)
+    for name in ARCHITECTURES:
+        folder = args.out / name
+        if (folder / "result.json").is_file() and (folder / "report" / "verdict.json").is_file():
+            results[name] = {**json.loads((folder / "result.json").read_text()),
+                             "verdict": json.loads((folder / "report" / "verdict.json").read_text())}
     variants = list(dict.fromkeys(v for r in results.values()
                                   for v in [*r["verdict"].get("variants", {}), *r["verdict"].get("skipped", {})]))
     variants = ordered(variants)

@@ -58,6 +58,10 @@ def build(name: str, out: Path, tokenizer_dir: Path | None = None, seed: int = 0
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or default_candidate_path()))
     tokenizer.model_max_length = max_length
+    if config_name not in ("BertConfig", "ElectraConfig", "DebertaV2Config"):
+        # as these architectures' own tokenizers: no segment ids (MPNet's and ModernBERT's forward take none, and
+        # XLM-RoBERTa's exports drop them: a BERT tokenizer's second-segment ids would make torch and ONNX differ)
+        tokenizer.model_input_names = ["input_ids", "attention_mask"]
     config = getattr(transformers, config_name)(vocab_size=tokenizer.vocab_size, num_labels=1, **kwargs)
     if config.model_type in ("bert", "electra", "deberta-v2", "xlm-roberta", "mpnet"):
         config.max_position_embeddings = 514  # XLM-RoBERTa/MPNet count from the pad id + 1
