@@ -239,8 +239,9 @@ def batch_lines(rows: list[dict]) -> list[str]:
     for r in measured:
         b = r["batch_invariance"]
         limit = b.get("limits", {}).get("batch_max_abs_error")
-        out.append(f"| `{r['variant']}` | {b['max_abs_error']:.2g} | {_fmt(limit, 'g')} | "
-                   f"{'**yes**' if b.get('depends_on_batch') else 'no (fp32 noise)'} |")
+        said = {"none": "no (fp32 noise)", "rounding": "rounding only (reduced precision over other shapes)",
+                "batch": "**yes**"}.get(b.get("dependence", ""), "?")
+        out.append(f"| `{r['variant']}` | {b['max_abs_error']:.2g} | {_fmt(limit, 'g')} | {said} |")
     dependent = [f"`{r['variant']}`" for r in measured if r["batch_invariance"].get("depends_on_batch")]
     if dependent:
         out += ["", f"Scores that depend on the batch: {', '.join(dependent)}. Their quality was measured at the "
