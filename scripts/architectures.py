@@ -13,27 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from scale import thresholds_for_scale
 from tiny_models import ARCHITECTURES, build
 
 from quantgate.registry import ordered
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def small_thresholds(out: Path) -> Path:
-    text = (ROOT / "thresholds.toml").read_text()
-    for key, value in (("validation_queries", 6), ("validation_candidates", 4), ("max_trials", 2),
-                       ("ranking_queries", 3)):
-        text = re.sub(rf"^{key} = \d+", f"{key} = {value}", text, flags=re.MULTILINE)
-    path = out / "thresholds.toml"
-    path.write_text(text)
-    return path
 
 
 def gate(model: Path, out: Path, variants: str | None) -> tuple[dict, str, float]:
@@ -42,7 +32,7 @@ def gate(model: Path, out: Path, variants: str | None) -> tuple[dict, str, float
                "-p", "no:cacheprovider", "--candidate", str(model), "--gate-max-queries", "4", "--gate-top-k", "4",
                "--gate-no-retrieval", "--gate-calibration-size", "20", "--gate-cache", str(out.parent / "cache"),
                "--gate-report", str(report), "--gate-history", str(out / "history"), "--gate-no-resume",
-               "--gate-thresholds", str(small_thresholds(out))]
+               "--gate-thresholds", str(thresholds_for_scale(out, 6, 4, 2, 3))]
     if variants:
         command += ["--variants", variants]
     started = time.perf_counter()

@@ -56,11 +56,11 @@ def build_model(size: str, kind: str, tokenizer_dir: Path, out: Path, max_length
     return out
 
 
-def thresholds_for_scale(out: Path) -> Path:
+def thresholds_for_scale(out: Path, queries: int = 20, candidates: int = 5, trials: int = 3, ranking: int = 5) -> Path:
     """thresholds.toml with a small accuracy-control validation split (tuning time, not its result, matters)."""
     text = (ROOT / "thresholds.toml").read_text()
-    for key, value in (("validation_queries", 20), ("validation_candidates", 5), ("max_trials", 3),
-                       ("ranking_queries", 5)):
+    for key, value in (("validation_queries", queries), ("validation_candidates", candidates), ("max_trials", trials),
+                       ("ranking_queries", ranking)):
         text = re.sub(rf"^{key} = \d+", f"{key} = {value}", text, flags=re.MULTILINE)
     path = out / "thresholds.toml"
     path.write_text(text)
