@@ -56,12 +56,13 @@ def build(name: str, out: Path, tokenizer_dir: Path | None = None, seed: int = 0
         return out
     config_name, kwargs, kind, head, pooling = ARCHITECTURES[name]
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or default_candidate_path()))
+    # As these architectures' own tokenizers: segment ids only for BERT, ELECTRA and DeBERTa-v2 (MPNet's and
+    # ModernBERT's forward take none, and XLM-RoBERTa's exports drop them: a BERT tokenizer's second-segment ids would
+    # make torch and ONNX differ). An init argument, so the saved tokenizer_config.json keeps it.
+    segments = config_name in ("BertConfig", "ElectraConfig", "DebertaV2Config")
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir or default_candidate_path()), **(
+        {} if segments else {"model_input_names": ["input_ids", "attention_mask"]}))
     tokenizer.model_max_length = max_length
-    if config_name not in ("BertConfig", "ElectraConfig", "DebertaV2Config"):
-        # as these architectures' own tokenizers: no segment ids (MPNet's and ModernBERT's forward take none, and
-        # XLM-RoBERTa's exports drop them: a BERT tokenizer's second-segment ids would make torch and ONNX differ)
-        tokenizer.model_input_names = ["input_ids", "attention_mask"]
     config = getattr(transformers, config_name)(vocab_size=tokenizer.vocab_size, num_labels=1, **kwargs)
     if config.model_type in ("bert", "electra", "deberta-v2", "xlm-roberta", "mpnet"):
         config.max_position_embeddings = 514  # XLM-RoBERTa/MPNet count from the pad id + 1
