@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--names", default=",".join(ARCHITECTURES))
     parser.add_argument("--variants", default=None, help="default: every variant (this machine skips what it cannot)")
     args = parser.parse_args()
-    for name in args.names.split(","):
+    for name in filter(None, args.names.split(",")):  # --names "": only rewrite the table from --out
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)
         model = build(name, folder / "model")
@@ -84,8 +84,11 @@ def main() -> None:
              "through `gates/test_build.py` and `gates/test_agreement.py` on quantgate-mini (4 queries x 4 "
              "candidates). ✓ builds, loads, scores and agrees with the reference within its limits; skipped: the "
              "backend library cannot build it (decided before any work) or this machine cannot run it; ✗ built and "
-             "failed (the first reason). Random weights say nothing about quality: int8 variants of random weights "
-             "may cross agreement limits that trained models keep.\n"]
+             "failed (the first reason). Random weights say nothing about quality: int8 and bf16 variants of random "
+             "weights cross agreement limits that trained models keep (every ✗ on an agreement limit below is that; "
+             "the trained shared reranker and the embedded embedder keep them: docs/measurements.md). The Gemma3 "
+             "embedder's torch-fp16/bf16 ✗ is transformers 4.57 halving the bidirectional `sliding_window` at every "
+             "load: a saved copy runs another model than the candidate, and the gate refuses it.\n"]
     for name, r in results.items():
         v = r["verdict"]
         lines.append(f"## {name}\n\n{r['seconds']:.0f} s; verdict complete: {v.get('complete')}; "
