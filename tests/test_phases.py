@@ -45,8 +45,12 @@ def test_every_benchmark_has_its_phases_and_they_sum_to_end_to_end(timed):
         assert info["e2e_items_per_s"] == pytest.approx(batch / bench["stats"]["median"], rel=1e-3)
         assert info["tokenize_tokens_per_s"] > 0 and info["padded_tokens_per_item"] >= info["mean_tokens_per_item"]
         assert info["tokenizer"]["fast"] and info["tokenizer"]["parallel"]
-        if variant == "slowed":  # a cost outside the phases shows as a coverage far below 1
-            assert info["phase_sum_vs_e2e"] < 0.7, info
+        if variant == "slowed":
+            # A cost outside the phases shows as the gap between the fastest call and the fastest phase sum: the
+            # sleep, whatever the forward's own time (a coverage bound such as < 0.7 depends on the machine:
+            # torch-fp32 at batch 16 on this 2-core VM read 0.73 in some runs, a 130 ms forward beside 50 ms).
+            gap_s = bench["stats"]["min"] * (1 - info["phase_sum_vs_e2e"])
+            assert gap_s > 0.5 * SLEEP, (batch, gap_s, info)
         elif variant not in BIMODAL:
             low, high = COVERAGE["single" if batch == 1 else "batch"]
             assert low <= info["phase_sum_vs_e2e"] <= high, (variant, batch, info["phase_sum_vs_e2e"])
