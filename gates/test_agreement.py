@@ -12,6 +12,7 @@ from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
 
 
+@pytest.mark.gate(order=1, name="agreement")
 def test_agreement(gate, variant_spec):
     if variant_spec.id == REFERENCE_ID:
         pytest.skip("torch-fp32 is the reference")

@@ -12,6 +12,7 @@ from quantgate.checks import crossed
 from quantgate.config import AGREEMENT_METRICS
 
 
+@pytest.mark.gate(order=1.5, name="batch")
 def test_batch_invariance(gate, variant_spec):
     if resume.replay(gate, variant_spec, "batch") is not None:
         return

@@ -11,6 +11,7 @@ from quantgate.factory import BuildError
 from quantgate.scoring import ScoreError, score
 
 
+@pytest.mark.gate(order=0, name="build")
 def test_variant_builds_and_scores(gate, variant_spec):
     if resume.replay(gate, variant_spec, "build") is not None:
         return

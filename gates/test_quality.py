@@ -13,6 +13,7 @@ from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
 
 
+@pytest.mark.gate(order=2, name="quality")
 def test_quality(gate, variant_spec):
     if (saved := resume.replay(gate, variant_spec, "quality")) is not None:
         undecided = [d["dataset"] + " " + d["metric"] for d in saved.get("decisions", []) if d["decision"] != "pass"]

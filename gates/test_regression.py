@@ -15,6 +15,7 @@ from quantgate.scoring import ScoreError
 NO_BASELINE = "no --gate-baseline: pass the model in production (a directory, a hub id or its verdict.json)"
 
 
+@pytest.mark.gate(after="reference", name="regression")
 def test_regression(gate):
     if gate.baseline is None:
         pytest.skip(NO_BASELINE)
@@ -38,6 +39,7 @@ def test_regression(gate):
         gate.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
 
 
+@pytest.mark.gate(order=4, name="regression-speed")
 def test_regression_speed(gate, variant_spec, speed_batch):
     if gate.baseline is None:
         pytest.skip(NO_BASELINE)

@@ -13,6 +13,7 @@ from quantgate.phases import PhaseTimer
 from quantgate.registry import REFERENCE_ID
 
 
+@pytest.mark.gate(order=3, name="speed")
 def test_speed(gate, variant_spec, speed_batch, benchmark):
     if benchmark.disabled:
         pytest.skip("pytest-benchmark is disabled (it is under pytest-xdist: parallel timings are not measurements); "

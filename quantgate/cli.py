@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="quantgate", description="model regression and quantization gate")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("gate", help="run the gate from anywhere: `pytest --pyargs quantgate.gates` with the same options "
-                                "(quantgate gate --candidate DIR --gate-data DIR ...; quantgate gate --help)")
+                                "and the team's own test paths, rooted in the working directory (quantgate gate "
+                                "my_gates/ --candidate DIR --gate-data DIR ...; quantgate gate --help)")
     history = sub.add_parser("history", help="quality and speed of each variant over runs: tables and plots, "
                                              "decided regressions between consecutive runs marked")
     history.add_argument("--verdicts", default=None,
@@ -68,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def gate(args: list[str]) -> int:
-    """The gates shipped in the package, run by pytest with the given options (the plugin comes through
-    its pytest11 entry point), from whatever directory the model lives in."""
+    """The gates shipped in the package, run by pytest with the given options and any test paths of the team's
+    own (`quantgate gate my_gates/`: one session, one verdict; the plugin comes through its pytest11 entry
+    point). The rootdir is the working directory (a --rootdir given wins), so the team's thresholds.toml and
+    conftest.py there are found wherever the package is installed."""
     import pytest
 
-    return int(pytest.main(["--pyargs", "quantgate.gates", *args]))
+    return int(pytest.main(["--rootdir", os.getcwd(), "--pyargs", "quantgate.gates", *args]))
 
 
 def _publish(args) -> int:

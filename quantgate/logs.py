@@ -36,6 +36,14 @@ def attach(report_dir: str | Path) -> Path:
     return path
 
 
+def detach(report_dir: str | Path) -> None:
+    """Stop writing to REPORT/gate.log (the run has ended: a later run in the same process logs elsewhere)."""
+    target = str((Path(report_dir) / LOG_NAME).resolve())
+    for handler in [h for h in logger.handlers if getattr(h, "baseFilename", None) == target]:
+        logger.removeHandler(handler)
+        handler.close()
+
+
 def write_failure(path: Path, variant: str, gate: str, excinfo, sections) -> None:
     """The whole traceback of a failed or crashed gate and the output the test captured."""
     text = "".join(traceback.format_exception(excinfo.type, excinfo.value, excinfo.tb))

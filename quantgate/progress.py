@@ -16,10 +16,11 @@ DELAY = 2.0
 _stream: Any = None
 
 
-def configure(stream: Any) -> None:
-    """Where bars go (a file-like object with isatty()); None: stderr."""
+def configure(stream: Any) -> Any:
+    """Where bars go (a file-like object with isatty()); None: stderr. Returns where they went before."""
     global _stream
-    _stream = stream
+    before, _stream = _stream, stream
+    return before
 
 
 def bar(total: int | None = None, desc: str = "", unit: str = "it", **kwargs: Any):

@@ -50,19 +50,18 @@ class VariantLifecycle:
         self.run.current = None
         peak = self.run.sampler.stop()  # also for a variant skipped before its tests ran
         spec = self.registry.variants.get(variant)
+        # the reference too when a team's check loaded it beside this variant (gate_reference on new inputs)
+        loaded = [s for s in (spec, self.reference) if s is not None and self._release(s)]
+        if not loaded:
+            memory.release()
         entry = self.run.verdict.variants.get(variant)
         if spec is None or entry is None:
             return
         if variant not in self.run.resumed:
-            loaded = "factory" in self.__dict__ and self.factory.is_loaded(variant)
-            if loaded:
-                self.factory.release(spec)
-            else:
-                memory.release()
             entry["memory"] = {"peak_rss_mb": round(peak / memory.MB, 1),
                                "sampled_every_s": memory.SAMPLE_SECONDS,
                                "rss_after_release_mb": round(memory.rss() / memory.MB, 1),
-                               "released": loaded}
+                               "released": spec in loaded}
             entry["wall_seconds"] = round(time.perf_counter() - self.run.started.get(variant, time.perf_counter()), 1)
             entry["resume_key"] = resume.variant_key(self, spec)
         self.run.verdict.header["peak_rss_mb"] = round(memory.process_peak() / memory.MB, 1)
@@ -70,6 +69,9 @@ class VariantLifecycle:
         if variant not in finished:
             finished.append(variant)
         self.write_partial()
+
+    def _release(self, spec: VariantSpec) -> bool:
+        return "factory" in self.__dict__ and self.factory.release(spec)
 
     def write_partial(self) -> None:
         """verdict.json (`complete: false`) and summary.md, atomically; an xdist worker writes its own

@@ -9,6 +9,7 @@ from quantgate.summary_sections import (
     _bound,
     _fmt,
     batch_lines,
+    check_lines,
     memory_lines,
     precision_table,
     regression_lines,
@@ -210,6 +211,7 @@ def summary_markdown(verdict: dict) -> str:
                    f"{_fmt(r['items_per_s'], '.1f')} | {_fmt(r['speedup'], '.2f')} | {_fmt(r['size_mb'], '.1f')} |")
     out += first_stage_lines(verdict, rows)
     out += batch_lines(rows)
+    out += check_lines(verdict)
     out += memory_lines(verdict, rows)
     out += undecided_lines(rows)
     out += ties_lines(rows)
