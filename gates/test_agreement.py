@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import resume, sequential
+from quantgate import sequential
 from quantgate.agreement import describe_worst
 from quantgate.factory import BuildError
+from quantgate.fixtures.outcomes import replayed
 from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
 
@@ -16,7 +17,7 @@ from quantgate.scoring import ScoreError
 def test_agreement(gate, variant_spec):
     if variant_spec.id == REFERENCE_ID:
         pytest.skip("torch-fp32 is the reference")
-    if resume.replay(gate, variant_spec, "agreement") is not None:
+    if replayed(gate, variant_spec, "agreement") is not None:
         return
     try:
         evaluation = sequential.run(gate, variant_spec)

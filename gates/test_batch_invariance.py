@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import invariance, resume
+from quantgate import invariance
 from quantgate.checks import crossed
 from quantgate.config import AGREEMENT_METRICS
+from quantgate.fixtures.outcomes import replayed
 
 
 @pytest.mark.gate(order=1.5, name="batch")
 def test_batch_invariance(gate, variant_spec):
-    if resume.replay(gate, variant_spec, "batch") is not None:
+    if replayed(gate, variant_spec, "batch") is not None:
         return
     model = gate.factory.load(variant_spec)
     dataset = gate.evaluation_sets()[0]

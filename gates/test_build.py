@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import resume
 from quantgate.cache import verify
 from quantgate.factory import BuildError
+from quantgate.fixtures.outcomes import replayed
 from quantgate.scoring import ScoreError, score
 
 
 @pytest.mark.gate(order=0, name="build")
 def test_variant_builds_and_scores(gate, variant_spec):
-    if resume.replay(gate, variant_spec, "build") is not None:
+    if replayed(gate, variant_spec, "build") is not None:
         return
     try:
         artifact = gate.factory.artifact(variant_spec)

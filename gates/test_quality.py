@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import quality, resume, sequential
+from quantgate import quality, sequential
 from quantgate.factory import BuildError
+from quantgate.fixtures.outcomes import replayed
 from quantgate.registry import REFERENCE_ID
 from quantgate.scoring import ScoreError
 
 
 @pytest.mark.gate(order=2, name="quality")
 def test_quality(gate, variant_spec):
-    if (saved := resume.replay(gate, variant_spec, "quality")) is not None:
+    if (saved := replayed(gate, variant_spec, "quality")) is not None:
         undecided = [d["dataset"] + " " + d["metric"] for d in saved.get("decisions", []) if d["decision"] != "pass"]
         return _inconclusive(gate, variant_spec, [f"{u}: inconclusive (resumed)" for u in undecided])
     try:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import bench, memory, resume
+from quantgate import bench, memory
+from quantgate.fixtures.outcomes import replayed
 from quantgate.phases import PhaseTimer
 from quantgate.registry import REFERENCE_ID
 
@@ -19,7 +20,7 @@ def test_speed(gate, variant_spec, speed_batch, benchmark):
         pytest.skip("pytest-benchmark is disabled (it is under pytest-xdist: parallel timings are not measurements); "
                     "run gates/test_speed.py without -n")
     label = f"b{speed_batch}" if speed_batch else "bauto"
-    if (saved := resume.replay(gate, variant_spec, f"speed-{label}")) is not None:
+    if (saved := replayed(gate, variant_spec, f"speed-{label}")) is not None:
         gate.run.speed[(variant_spec.id, label)] = saved["items_per_s"]  # later speedups compare with it
         return
     model = gate.factory.load(variant_spec)

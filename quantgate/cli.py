@@ -93,20 +93,23 @@ def _publish(args) -> int:
 
 def _merge(args) -> int:
     from quantgate.cache import write_json_atomic
-    from quantgate.merge import MergeError, merge_benchmarks, merge_verdicts, read_verdict
+    from quantgate.merge import MergeError, check_out, merge_benchmarks, merge_verdicts, read_verdict
     from quantgate.report import write_reports
 
-    try:
-        verdict = merge_verdicts([read_verdict(p) for p in args.shards])
+    out = Path(args.out)
+    try:  # every input read and checked before anything is written
+        shards = [read_verdict(p) for p in args.shards]
+        check_out(out, [file for file, _ in shards], args.benchmarks)
+        verdict = merge_verdicts(shards)
+        owners = {vid: entry["shard"] for vid, entry in verdict["variants"].items()}
+        benchmarks = merge_benchmarks(args.benchmarks, owners) if args.benchmarks else None
     except MergeError as err:
         print(f"quantgate merge: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = [write_json_atomic(out / "verdict.json", verdict), *write_reports(verdict, out)]
-    if args.benchmarks:
-        owners = {vid: entry["shard"] for vid, entry in verdict["variants"].items()}
-        written.append(write_json_atomic(out / "benchmarks.json", merge_benchmarks(args.benchmarks, owners)))
+    if benchmarks is not None:
+        written.append(write_json_atomic(out / "benchmarks.json", benchmarks))
     for path in written:
         print(path)
     if verdict["complete"]:

@@ -68,7 +68,12 @@ def merge_benchmarks(files: list[str | Path], owners: dict[str, int]) -> dict[st
     merged: dict[str, Any] | None = None
     benchmarks = []
     for index, file in enumerate(files, 1):
-        data = json.loads(Path(file).read_text())
+        try:
+            data = json.loads(Path(file).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise MergeError(f"{file}: not a readable --benchmark-json file ({err})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+            raise MergeError(f"{file}: not a pytest-benchmark JSON (no \"benchmarks\" list)")
         merged = merged or {k: v for k, v in data.items() if k != "benchmarks"}
         for bench in data.get("benchmarks", []):
             variant = (bench.get("extra_info") or {}).get("variant")
@@ -76,3 +81,17 @@ def merge_benchmarks(files: list[str | Path], owners: dict[str, int]) -> dict[st
             if variant is None or owners.get(variant, shard) == shard:
                 benchmarks.append(bench)
     return {**(merged or {}), "benchmarks": benchmarks}
+
+
+def check_out(out: Path, shard_files: list[Path], benchmark_files: list[str | Path]) -> None:
+    """Refuse an output folder that would overwrite an input: a shard's own report folder (its verdict.json,
+    summary.md and plot) or one of the --benchmarks files. `quantgate merge gate-report r2` is the common case:
+    shard 1's default report folder and merge's default --out are the same."""
+    target = out.resolve()
+    for file in shard_files:
+        if file.resolve().parent == target:
+            raise MergeError(f"--out {out} is the report folder of the shard {file}: merging there would overwrite "
+                             "it; pass another --out, e.g. --out merged-report")
+    for file in benchmark_files:
+        if Path(file).resolve() == target / "benchmarks.json":
+            raise MergeError(f"--out {out} would overwrite the input {file}; pass another --out")

@@ -19,7 +19,7 @@ from typing import Any
 from quantgate.backends import weight_patterns
 from quantgate.candidate import file_sha256
 from quantgate.registry import REFERENCE_ID, ordered
-from quantgate.verdict import VerdictFormatError, check_format
+from quantgate.verdict import VerdictFormatError, check_format, decision_of
 
 REQUIRED_GATES = ("agreement", "quality")
 
@@ -36,10 +36,14 @@ class Plan:
 
 def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: list[str] | None) -> Plan:
     entries = verdict.get("variants", {})
-    chosen = variants or ordered(v for v, e in entries.items() if e.get("passed") and e.get("decision") == "pass")
+    # the decision is worked out again from the recorded gates (quantgate.verdict.decision_of, its one place), not
+    # read from the file's "decision" field: an edited field does not publish a variant
+    decided = {vid: decision_of(entry) for vid, entry in entries.items()}
+    complete = bool(verdict.get("complete", False))
+    chosen = variants or ordered(v for v in entries if complete and decided[v] == "pass")
     result = Plan(chosen)
     if variants is None:
-        result.notes += [f"not selected: {vid} ({entries[vid].get('decision', 'not decided')})"
+        result.notes += [f"not selected: {vid} ({decided[vid]})"
                          for vid in ordered(entries) if vid not in chosen]
     if not verdict.get("complete", False):
         result.refusals.append("the verdict comes from a run that did not finish: gate again")
@@ -65,10 +69,10 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         missing = [g for g in needed if g not in entry.get("gates", {})]
         if missing:
             result.refusals.append(f"{vid}: not gated by {', '.join(missing)}")
-        if entry.get("decision") == "inconclusive":
+        if decided[vid] == "inconclusive":
             result.refusals.append(f"{vid}: inconclusive (the data did not decide its quality loss; whatever "
                                    "[decision] inconclusive says, only decided passes are published)")
-        elif entry.get("failures") or not entry.get("passed") or entry.get("decision") != "pass":
+        elif decided[vid] != "pass":
             reasons = "; ".join(f.splitlines()[0] for f in entry.get("failures", [])) or "did not pass"
             result.refusals.append(f"{vid}: failed the gate ({reasons})")
         result.refusals += _bind_files(vid, entry.get("artifact"), result.files)

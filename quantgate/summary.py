@@ -14,6 +14,7 @@ from quantgate.summary_sections import (
     precision_table,
     regression_lines,
 )
+from quantgate.verdict import decision_of
 
 
 def _row(vid: str, entry: dict) -> dict:
@@ -28,7 +29,7 @@ def _row(vid: str, entry: dict) -> dict:
     return {
         "variant": vid,
         "passed": entry.get("passed", False),
-        "decision": entry.get("decision", "fail" if entry.get("failures") else "pass"),
+        "decision": decision_of(entry),
         "queries": ", ".join(f"{u['queries']}/{u['available']}" for u in usage) or "–",
         "tasks": quality.get("tasks", []),
         "failures": entry.get("failures", []),

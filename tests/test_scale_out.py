@@ -47,6 +47,37 @@ def test_merge_refuses_shards_of_different_runs_or_a_missing_shard():
     assert not merged["complete"] and not any(v["passed"] for v in merged["variants"].values())
 
 
+def test_merge_never_writes_over_its_inputs(tmp_path):
+    """`quantgate merge gate-report r2`: shard 1's default report folder is merge's default --out. Refused with one
+    line, before anything is written; so is an unreadable --benchmarks file."""
+    from quantgate.verdict import FORMAT
+
+    folders = []
+    for index, owns in ((1, [REFERENCE_ID]), (2, ["onnx"])):
+        folder = tmp_path / ("gate-report" if index == 1 else "r2")
+        folder.mkdir()
+        (folder / "verdict.json").write_text(json.dumps({"format": FORMAT, **_verdict(index, 2, owns)[1]}))
+        folders.append(folder)
+    before = {f: (f / "verdict.json").read_bytes() for f in folders}
+
+    def merge(*args):
+        return subprocess.run([sys.executable, "-m", "quantgate.cli", "merge", *args], cwd=tmp_path,
+                              capture_output=True, text=True, check=False)
+
+    refused = merge("gate-report", "r2")
+    assert refused.returncode == 2 and "merging there would overwrite it" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    (tmp_path / "broken.json").write_text("{not json")
+    unreadable = merge("gate-report", "r2", "--out", "merged", "--benchmarks", "broken.json")
+    assert unreadable.returncode == 2 and "broken.json: not a readable --benchmark-json file" in unreadable.stderr
+    assert not (tmp_path / "merged").exists()
+    assert {f: (f / "verdict.json").read_bytes() for f in folders} == before and \
+        sorted(p.name for p in folders[0].iterdir()) == ["verdict.json"]
+    done = merge("gate-report", "r2", "--out", "merged", "--history", "history")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "merged" / "verdict.json").read_text())["complete"]
+
+
 def _outcome(verdict: dict) -> dict:
     """Per variant: pass/fail and every quality number (the agreement numbers too)."""
     out = {}
