@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import sequential
-from quantgate.agreement import describe_worst
-from quantgate.factory import BuildError
+from quantgate.decisions import sequential
+from quantgate.evaluation.agreement import describe_worst
+from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import replayed
-from quantgate.registry import REFERENCE_ID
-from quantgate.scoring import ScoreError
+from quantgate.variants.factory import BuildError
+from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=1, name="agreement")

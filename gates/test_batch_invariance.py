@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import invariance
-from quantgate.checks import crossed
 from quantgate.config import AGREEMENT_METRICS
+from quantgate.decisions.checks import crossed
+from quantgate.evaluation import invariance
 from quantgate.fixtures.outcomes import replayed
 
 

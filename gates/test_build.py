@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate.cache import verify
-from quantgate.factory import BuildError
+from quantgate.evaluation.scoring import ScoreError, score
 from quantgate.fixtures.outcomes import replayed
-from quantgate.scoring import ScoreError, score
+from quantgate.variants.cache import verify
+from quantgate.variants.factory import BuildError
 
 
 @pytest.mark.gate(order=0, name="build")

@@ -1,17 +1,18 @@
 """Quality gate: MTEB reranking MAP and retrieval NDCG@10 of each variant against the torch-fp32
 reference, decided pass / fail / inconclusive per metric by a sequential non-inferiority test
-(quantgate.decision). An inconclusive variant fails or passes the test as thresholds.toml's
+(quantgate.decisions.decision). An inconclusive variant fails or passes the test as thresholds.toml's
 [decision] inconclusive says; its verdict stays inconclusive and publish refuses it either way."""
 
 from __future__ import annotations
 
 import pytest
 
-from quantgate import quality, sequential
-from quantgate.factory import BuildError
+from quantgate.decisions import sequential
+from quantgate.evaluation import quality
+from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import replayed
-from quantgate.registry import REFERENCE_ID
-from quantgate.scoring import ScoreError
+from quantgate.variants.factory import BuildError
+from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=2, name="quality")

@@ -1,16 +1,17 @@
 """Regression gate: is the candidate worse than the model in production (--gate-baseline)? The candidate's
 fp32 reference against the baseline per data set and metric, decided pass / fail / inconclusive against
-thresholds.toml [regression] (quantgate.regression); and each variant's speed against the baseline's same
+thresholds.toml [regression] (quantgate.baseline.regression); and each variant's speed against the baseline's same
 variant in this machine's pytest-benchmark history. Without --gate-baseline both skip."""
 
 from __future__ import annotations
 
 import pytest
 
-from quantgate import bench, regression
-from quantgate.factory import BuildError
-from quantgate.quality import HubTaskError
-from quantgate.scoring import ScoreError
+from quantgate.baseline import regression
+from quantgate.evaluation.quality import HubTaskError
+from quantgate.evaluation.scoring import ScoreError
+from quantgate.speed import bench
+from quantgate.variants.factory import BuildError
 
 NO_BASELINE = "no --gate-baseline: pass the model in production (a directory, a hub id or its verdict.json)"
 

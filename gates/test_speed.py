@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate import bench, memory
 from quantgate.fixtures.outcomes import replayed
-from quantgate.phases import PhaseTimer
-from quantgate.registry import REFERENCE_ID
+from quantgate.speed import bench
+from quantgate.speed.phases import PhaseTimer
+from quantgate.variants import memory
+from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=3, name="speed")

@@ -92,9 +92,9 @@ def _publish(args) -> int:
 
 
 def _merge(args) -> int:
-    from quantgate.cache import write_json_atomic
-    from quantgate.merge import MergeError, check_out, merge_benchmarks, merge_verdicts, read_verdict
-    from quantgate.report import write_reports
+    from quantgate.reporting.report import write_reports
+    from quantgate.results.merge import MergeError, check_out, merge_benchmarks, merge_verdicts, read_verdict
+    from quantgate.variants.cache import write_json_atomic
 
     out = Path(args.out)
     try:  # every input read and checked before anything is written
@@ -113,7 +113,7 @@ def _merge(args) -> int:
     for path in written:
         print(path)
     if verdict["complete"]:
-        from quantgate.history import keep
+        from quantgate.results.history import keep
 
         written.append(keep(out / "verdict.json", Path(args.history)))
     passed = [vid for vid, entry in verdict["variants"].items() if entry["passed"]]
@@ -123,8 +123,8 @@ def _merge(args) -> int:
 
 
 def _split(args) -> int:
-    from quantgate.data import DataFormatError
-    from quantgate.splits import split_test
+    from quantgate.evaluation.data import DataFormatError
+    from quantgate.evaluation.splits import split_test
 
     try:
         validation, evaluation = split_test(args.data, args.out, args.validation, args.seed)
@@ -139,8 +139,8 @@ def _split(args) -> int:
 def _report(args) -> int:
     import json
 
-    from quantgate.report import write_reports
-    from quantgate.verdict import VerdictFormatError, check_format
+    from quantgate.reporting.report import write_reports
+    from quantgate.results.verdict import VerdictFormatError, check_format
 
     verdict = Path(args.verdict)
     try:
@@ -154,8 +154,8 @@ def _report(args) -> int:
 
 
 def _history(args) -> int:
-    from quantgate.bench import load_history, machine_key
-    from quantgate.report import history_plot, history_table
+    from quantgate.reporting.report import history_plot, history_table
+    from quantgate.speed.bench import load_history, machine_key
 
     shown = _quality_history(args)
     points = load_history(args.storage, None if args.all_machines else machine_key())
@@ -175,8 +175,8 @@ def _history(args) -> int:
 
 def _quality_history(args) -> bool:
     """Quality per variant and data set over the kept verdicts; False when there are none."""
-    from quantgate import history
     from quantgate.config import default_thresholds_path, load_thresholds
+    from quantgate.results import history
 
     folder = Path(args.verdicts or Path(args.storage.removeprefix("file://")) / "quantgate-verdicts")
     runs, skipped = history.load(folder)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantgate.decisions.metrics import AGREEMENT, QUALITY, agreement_defaults
 from quantgate.errors import QuantgateUsageError
-from quantgate.metrics import AGREEMENT, QUALITY, agreement_defaults
 
 AGREEMENT_METRICS: dict[str, str] = {name: m.direction for name, m in AGREEMENT.items()}  # metric -> direction
 QUALITY_KEYS = {m.limit_key: float for m in QUALITY.values()}

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from quantgate.data import EvalSet
-from quantgate.data import load as load_data
-from quantgate.registry import VariantSpec
+from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.data import load as load_data
+from quantgate.variants.registry import VariantSpec
 
 CHECK_PREFIX = "check:"  # a custom check's gate name in verdict.json: beside "agreement", "quality", ...
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends import weight_patterns
-from quantgate.candidate import file_sha256
-from quantgate.registry import REFERENCE_ID, ordered
-from quantgate.verdict import VerdictFormatError, check_format, decision_of
+from quantgate.results.verdict import VerdictFormatError, check_format, decision_of
+from quantgate.variants.candidate import file_sha256
+from quantgate.variants.registry import REFERENCE_ID, ordered
 
 REQUIRED_GATES = ("agreement", "quality")
 
@@ -36,8 +36,8 @@ class Plan:
 
 def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: list[str] | None) -> Plan:
     entries = verdict.get("variants", {})
-    # the decision is worked out again from the recorded gates (quantgate.verdict.decision_of, its one place), not
-    # read from the file's "decision" field: an edited field does not publish a variant
+    # the decision is worked out again from the recorded gates (quantgate.results.verdict.decision_of, its one
+    # place), not read from the file's "decision" field: an edited field does not publish a variant
     decided = {vid: decision_of(entry) for vid, entry in entries.items()}
     complete = bool(verdict.get("complete", False))
     chosen = variants or ordered(v for v in entries if complete and decided[v] == "pass")
@@ -140,7 +140,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
     """README.md: the gate's table and the results in the card's model-index format."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-    from quantgate.report import summary_markdown
+    from quantgate.reporting.report import summary_markdown
 
     results = []
     for vid in variants:

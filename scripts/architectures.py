@@ -21,7 +21,7 @@ from pathlib import Path
 from scale import thresholds_for_scale
 from tiny_models import ARCHITECTURES, build
 
-from quantgate.registry import ordered
+from quantgate.variants.registry import ordered
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@
 Scores come from scripts/per_query_scores.py (every query of the set scored by each variant); mteb turns
 them into per-query MAP / NDCG@10 (the values the gate decides on). Each simulated run draws the data set's
 number of queries with replacement from those per-query pairs (the queries are the population), in a
-random order, and applies the gate's procedure: looks at quantgate.decision.schedule, the look's critical
+random order, and applies the gate's procedure: looks at quantgate.decisions.decision.schedule, the look's critical
 value, stop when decided. Populations:
 
 - **as measured**: the variant's own per-query values (its true loss is its loss on the whole set);
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from quantgate.data import load
-from quantgate.decision import Sequence, decide
-from quantgate.quality import evaluate_scores
-from quantgate.scoring import load_scores
+from quantgate.decisions.decision import Sequence, decide
+from quantgate.evaluation.data import load
+from quantgate.evaluation.quality import evaluate_scores
+from quantgate.evaluation.scoring import load_scores
 
 LIMITS = {"map": 0.01, "ndcg_at_10": 0.0155}
 MIN_QUERIES = 100  # thresholds.toml [decision] min_queries (--min-queries)

@@ -15,10 +15,10 @@ import gc
 import statistics
 import time
 
-from quantgate import bench
 from quantgate.backends.common import runtime_facts
-from quantgate.candidate import load_model
-from quantgate.session import GateSession, GateSettings
+from quantgate.session.core import GateSession, GateSettings
+from quantgate.speed import bench
+from quantgate.variants.candidate import load_model
 
 BATCH = 32
 ROUNDS = 5

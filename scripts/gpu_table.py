@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-PHASES = ("call", "tokenize", "transfer", "forward", "post")  # quantgate.phases.PHASES, without importing torch
+PHASES = ("call", "tokenize", "transfer", "forward", "post")  # quantgate.speed.phases.PHASES, without importing torch
 
 
 def _label(key: str, speed: dict) -> str:

@@ -8,10 +8,10 @@ import statistics
 import sys
 import time
 
-from quantgate import bench
 from quantgate.backends.common import runtime_facts
-from quantgate.candidate import load_model
-from quantgate.data import load as load_data
+from quantgate.evaluation.data import load as load_data
+from quantgate.speed import bench
+from quantgate.variants.candidate import load_model
 
 CONFIGS = {
     "defaults": {},

@@ -6,7 +6,7 @@ scripts/error_rates.py: the per-query values of real variants that its simulatio
         --mutant noise03=noise:0.03 --out /tmp/pq/reranker-scifact
 
 Every query of the set is scored (no sequential stop): these are the populations the simulations
-draw from. Scores are saved with quantgate.scoring.save_scores (plain arrays, no pickle).
+draw from. Scores are saved with quantgate.evaluation.scoring.save_scores (plain arrays, no pickle).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from quantgate.scoring import save_scores
-from quantgate.session import GateSession
-from quantgate.settings import GateSettings
+from quantgate.evaluation.scoring import save_scores
+from quantgate.session.core import GateSession
+from quantgate.session.settings import GateSettings
 
 
 def main() -> None:

@@ -27,9 +27,9 @@ import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer, models
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
-from quantgate.candidate import fp32_weight_bytes
-from quantgate.memory import GB, bound
-from quantgate.registry import ordered
+from quantgate.variants.candidate import fp32_weight_bytes
+from quantgate.variants.memory import GB, bound
+from quantgate.variants.registry import ordered
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},

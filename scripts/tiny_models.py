@@ -18,7 +18,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 from transformers import AutoTokenizer
 
-from quantgate.candidate import default_candidate_path
+from quantgate.variants.candidate import default_candidate_path
 
 HIDDEN = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
 DECODER = {**HIDDEN, "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 512}

@@ -3,9 +3,9 @@ comes from thresholds.toml, and a tighter limit never yields a larger validation
 
 import pytest
 
-from quantgate.data import DataFormatError, load
-from quantgate.session import GateSession, GateSettings
-from quantgate.splits import split_test
+from quantgate.evaluation.data import DataFormatError, load
+from quantgate.evaluation.splits import split_test
+from quantgate.session.core import GateSession, GateSettings
 from tests.conftest import ROOT, thresholds_file
 
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from quantgate.agreement import compare, ranking_agreement
-from quantgate.data import default_data
-from quantgate.registry import VARIANTS, VariantSpec
-from quantgate.scoring import ScoreError, Scores, check_finite
-from quantgate.sequential import agreement_check as check_variant
-from quantgate.session import GateSession, GateSettings
+from quantgate.decisions.sequential import agreement_check as check_variant
+from quantgate.evaluation.agreement import compare, ranking_agreement
+from quantgate.evaluation.data import default_data
+from quantgate.evaluation.scoring import ScoreError, Scores, check_finite
+from quantgate.session.core import GateSession, GateSettings
+from quantgate.variants.registry import VARIANTS, VariantSpec
 from tests.conftest import ROOT
 
 FP32_EQUIVALENT = ["onnx", "onnx-O1", "onnx-O2", "onnx-O3", "openvino"]
@@ -95,7 +95,7 @@ def test_pairs_must_match_the_reference():
 
 def test_p99_abs_error_ignores_one_outlier_that_max_abs_error_reports():
     """max_abs_error is one pair (it grows with the number scored); p99_abs_error is not; either can be limited."""
-    from quantgate.agreement import agreement_failures
+    from quantgate.evaluation.agreement import agreement_failures
 
     data = default_data()
     qids = [f"q{i // 10}" for i in range(1000)]

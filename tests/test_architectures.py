@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from quantgate import machine
-from quantgate.support import KNOWN_BROKEN
+from quantgate.backends.support import KNOWN_BROKEN
+from quantgate.variants import machine
 from tests.test_plugin import run_gate
 
 # fp32-equivalent variants must agree with the reference; the others must build, or be skipped with a reason
@@ -83,7 +83,7 @@ def test_a_causal_lm_reranker_scores_on_fp32_logits(models):
     import torch
     from sentence_transformers import CrossEncoder
 
-    from quantgate.candidate import upcast_activation
+    from quantgate.variants.candidate import upcast_activation
 
     model = upcast_activation(CrossEncoder(str(models("qwen3-lm-reranker")), device="cpu",
                                            model_kwargs={"torch_dtype": torch.bfloat16}))
@@ -100,10 +100,10 @@ def test_each_known_broken_entry_is_still_broken(index, models, tmp_path):
     """A table entry is a claim about a library version: while that version is installed, building the variant
     without the skip must still fail; when a newer library builds it, this test says to remove the entry."""
     from quantgate.backends.common import BuildContext
-    from quantgate.cache import Artifact
-    from quantgate.candidate import resolve
-    from quantgate.registry import VARIANTS as REGISTRY
-    from quantgate.support import library_version, model_info
+    from quantgate.backends.support import library_version, model_info
+    from quantgate.variants.cache import Artifact
+    from quantgate.variants.candidate import resolve
+    from quantgate.variants.registry import VARIANTS as REGISTRY
 
     entry = KNOWN_BROKEN[index]
     if library_version(entry.package) not in entry.versions.split(","):

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from quantgate.cache import ArtifactCache
-from quantgate.candidate import resolve
-from quantgate.data import calibration_inputs, default_data
-from quantgate.factory import BuildError, VariantFactory
-from quantgate.registry import VARIANTS, Registry, VariantSpec
-from quantgate.scoring import score
+from quantgate.evaluation.data import calibration_inputs, default_data
+from quantgate.evaluation.scoring import score
+from quantgate.variants.cache import ArtifactCache
+from quantgate.variants.candidate import resolve
+from quantgate.variants.factory import BuildError, VariantFactory
+from quantgate.variants.registry import VARIANTS, Registry, VariantSpec
 
 FAMILY_SAMPLES = ["torch-fp16", "onnx-O2", "onnx-qint8-avx2", "openvino-qint8", "inc-int8"]
 
@@ -75,7 +75,7 @@ def test_a_failing_build_is_a_build_error_not_a_skip(tiny_reranker, tmp_path):
 
 
 def test_cuda_only_variant_is_skipped_with_its_reason(tiny_reranker, tmp_path):
-    from quantgate import machine
+    from quantgate.variants import machine
 
     factory, _ = _factory(tiny_reranker, tmp_path / "cache")
     why = factory.skip_reason(VARIANTS["onnx-O4"])
@@ -87,7 +87,7 @@ def test_cuda_only_variant_is_skipped_with_its_reason(tiny_reranker, tmp_path):
 def test_an_external_openvino_ir_is_identified_by_its_bin_too(tmp_path):
     """The weights of an IR are its .bin: replacing them makes another artifact (another cache key), never the
     cached one gated again."""
-    from quantgate.settings import external_spec
+    from quantgate.session.settings import external_spec
 
     (tmp_path / "model.xml").write_text("<net/>")
     (tmp_path / "model.bin").write_bytes(b"weights one")

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from quantgate.cache import MANIFEST, ArtifactCache, cache_key, verify
+from quantgate.variants.cache import MANIFEST, ArtifactCache, cache_key, verify
 
 
 def _writer(calls: list, content: str = "weights"):

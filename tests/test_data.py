@@ -5,7 +5,15 @@ import pytest
 
 import quantgate
 import quantgate.fixtures
-from quantgate.data import DATA_ENV, EMBEDDED, DataFormatError, calibration_inputs, data_folders, default_data, load
+from quantgate.evaluation.data import (
+    DATA_ENV,
+    EMBEDDED,
+    DataFormatError,
+    calibration_inputs,
+    data_folders,
+    default_data,
+    load,
+)
 
 
 def test_embedded_set_ships_with_the_package_and_needs_nothing_beside_it():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from quantgate import machine
+from quantgate.variants import machine
 from tests.conftest import thresholds_file
 from tests.test_plugin import run_gate
 from tests.test_registry import ALL_IDS, DEPLOYED_IDS

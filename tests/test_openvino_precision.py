@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from quantgate import machine
-from quantgate.factory import skip_reason
-from quantgate.registry import VARIANTS
-from quantgate.scoring import score
+from quantgate.evaluation.scoring import score
+from quantgate.variants import machine
+from quantgate.variants.factory import skip_reason
+from quantgate.variants.registry import VARIANTS
 from tests.test_backends import _factory
 from tests.test_plugin import run_gate
 from tests.test_registry import DEPLOYED_IDS
@@ -80,7 +80,7 @@ def test_a_variant_whose_compiled_precision_is_not_the_one_asked_is_refused(tiny
     """CPU flags that promise bf16 OpenVINO does not deliver (simulated by the read-back): a load error, never f32
     gated under a bf16 name."""
     from quantgate.backends import openvino
-    from quantgate.factory import BuildError
+    from quantgate.variants.factory import BuildError
 
     factory, _ = _factory(tiny_reranker, tmp_path / "cache")
     monkeypatch.setattr(openvino, "runtime_facts", lambda model: {"runtime": "openvino", "inference_precision": "f32"})

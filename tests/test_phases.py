@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from quantgate.phases import PHASES, PhaseTimer, back_to_back, phase_lines, raw_model
-from quantgate.summary import recommendation
+from quantgate.reporting.summary import recommendation
+from quantgate.speed.phases import PHASES, PhaseTimer, back_to_back, phase_lines, raw_model
 from tests.test_plugin import run_gate
 
 # The phases, timed after the rounds on the same inputs, against the end-to-end median. Batch 1 leaves more
@@ -78,7 +78,7 @@ def _speed(batch, e2e, model_only, device):
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_large_batch_throughput_ranks_by_model_only_on_a_gpu(device):
     """Variant a is faster end to end, b faster model-only: the GPU ranks b, the CPU a; both figures shown."""
-    from quantgate.summary import _rows
+    from quantgate.reporting.summary import _rows
 
     rows = (("a", 3000.0, 9000.0), ("b", 2800.0, 20000.0))
     verdict = {"variants": {vid: {"passed": True, "gates": {"speed-b512": _speed(512, e, m, device)}}

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from quantgate import publish
-from quantgate.report import summary_markdown
+from quantgate.reporting.report import summary_markdown
 from tests.conftest import ROOT
 from tests.test_plugin import run_gate
 
@@ -167,7 +167,7 @@ def test_every_refusal_path(gated, tmp_path, change, variants, reason):
 def test_a_written_verdict_reads_back_typed(gated):
     """Verdict.from_dict checks the format and gives back the recorded variants: their decisions recompute
     the same."""
-    from quantgate.verdict import Verdict, VerdictFormatError
+    from quantgate.results.verdict import Verdict, VerdictFormatError
 
     _, verdict, _ = gated
     again = Verdict.from_dict(verdict).to_dict(verdict["complete"])

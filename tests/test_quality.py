@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from quantgate import quality, sequential
-from quantgate.registry import VARIANTS
+from quantgate.decisions import sequential
+from quantgate.evaluation import quality
+from quantgate.variants.registry import VARIANTS
 from tests.conftest import ROOT
 from tests.test_agreement import _session
 
@@ -73,8 +74,8 @@ def test_numbers_agree_with_running_mteb_directly(reranker_gate):
 def test_embedder_retrieval_from_the_scoring_pass_equals_mteb_encoding_the_corpus(tmp_path):
     """Embedders encode the corpus once, in the scoring pass; retrieval from those embeddings gives
     mteb's own numbers (mteb encoding the corpus itself through its SentenceTransformer wrapper)."""
-    from quantgate.quality import evaluate_model, quality_of
-    from quantgate.session import GateSession, GateSettings
+    from quantgate.evaluation.quality import evaluate_model, quality_of
+    from quantgate.session.core import GateSession, GateSettings
 
     gate = GateSession(GateSettings(cache_dir=str(tmp_path), thresholds=str(ROOT / "thresholds.toml"), device="cpu",
                                     variants=("torch-fp32",)))

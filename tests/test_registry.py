@@ -5,7 +5,7 @@ import pytest
 
 from quantgate.config import load_thresholds
 from quantgate.errors import QuantgateUsageError
-from quantgate.registry import REFERENCE_ID, VARIANTS, Registry, UnknownVariantError, VariantSpec, select
+from quantgate.variants.registry import REFERENCE_ID, VARIANTS, Registry, UnknownVariantError, VariantSpec, select
 from tests.conftest import ROOT
 
 SEED_IDS = [
@@ -78,8 +78,9 @@ def test_key_material_ignores_the_description_only():
 
 def test_import_quantgate_loads_no_heavy_library():
     code = (
-        "import sys, quantgate, quantgate.registry, quantgate.config, quantgate.session, quantgate.factory, "
-        "quantgate.cache, quantgate.data, quantgate.candidate\n"
+        "import sys, quantgate, quantgate.variants.registry, quantgate.config, quantgate.session.core, "
+        "quantgate.variants.factory, quantgate.variants.cache, quantgate.evaluation.data, "
+        "quantgate.variants.candidate\n"
         "heavy = [m for m in ('torch', 'onnxruntime', 'openvino', 'nncf', 'neural_compressor', 'optimum', "
         "'sentence_transformers', 'mteb') if m in sys.modules]\n"
         "print(','.join(heavy))"
@@ -94,7 +95,7 @@ def test_every_backend_family_satisfies_the_contract():
     import inspect
 
     from quantgate.backends import FAMILIES, Backend, backend, weight_patterns
-    from quantgate.memory import Estimate
+    from quantgate.variants.memory import Estimate
 
     for family in FAMILIES:
         module = backend(family)

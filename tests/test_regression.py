@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from quantgate import history, publish
-from quantgate.baseline import BaselineError, check, resolve_baseline
+from quantgate import publish
+from quantgate.baseline.production import BaselineError, check, resolve_baseline
 from quantgate.config import ThresholdsError, load_thresholds
-from quantgate.decision import Sequence, evaluate
+from quantgate.decisions.decision import Sequence, evaluate
+from quantgate.results import history
 from tests.conftest import ROOT
 from tests.test_plugin import run_gate
 

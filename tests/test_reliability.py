@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from quantgate import sequential
 from quantgate.backends.mutant import parse
-from quantgate.session import GateSession, GateSettings
+from quantgate.decisions import sequential
+from quantgate.session.core import GateSession, GateSettings
 from tests.conftest import ROOT
 
 INJECTED = {
@@ -144,8 +144,8 @@ def test_two_gate_runs_at_once_share_the_cache_and_corrupt_nothing(tmp_path):
     import subprocess
     import sys
 
-    from quantgate.bench import load_history
-    from quantgate.cache import verify
+    from quantgate.speed.bench import load_history
+    from quantgate.variants.cache import verify
 
     cache, report, storage = tmp_path / "cache", tmp_path / "report", tmp_path / "benchmarks"
     thresholds = tmp_path / "thresholds.toml"  # int8 is inconclusive on 12 queries: here that is not a failure

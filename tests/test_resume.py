@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from quantgate.verdict import Verdict
+from quantgate.results.verdict import Verdict
 from tests.conftest import ROOT
 
 VARIANTS = "torch-fp32,onnx,openvino,slow"
@@ -86,8 +86,8 @@ def test_the_memory_guard_skips_what_cannot_fit_with_the_reason(tmp_path):
 
 
 def test_guard_estimates_and_limits():
-    from quantgate import memory
-    from quantgate.registry import VARIANTS
+    from quantgate.variants import memory
+    from quantgate.variants.registry import VARIANTS
 
     weights = 400 * memory.MB
     estimate = VARIANTS["onnx-O2"].backend.memory_estimate(VARIANTS["onnx-O2"], weights)

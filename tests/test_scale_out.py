@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from quantgate.merge import MergeError, merge_verdicts
-from quantgate.registry import REFERENCE_ID, VARIANTS
-from quantgate.session import shard
+from quantgate.results.merge import MergeError, merge_verdicts
+from quantgate.session.core import shard
+from quantgate.variants.registry import REFERENCE_ID, VARIANTS
 from tests.conftest import ROOT
 from tests.test_plugin import run_gate
 
@@ -50,7 +50,7 @@ def test_merge_refuses_shards_of_different_runs_or_a_missing_shard():
 def test_merge_never_writes_over_its_inputs(tmp_path):
     """`quantgate merge gate-report r2`: shard 1's default report folder is merge's default --out. Refused with one
     line, before anything is written; so is an unreadable --benchmarks file."""
-    from quantgate.verdict import FORMAT
+    from quantgate.results.verdict import FORMAT
 
     folders = []
     for index, owns in ((1, [REFERENCE_ID]), (2, ["onnx"])):

@@ -2,9 +2,9 @@
 
 import json
 
-from quantgate import bench
-from quantgate.bench import HistoryPoint, regression
 from quantgate.cli import main
+from quantgate.speed import bench
+from quantgate.speed.bench import HistoryPoint, regression
 from tests.test_plugin import run_gate
 
 
@@ -67,8 +67,8 @@ def test_gate_is_no_slower_than_plain_sentence_transformers(tmp_path, benchmark)
     """No handicap: the gate's loaded variant against the same artifact loaded by plain sentence-transformers."""
     from sentence_transformers import SentenceTransformer
 
-    from quantgate.registry import VARIANTS
-    from quantgate.session import GateSession, GateSettings
+    from quantgate.session.core import GateSession, GateSettings
+    from quantgate.variants.registry import VARIANTS
 
     gate = GateSession(GateSettings(cache_dir=str(tmp_path), thresholds=None, device="cpu"))
     spec = VARIANTS["onnx"]
@@ -111,7 +111,7 @@ class _MemoryBound:
 
 
 def test_auto_batch_backs_off_at_out_of_memory_and_keeps_to_the_budget(monkeypatch):
-    from quantgate.data import default_data
+    from quantgate.evaluation.data import default_data
 
     dataset = default_data()
     model = _MemoryBound(limit=100)

@@ -35,11 +35,11 @@ class Backend(Protocol):
 
     def skip_reason(self, spec: Any, device: str) -> str | None: ...
 
-    def model_skip(self, spec: Any, model: Any) -> str | None: ...  # model: quantgate.support.ModelInfo
+    def model_skip(self, spec: Any, model: Any) -> str | None: ...  # model: quantgate.backends.support.ModelInfo
 
     def runtime_options(self, ctx: Any) -> dict[str, Any]: ...
 
-    def memory_estimate(self, spec: Any, fp32_weight_bytes: int) -> Any: ...  # quantgate.memory.Estimate
+    def memory_estimate(self, spec: Any, fp32_weight_bytes: int) -> Any: ...  # quantgate.variants.memory.Estimate
 
 
 def backend(family: str) -> Backend:

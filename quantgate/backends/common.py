@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantgate.cache import MANIFEST, Artifact
-from quantgate.candidate import Candidate, load_model
-from quantgate.memory import Estimate
-from quantgate.registry import VariantSpec
+from quantgate.variants.cache import MANIFEST, Artifact
+from quantgate.variants.candidate import Candidate, load_model
+from quantgate.variants.memory import Estimate
+from quantgate.variants.registry import VariantSpec
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class BuildContext:
     dependency: Artifact | None = None  # the artifact of spec.depends_on
     device: str = "cpu"
     threads: int | None = None
-    tuning: Any = None  # quantgate.tuning.Tuning, for accuracy-controlled variants
+    tuning: Any = None  # quantgate.evaluation.tuning.Tuning, for accuracy-controlled variants
 
 
 def copy_artifact(src: Path, dst: Path) -> None:
@@ -120,7 +120,7 @@ def remove_files(folder: Path, names: list[str]) -> None:
 def release(model) -> None:
     """What a family must undo before a loaded variant is dropped; for sentence-transformers models over
     torch, ONNX Runtime, OpenVINO and INC graphs nothing: their sessions and compiled models free their
-    memory with the last reference. The factory drops that reference and collects (quantgate.memory)."""
+    memory with the last reference. The factory drops that reference and collects (quantgate.variants.memory)."""
 
 
 def no_skip(spec: VariantSpec, device: str) -> str | None:

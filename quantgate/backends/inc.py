@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends.common import BuildContext, cpu_only, estimate, load_st, max_length, release, tokenize
-from quantgate.cache import Artifact
 from quantgate.progress import bar
-from quantgate.registry import VariantSpec
+from quantgate.variants.cache import Artifact
+from quantgate.variants.registry import VariantSpec
 
 GRAPH_DIR = "inc"
 WEIGHT_FILES = ("inc/*", "*.safetensors", "*.bin", "*.pt", "*.pt2")
@@ -29,7 +29,7 @@ skip_reason = cpu_only
 
 def model_skip(spec: VariantSpec, model) -> str | None:
     """INC says nothing up front: the combinations its PT2E export cannot build at the pinned versions."""
-    from quantgate import support
+    from quantgate.backends import support
 
     return support.known_reason(spec.id, model)
 
@@ -243,7 +243,7 @@ def _save(quantized, example_inputs: tuple, directory: Path) -> None:
     import torch
     from neural_compressor.torch.utils import QCONFIG_NAME, WEIGHT_NAME
 
-    from quantgate.cache import write_text_atomic
+    from quantgate.variants.cache import write_text_atomic
 
     directory.mkdir(parents=True, exist_ok=True)
     program = torch.export.export(quantized, example_inputs, dynamic_shapes=quantized.dynamic_shapes)

@@ -23,9 +23,9 @@ from typing import Any
 
 from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
 from quantgate.backends.torch_backend import WEIGHT_FILES, runtime_options
-from quantgate.cache import Artifact
 from quantgate.errors import QuantgateUsageError
-from quantgate.registry import VariantSpec
+from quantgate.variants.cache import Artifact
+from quantgate.variants.registry import VariantSpec
 
 skip_reason = no_skip
 model_skip = builds_any
@@ -139,7 +139,7 @@ MUTATIONS = ("noise", "seed", "activation", "sleep", "max_length", "tokenizer", 
 
 def parse(value: str):
     """`NAME=key:value[,key:value]` (the --gate-mutant option) -> VariantSpec."""
-    from quantgate.registry import VariantSpec
+    from quantgate.variants.registry import VariantSpec
 
     name, sep, body = value.partition("=")
     if not sep or not name or not body:

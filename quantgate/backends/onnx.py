@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from quantgate import machine
 from quantgate.backends.common import (
     BuildContext,
     copy_artifact,
@@ -20,8 +19,9 @@ from quantgate.backends.common import (
     release,
     remove_files,
 )
-from quantgate.cache import Artifact
-from quantgate.registry import VariantSpec
+from quantgate.variants import machine
+from quantgate.variants.cache import Artifact
+from quantgate.variants.registry import VariantSpec
 
 PLAIN = "onnx/model.onnx"
 WEIGHT_FILES = ("*.onnx", "*.onnx_data")
@@ -41,7 +41,7 @@ def skip_reason(spec: VariantSpec, device: str) -> str | None:
 def model_skip(spec: VariantSpec, model) -> str | None:
     """Optimum's exporter must export the model's task; O1-O3 also need ORTOptimizer to know the model type
     (it refuses others: "ONNX Runtime doesn't support the graph optimization of qwen3 yet")."""
-    from quantgate import support
+    from quantgate.backends import support
 
     why = support.known_reason(spec.id, model) or support.export_reason("onnx", "optimum-onnx", model)
     if why or "optimize" not in spec.opts:

@@ -9,7 +9,7 @@ Accuracy-controlled int8 (`openvino-qint8-ac`) runs NNCF's `quantize_with_accura
 with the same calibration and quantization settings as `openvino-qint8`, the variant's
 relative MAP limit (`DropType.RELATIVE`: NNCF's default drop is absolute) and a validation
 function that scores the held-out validation split through the same sentence-transformers
-model and mteb evaluation the gate uses (quantgate.tuning).
+model and mteb evaluation the gate uses (quantgate.evaluation.tuning).
 
 Those settings include SmoothQuant (alpha 0.95 on MatMuls): activations are multiplied by a
 per-channel scale and the weights divided by it. NNCF 3.4's accuracy restorer, reverting an
@@ -39,9 +39,9 @@ from quantgate.backends.common import (
     runtime_facts,
     tokenize,
 )
-from quantgate.cache import Artifact
 from quantgate.progress import Tracked, bar
-from quantgate.registry import VariantSpec
+from quantgate.variants.cache import Artifact
+from quantgate.variants.registry import VariantSpec
 
 PLAIN = "openvino/openvino_model.xml"
 QINT8 = "openvino/openvino_model_qint8_quantized.xml"
@@ -52,7 +52,7 @@ skip_reason = cpu_only
 
 def model_skip(spec: VariantSpec, model) -> str | None:
     """optimum-intel's exporter must export the model's task (its TasksManager, OpenVINO export configs)."""
-    from quantgate import support
+    from quantgate.backends import support
 
     return support.known_reason(spec.id, model) or support.export_reason("openvino", "optimum-intel", model)
 

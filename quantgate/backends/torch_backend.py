@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
-from quantgate.cache import Artifact
-from quantgate.registry import VariantSpec
+from quantgate.variants.cache import Artifact
+from quantgate.variants.registry import VariantSpec
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
 skip_reason = no_skip  # fp16/bf16 name their machine capability in the spec's `requires`
@@ -57,7 +57,7 @@ def _link_tree(src: Path, dst: Path) -> None:
     import os
     import shutil
 
-    from quantgate.candidate import HASH_SKIP
+    from quantgate.variants.candidate import HASH_SKIP
 
     def link(source, target):
         try:

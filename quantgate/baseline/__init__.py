@@ -1,0 +1,1 @@
+"""The model in production (--gate-baseline) and the regression gate's logic against it."""

@@ -1,0 +1,176 @@
+"""Sequential scoring: a variant is scored in chunks of queries until every metric is decided.
+
+Every variant walks the same seeded order of each data set's test queries (`EvalSet.evaluation_order`;
+the reference is scored on all of it once, from the cache after the first run). After each chunk
+(the looks of `quantgate.decisions.decision.schedule`: 20, 40, 80, ... queries, then all) the agreement limits
+are checked on the pairs scored so far (a broken variant fails at the first look) and every quality
+metric gets its three-valued decision; the variant stops at the first look where agreement failed
+or every metric is decided, else when the order (the --gate-max-queries budget) runs out.
+mteb tasks named with --gate-tasks and full-corpus retrieval without candidate lists are evaluated
+on all their queries in one look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantgate.config import AGREEMENT_METRICS
+from quantgate.decisions.checks import crossed_records
+from quantgate.decisions.decision import Decision, Sequence, evaluate, worst
+from quantgate.evaluation.agreement import AgreementResult, compare
+from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.quality import LIMIT_KEYS, TaskQuality, first_stage, quality_of
+from quantgate.variants.registry import REFERENCE_ID
+
+
+@dataclass
+class Evaluation:
+    variant: str
+    decisions: list[Decision] = field(default_factory=list)
+    qualities: list[TaskQuality] = field(default_factory=list)
+    agreement: list[AgreementResult] = field(default_factory=list)
+    crossed: list[dict[str, Any]] = field(default_factory=list)  # agreement limits crossed (checks.crossed_records)
+    usage: list[dict[str, Any]] = field(default_factory=list)  # per data set: queries/pairs used, why it stopped
+
+    @property
+    def agreement_failures(self) -> list[str]:
+        return [f"[{c['dataset']}] {c['message']}" for c in self.crossed]
+
+    @property
+    def decision(self) -> str:
+        return "fail" if self.agreement_failures else worst([d.decision for d in self.decisions])
+
+    def quality_failures(self) -> list[str]:
+        return [d.describe() for d in self.decisions if d.decision == "fail"]
+
+    def undecided(self) -> list[str]:
+        return [d.describe() for d in self.decisions if d.decision == "inconclusive"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decision": self.decision, "decisions": [d.to_dict() for d in self.decisions],
+                "tasks": [q.to_dict() for q in self.qualities], "usage": self.usage}
+
+
+def run(gate, spec) -> Evaluation:
+    """The variant's evaluation, once per run (the agreement and quality gates share it)."""
+    memo = gate.run.evaluations
+    if spec.id not in memo:
+        memo[spec.id] = _reference(gate) if spec.id == REFERENCE_ID else _variant(gate, spec)
+    return memo[spec.id]
+
+
+def tasks(gate, dataset: EvalSet) -> list[str]:
+    """Quality tasks on a set with candidate lists; none on the embedded set a --gate-tasks run measures
+    agreement on (its quality comes from the mteb tasks)."""
+    if not any(dataset is d for d in gate.datasets):
+        return []
+    return ["reranking"] + (["retrieval"] if gate.candidate.kind == "embedder" and gate.settings.retrieval else [])
+
+
+def _reference(gate) -> Evaluation:
+    result = Evaluation(REFERENCE_ID)
+    for dataset in gate.evaluation_sets():
+        order = gate.order(dataset)
+        result.qualities += [quality_of(gate, gate.reference, dataset, task) for task in tasks(gate, dataset)]
+        result.usage.append({"dataset": dataset.name, "queries": len(order), "available": len(order),
+                             "pairs": len(gate.scores(gate.reference, dataset).keys), "stopped": "reference"})
+        if tasks(gate, dataset):
+            _first_stage(gate, dataset, order)
+    result.qualities += [quality_of(gate, gate.reference, d, t) for d, t in one_look_tasks(gate)]
+    return result
+
+
+def _first_stage(gate, dataset: EvalSet, order: list[str]) -> None:
+    stages = gate.run.verdict.header.setdefault("first_stage", {})
+    if dataset.name not in stages:
+        stages[dataset.name] = first_stage(dataset, order, gate.settings.top_k).scores
+
+
+def _variant(gate, spec) -> Evaluation:
+    result = Evaluation(spec.id)
+    kind = gate.candidate.kind
+    agreement_limits = gate.thresholds.agreement_limits(spec.id, kind)
+    limits = gate.thresholds.quality_limits(spec.id)
+    settings = gate.thresholds.decision
+    alpha = 1 - settings["confidence"]
+    for dataset in gate.evaluation_sets():
+        order = gate.order(dataset)
+        reference = gate.scores(gate.reference, dataset)
+        references = {t: quality_of(gate, gate.reference, dataset, t) for t in tasks(gate, dataset)}
+        sequence = Sequence(len(order), settings["first_look"], alpha)
+        scores, done, decisions, qualities, stopped = None, 0, [], [], "data exhausted"
+        for look, n in enumerate(sequence.looks):
+            scores = gate.score_more(spec, dataset, order[done:n], scores)
+            done = n
+            agreement = compare(spec.id, kind, reference.head(len(scores.keys)), scores, dataset)
+            crossed = crossed_records(agreement.metrics, agreement_limits, AGREEMENT_METRICS, dataset.name)
+            qualities = [quality_of(gate, spec, dataset, task, scores, order[:n]) for task in references]
+            decisions = look_decisions(dataset.name, references, qualities, order[:n],
+                                       lambda metric: limits[LIMIT_KEYS[metric]], sequence, look,
+                                       settings["min_queries"])
+            gate.progress(f"{spec.id} on {dataset.name}, look {look + 1}/{len(sequence.looks)} ({n} queries): "
+                          + ", ".join(f"{d.task} {d.metric} {d.decision}" for d in decisions)
+                          + (" — agreement limits crossed" if crossed else ""))
+            if crossed:
+                stopped = f"agreement limits crossed at {n} queries"
+                break
+            if all(d.decision != "inconclusive" for d in decisions):
+                stopped = f"decided at {n} queries"
+                break
+        result.agreement.append(agreement)
+        result.crossed += crossed
+        result.decisions += decisions
+        result.qualities += qualities
+        result.usage.append({"dataset": dataset.name, "queries": done, "available": len(order),
+                             "pairs": len(scores.keys), "stopped": stopped})
+        if crossed:
+            return result  # broken: no more inference on it
+    for name, task in one_look_tasks(gate):
+        ref, variant = quality_of(gate, gate.reference, name, task), quality_of(gate, spec, name, task)
+        result.qualities.append(variant)
+        for metric in variant.scores:
+            qids = sorted(set(ref.per_query.get(metric, {})) & set(variant.per_query.get(metric, {})))
+            sequence = Sequence(len(qids), len(qids), alpha)
+            label = name if isinstance(name, str) else name.name
+            result.decisions.append(evaluate(label, task, metric, [ref.per_query[metric][q] for q in qids],
+                                             [variant.per_query[metric][q] for q in qids],
+                                             limits[LIMIT_KEYS[metric]], sequence, 0, settings["min_queries"]))
+    return result
+
+
+def look_decisions(dataset: str, references: dict[str, TaskQuality], qualities: list[TaskQuality], qids: list[str],
+                   limit: Callable[[str], float], sequence: Sequence, look: int, min_queries: int) -> list[Decision]:
+    """Every metric's decision at one look: `qualities` (one per task, on the queries `qids` scored so far)
+    against `references` (the same tasks), paired by query; a query the compared side lacks counts as 0."""
+    decisions = []
+    for quality in qualities:
+        ref = references[quality.task]
+        for metric in quality.per_query:
+            paired = [q for q in qids if q in ref.per_query[metric]]
+            decisions.append(evaluate(dataset, quality.task, metric, [ref.per_query[metric][q] for q in paired],
+                                      [quality.per_query[metric].get(q, 0.0) for q in paired], limit(metric),
+                                      sequence, look, min_queries))
+    return decisions
+
+
+def one_look_tasks(gate) -> list[tuple[EvalSet | str, str]]:
+    """mteb tasks from the hub, and full-corpus retrieval on folders without candidate lists."""
+    tasks: list[tuple[EvalSet | str, str]] = []
+    if gate.candidate.kind == "embedder" and gate.settings.retrieval:
+        tasks += [(d, "retrieval") for d in gate.datasets if not d.candidates]
+    return tasks + [(t.metadata.name, "hub") for t in gate.hub_tasks]
+
+
+def agreement_check(gate, spec) -> tuple[list[AgreementResult], list[str], dict[str, float]]:
+    """(results, messages of every agreement limit crossed, the limits) of the variant's evaluation."""
+    evaluation = run(gate, spec)
+    return evaluation.agreement, evaluation.agreement_failures, gate.thresholds.agreement_limits(
+        spec.id, gate.candidate.kind)
+
+
+def quality_check(gate, spec) -> tuple[list[TaskQuality], list[Decision], list[str]]:
+    """(task qualities, decisions, messages of every metric decided fail) of the variant's evaluation."""
+    evaluation = run(gate, spec)
+    return evaluation.qualities, evaluation.decisions, evaluation.quality_failures()

@@ -1,0 +1,143 @@
+"""Scoring a loaded variant on evaluation inputs, the same way for every backend.
+
+Rerankers: `predict(pairs)` after the model's own activation (sigmoid for one-logit
+cross-encoders). Embedders: `encode(texts)`, and the cosine similarity of each
+query-passage pair. Scores are computed once per variant and data set in a run and shared
+by every gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quantgate.evaluation.data import EvalSet
+
+
+class ScoreError(ValueError):
+    """A variant produced unusable scores (NaN or inf)."""
+
+
+@dataclass
+class Scores:
+    dataset: str
+    keys: list[tuple[str, str]]  # (qid, docid) per score
+    scores: np.ndarray  # float64, one per key
+    texts: list[str] = field(default_factory=list)  # embedders: the encoded texts
+    embeddings: np.ndarray | None = None  # embedders: one row per text, unit-normalised
+    seconds: float = 0.0
+
+    def head(self, pairs: int) -> Scores:
+        """The first `pairs` scores (a variant scored in chunks is a prefix of the reference's order)."""
+        return Scores(self.dataset, self.keys[:pairs], self.scores[:pairs], self.texts, self.embeddings, self.seconds)
+
+    def by_query(self) -> dict[str, tuple[list[str], np.ndarray]]:
+        groups: dict[str, list[int]] = {}
+        for i, (qid, _) in enumerate(self.keys):
+            groups.setdefault(qid, []).append(i)
+        return {q: ([self.keys[i][1] for i in idx], self.scores[idx]) for q, idx in groups.items()}
+
+
+def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int | None = None,
+          max_queries: int | None = None, retrieval_queries: list[str] | None = None,
+          qids: list[str] | None = None, known: Scores | None = None) -> Scores:
+    """Scores of the candidate pairs of `qids` (default: every test query, or the first `max_queries`).
+    Embedders with `retrieval_queries` (texts) also encode those queries and the whole corpus in the same
+    pass, so full-corpus retrieval needs no second encoding pass (quantgate.evaluation.quality.evaluate_embeddings).
+    With `known` (the scores of earlier chunks) only the new pairs are scored, texts already encoded are
+    not encoded again, and the result holds both."""
+    import time
+
+    pairs = dataset.reranking_pairs(top_k=top_k, max_queries=max_queries, qids=qids)
+    keys = [(qid, docid) for qid, docid, _, _ in pairs]
+    started = time.perf_counter()
+    if kind == "reranker":
+        values = _chunked(lambda chunk: model.predict(chunk, batch_size=batch_size, show_progress_bar=False,
+                                                      convert_to_numpy=True),
+                          [(q, p) for _, _, q, p in pairs], batch_size, f"scoring {dataset.name}", "pair")
+        result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64).reshape(len(keys), -1)[:, 0])
+    else:
+        texts = [q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]
+        if retrieval_queries is not None:
+            texts += [*retrieval_queries, *dataset.corpus.values()]
+        seen = set(known.texts) if known is not None else set()
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        emb = np.asarray(_chunked(lambda chunk: model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
+                                                             convert_to_numpy=True),
+                                  new, batch_size, f"encoding {dataset.name}", "text"),
+                         dtype=np.float64).reshape(len(new), -1) if new else np.zeros((0, 1))
+        check_finite(emb, "embeddings")
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        if known is not None and known.embeddings is not None:
+            new, emb = [*known.texts, *new], np.vstack([known.embeddings, emb]) if len(new) else known.embeddings
+        index = {t: i for i, t in enumerate(new)}
+        values = np.einsum("ij,ij->i", emb[[index[q] for _, _, q, _ in pairs]], emb[[index[p] for _, _, _, p in pairs]])
+        result = Scores(dataset.name, keys, values, new, emb)
+    result.seconds = time.perf_counter() - started
+    check_finite(result.scores, "scores")
+    if known is not None:
+        result = Scores(dataset.name, known.keys + result.keys, np.concatenate([known.scores, result.scores]),
+                        result.texts, result.embeddings, known.seconds + result.seconds)
+    return result
+
+
+CHUNK_BATCHES = 16  # batches per predict()/encode() call: the progress bar moves at least this often
+
+
+def _chunked(call, items: list, batch_size: int, desc: str, unit: str) -> np.ndarray:
+    """`call` over `items` in chunks of whole batches (the batches are those one call would make for a
+    reranker; an embedder's length sort runs within each chunk), with a progress bar for long passes."""
+    from quantgate.progress import bar
+
+    if not items:
+        return np.zeros(0)
+    step = batch_size * CHUNK_BATCHES
+    parts = []
+    with bar(len(items), desc, unit) as progress:
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            parts.append(np.asarray(call(chunk)))
+            progress.update(len(chunk))
+    return np.concatenate(parts)
+
+
+def save_scores(result: Scores, path) -> None:
+    """Plain arrays in an .npz (no pickle), written beside the target and renamed into place."""
+    from pathlib import Path
+
+    from quantgate.variants.cache import atomic_target
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"qids": np.array([q for q, _ in result.keys], dtype=str),
+              "docids": np.array([d for _, d in result.keys], dtype=str),
+              "scores": result.scores, "texts": np.array(result.texts, dtype=str), "seconds": np.array(result.seconds),
+              "dataset": np.array(result.dataset)}
+    if result.embeddings is not None:
+        arrays["embeddings"] = result.embeddings
+    with atomic_target(path) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def load_scores(path) -> Scores | None:
+    """Saved scores, or None when the file is absent or unreadable (then they are computed again)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(zip(data["qids"].tolist(), data["docids"].tolist()))
+            result = Scores(str(data["dataset"]), keys, data["scores"].astype(np.float64), data["texts"].tolist(),
+                            data["embeddings"] if "embeddings" in data.files else None, float(data["seconds"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    check_finite(result.scores, "scores")
+    return result
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
+        raise ScoreError(
+            f"{what} contain {n_nan} NaN and {n_inf} inf of {values.size} values: the variant is numerically broken "
+            "(overflow in fp16? a bad export?); it cannot be gated"
+        )

@@ -1,0 +1,64 @@
+"""Accuracy control: what a tuned int8 variant is tuned against, and how it is measured.
+
+NNCF's `quantize_with_accuracy_control` and INC's `autotune` each take a validation function
+and a limit. Both get the quality gate's own: the limit is the variant's relative reranking
+MAP loss from thresholds.toml (`reranking_map_max_loss`, with its per-variant overrides), and
+the metric is the gate's scoring followed by mteb's MAP (quantgate.evaluation.quality.evaluate_scores) on
+a validation split of held-out train queries (quantgate.evaluation.data.validation_set) -- disjoint from
+the calibration inputs and from every evaluation query. Passing validation is not passing the
+gate: the tuned artifact is then gated on the evaluation data like every other variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from quantgate.evaluation.data import EvalSet, inputs_fingerprint
+from quantgate.evaluation.scoring import score
+
+
+@dataclass(frozen=True)
+class Tuning:
+    max_loss: float  # relative: (reference - variant) / reference
+    max_trials: int  # INC: configurations tried; NNCF: groups reverted at most
+    ranking_queries: int  # NNCF: queries used to rank the groups of quantizers
+    validation: EvalSet
+    batch_size: int = 32
+
+    def key_material(self) -> dict[str, Any]:
+        """What of the tuning decides the artifact's bytes (enters the cache key)."""
+        v = self.validation
+        return {"max_loss": self.max_loss, "max_trials": self.max_trials, "ranking_queries": self.ranking_queries,
+                "validation": inputs_fingerprint([v.candidates, v.test_qrels,
+                                                  [v.queries[q] for q in sorted(v.candidates)]])}
+
+    @property
+    def qids(self) -> list[str]:
+        return sorted(self.validation.candidates)
+
+    def subset(self, qids: list[str]) -> EvalSet:
+        v = self.validation
+        return dataclasses.replace(v, candidates={q: v.candidates[q] for q in qids})
+
+    def quality(self, model, kind: str, qids: list[str] | None = None) -> tuple[float, list[float]]:
+        """(MAP, per-query AP in `qids` order) of a loaded model on the validation split, by mteb."""
+        from quantgate.evaluation.quality import evaluate_scores  # noqa: PLC0415 -- mteb, on the first validation
+
+        qids = self.qids if qids is None else list(qids)
+        subset = self.subset(qids)
+        quality = evaluate_scores(subset, score(model, kind, subset, batch_size=self.batch_size), "validation")
+        per_query = quality.per_query["map"]
+        return quality.scores["map"], [per_query[q] for q in qids]
+
+    @staticmethod
+    def loss(reference: float, value: float) -> float:
+        return (reference - value) / reference if reference else 0.0
+
+    def summary(self, reference: float, value: float, **extra: Any) -> dict[str, Any]:
+        """What the manifest records: the validation numbers behind the tuned artifact."""
+        loss = self.loss(reference, value)
+        return {"metric": "map", "validation_set": self.validation.name, "validation_queries": len(self.qids),
+                "reference": round(reference, 6), "quantized": round(value, 6), "loss": round(loss, 6),
+                "max_loss": self.max_loss, "met": loss <= self.max_loss, **extra}

@@ -1,0 +1,1 @@
+"""summary.md, the plots and the recommendation, written from a verdict."""

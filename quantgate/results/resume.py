@@ -1,0 +1,65 @@
+"""Resuming a run that did not finish: a killed run keeps the variants it finished (the verdict is
+written after every variant, marked incomplete), and the next run on the same cache and settings takes
+them from that verdict instead of computing them again.
+
+A saved variant is trusted only when its `resume_key` matches: the variant's artifact key (candidate
+bytes, spec, calibration inputs, library versions) and every input of its measurements (data, thresholds,
+subset, batch sizes, speed settings, device, threads, machine). Anything else is computed again. A
+complete verdict is never resumed from: a finished run is the answer, and a new run measures again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from quantgate.results.verdict import FORMAT, Verdict, VerdictFormatError, check_format
+from quantgate.variants.cache import cache_key
+from quantgate.variants.registry import VariantSpec
+
+PARTIAL_GLOB = "verdict.*.json"  # what each pytest-xdist worker writes after each of its variants
+
+
+def inputs_key(gate) -> str:
+    """Everything besides the artifact that decides a variant's gate results in this run."""
+    from quantgate.speed.bench import machine_key  # noqa: PLC0415 -- bench imports the data layer
+
+    s = gate.settings
+    return cache_key(FORMAT, gate.candidate.content_hash, gate.thresholds.sha256,
+                     [d.fingerprint() for d in gate.datasets], list(s.tasks), s.max_queries, s.top_k, s.batch_size,
+                     s.retrieval, list(s.speed_batches), s.speed_rounds, s.latency_inputs, gate.device, gate.threads,
+                     machine_key(), s.calibration_samples)
+
+
+def variant_key(gate, spec: VariantSpec) -> str:
+    return cache_key(gate.factory.key(spec), spec.key_material(), inputs_key(gate))  # the spec: its runtime options
+
+
+def saved_variants(report_dir: str | Path) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The finished variants of an incomplete run in `report_dir` (its verdict.json and the verdicts
+    xdist workers wrote), and where they came from. Unreadable or other-format files are passed over:
+    a run that cannot resume computes everything again."""
+    folder = Path(report_dir)
+    found: dict[str, dict[str, Any]] = {}
+    sources = []
+    for path in [folder / "verdict.json", *sorted(folder.glob(PARTIAL_GLOB))]:
+        try:
+            data = check_format(json.loads(path.read_text()), path)
+        except (OSError, ValueError, VerdictFormatError):
+            continue
+        if data.get("complete"):
+            continue
+        finished = set(data.get("finished", []))
+        verdict = Verdict.from_dict(data, path)
+        chosen = {vid: entry for vid, entry in verdict.variants.items() if vid in finished and entry.get("resume_key")}
+        if chosen:
+            found.update(chosen)
+            sources.append(str(path))
+    return found, sources
+
+
+def replay(gate, spec: VariantSpec, gate_name: str) -> dict[str, Any] | None:
+    """The saved result of one gate of a resumed variant (already in this run's verdict), or None when it must be
+    computed. A saved failure is the gate's answer again (the plugin fails the test with the saved reasons)."""
+    return gate.resumed_gate(spec, gate_name)

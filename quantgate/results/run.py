@@ -1,0 +1,35 @@
+"""What one gate run measured, filled as its gates run. The session (quantgate.session.core) holds only
+configuration; this is the run's state, and the verdict it ends in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantgate.evaluation.scoring import Scores
+from quantgate.results.verdict import Verdict
+from quantgate.variants.memory import PeakSampler
+
+
+@dataclass
+class GateRun:
+    verdict: Verdict = field(default_factory=lambda: Verdict({}))
+    scores: dict[tuple[str, str], Scores] = field(default_factory=dict)  # (variant, data set): filled by scoring
+    quality: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (variant, data set, task): quality.py
+    evaluations: dict[str, Any] = field(default_factory=dict)  # variant -> quantgate.decisions.sequential.Evaluation
+    speed: dict[tuple[str, str], float] = field(default_factory=dict)  # (variant, batch label) -> items/s: speed gate
+    auto_batches: dict[str, tuple[int, list[dict]]] = field(default_factory=dict)  # variant -> (batch, trials)
+    worker_builds: tuple[int, int] = (0, 0)  # (built, from cache) reported by pytest-xdist workers
+    current: str | None = None  # the variant whose tests are running (quantgate.session.lifecycle)
+    started: dict[str, float] = field(default_factory=dict)  # variant -> perf_counter at its first test
+    sampler: PeakSampler = field(default_factory=PeakSampler)  # the variant in hand's peak memory
+    saved: dict[str, dict[str, Any]] = field(default_factory=dict)  # finished variants of an incomplete run
+    resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # those this run took (quantgate.results.resume)
+    expected: list[str] = field(default_factory=list)  # variants with collected tests (quantgate.fixtures.outcomes)
+    ran: set[str] = field(default_factory=set)  # variants whose test bodies ran: each ends with a row
+    regression: Any = None  # quantgate.baseline.regression.Regression: the candidate against --gate-baseline
+
+    def fold_worker(self, payload: dict[str, Any]) -> None:
+        """xdist controller: a worker's verdict and build counts into this run's."""
+        self.verdict.merge(payload["verdict"])
+        self.worker_builds = (self.worker_builds[0] + payload["built"], self.worker_builds[1] + payload["taken"])

@@ -1,0 +1,118 @@
+"""The run's verdict: every gate's numbers per variant, written atomically at the end.
+
+Gates record results as they run; `write` puts one JSON file in the report directory. A run
+that did not finish (interrupted, or a crash outside the tests) is written with
+`"complete": false`, and no variant of it is marked as passed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantgate.errors import QuantgateUsageError
+from quantgate.variants import machine
+from quantgate.variants.cache import write_json_atomic
+
+FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / inconclusive) from sequential bounds
+
+
+class VerdictFormatError(QuantgateUsageError):
+    """A verdict.json this version cannot read (another format, or not a verdict)."""
+
+
+def check_format(data: Any, where: str | Path) -> dict[str, Any]:
+    """A verdict read from disk, or one clear error: publish and merge never half-trust an old file."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise VerdictFormatError(f"{where}: verdict format {found!r}, this quantgate reads {FORMAT!r}: gate again "
+                                 "with this version")
+    return data
+
+
+def decision_of(entry: dict[str, Any]) -> str:
+    """A variant's decision: fail on any crossed limit or error; else the quality gate's (pass or
+    inconclusive); a variant gated for agreement alone, with nothing crossed, is pass."""
+    if entry.get("failures") or not all(g.get("passed", False) for g in entry.get("gates", {}).values()):
+        return "fail"
+    return entry.get("gates", {}).get("quality", {}).get("decision", "pass")
+
+
+@dataclass
+class Verdict:
+    header: dict[str, Any]
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | Path = "verdict") -> Verdict:
+        """A written verdict read back (publish, merge, report): its format checked, its run-level fields as
+        the header, its variants as recorded (decision and passed are recomputed by to_dict)."""
+        data = check_format(data, where)
+        skip = {"format", "complete", "written_at", "variants", "machine", "libraries"}
+        variants = {vid: {k: v for k, v in entry.items() if k not in ("decision", "passed")}
+                    for vid, entry in data.get("variants", {}).items()}
+        return cls({k: v for k, v in data.items() if k not in skip}, variants)
+
+    def record(self, variant: str, gate: str, payload: dict[str, Any], failures: list[str]) -> None:
+        entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
+        entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
+        entry["failures"].extend(f"{gate}: {f}" for f in failures)
+
+    def attach_artifact(self, variant: str, path: str, manifest: dict[str, Any],
+                        runtime: dict[str, Any] | None = None) -> None:
+        """Bind the variant's verdict to its artifact files (publish refuses files that changed since) and,
+        when it was loaded in this process, to what it ran with (factory.runtime: read back from the runtime)."""
+        entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
+        entry["artifact"] = {"path": path, "files": manifest["files"], "load": manifest.get("load", {}),
+                             "spec": manifest.get("spec", {})}
+        if runtime:
+            entry["runtime"] = runtime
+
+    def export(self) -> dict[str, Any]:
+        """What an xdist worker sends its controller (see merge)."""
+        return {"header": self.header, "variants": self.variants,
+                "scoring_seconds": self.header.get("scoring_seconds", {})}
+
+    def merge(self, other: dict[str, Any], only: list[str] | None = None) -> None:
+        """Fold in another process's results: an xdist worker's (each variant's tests ran in one worker:
+        loadgroup) or a shard's (`quantgate merge`: `only` the variants it owns). The one merge of both paths.
+        The controller runs no gate test, so it takes the header (candidate, data, threads) from a worker."""
+        for key, value in other.get("header", {}).items():
+            if key in ("finished", "resumed"):  # per process: the union
+                mine = self.header.setdefault(key, [])
+                mine.extend(v for v in value if v not in mine)
+            elif key == "skipped":
+                self.header.setdefault(key, {}).update(value)
+            else:
+                self.header.setdefault(key, value)
+        for vid, entry in other.get("variants", {}).items():
+            if only is not None and vid not in only:
+                continue
+            mine = self.variants.setdefault(vid, {"gates": {}, "failures": []})
+            mine["gates"].update(entry.get("gates", {}))
+            mine["failures"].extend(f for f in entry.get("failures", []) if f not in mine["failures"])
+            mine.update({k: v for k, v in entry.items() if k not in ("gates", "failures", "decision", "passed")})
+        self.header.setdefault("scoring_seconds", {}).update(other.get("scoring_seconds", {}))
+
+    def to_dict(self, complete: bool) -> dict[str, Any]:
+        variants = {}
+        for vid, entry in self.variants.items():
+            decision = decision_of(entry)
+            variants[vid] = {**entry, "decision": decision, "passed": complete and decision == "pass"}
+        return {
+            "format": FORMAT,
+            "complete": complete,
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **self.header,
+            "machine": {"cpu": machine.cpu_summary()},
+            "libraries": machine.library_versions(),
+            "variants": variants,
+        }
+
+    def write(self, report_dir: str | Path, complete: bool, name: str = "verdict.json") -> Path:
+        path = Path(report_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, self.to_dict(complete))
+        return path

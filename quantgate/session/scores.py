@@ -1,0 +1,99 @@
+"""How a gate session scores variants: the seeded evaluation order, the reference's scores (shared through
+the cache), and a variant's scores extended chunk by chunk for sequential decisions. A part of GateSession
+(quantgate.session.core), which provides settings, thresholds, candidate, factory, cache, run and progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.scoring import Scores, load_scores, save_scores, score
+from quantgate.variants.cache import cache_key
+from quantgate.variants.registry import REFERENCE_ID, VariantSpec
+
+
+class SessionScores:
+    def order(self, dataset: EvalSet) -> list[str]:
+        """The seeded order of the data set's test queries every variant walks, cut to --gate-max-queries."""
+        return dataset.evaluation_order(self.thresholds.decision["seed"], self.settings.max_queries)
+
+    def scores(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
+        """Scores of one variant on the whole evaluation order of a data set, computed once per run (the
+        reference's from the cache). Variants under a sequential decision use `score_more`."""
+        key = (spec.id, dataset.name)
+        memo = self.run.scores
+        if key not in memo or len(memo[key].by_query()) < len(self.order(dataset)):
+            if spec.id == REFERENCE_ID:  # shared by every worker and shard on this cache: computed once
+                memo[key] = self._shared_reference(spec, dataset)
+            else:
+                memo[key] = self._score(spec, dataset, self.order(dataset))
+            self._timed(spec, dataset, memo[key])
+        return memo[key]
+
+    def score_more(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None) -> Scores:
+        """The scores of `known` and of the pairs of `qids` (the next chunk of the evaluation order)."""
+        result = self._score(spec, dataset, qids, known)
+        self.run.scores[(spec.id, dataset.name)] = result
+        self._timed(spec, dataset, result)
+        return result
+
+    def _timed(self, spec: VariantSpec, dataset: EvalSet, result: Scores) -> None:
+        self.run.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
+            round(result.seconds, 2)
+
+    def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None,
+               factory=None, name: str | None = None) -> Scores:
+        model = (factory or self.factory).load(spec)
+        name = name or spec.id
+        self.progress(f"scoring {name} on {dataset.name} ({len(qids)} queries)")
+        started = known.seconds if known is not None else 0.0
+        result = score(model, self.candidate.kind, dataset, batch_size=self.settings.batch_size,
+                       top_k=self.settings.top_k, qids=qids, known=known,
+                       retrieval_queries=self._retrieval_queries(dataset, qids))
+        self.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
+                      f"{result.seconds - started:.1f}s for this chunk")
+        return result
+
+    def _retrieval_queries(self, dataset: EvalSet, qids: list[str]) -> list[str] | None:
+        """Embedders evaluated on full-corpus retrieval: the corpus is encoded in the scoring pass."""
+        if self.candidate.kind != "embedder" or not self.settings.retrieval:
+            return None
+        return [dataset.queries[q] for q in qids]
+
+    def _scores_path(self, factory, spec: VariantSpec, dataset: EvalSet, order: list[str], prefix: str) -> Path:
+        s = self.settings
+        name = cache_key(factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
+                         self._retrieval_queries(dataset, order) is not None)[:24]
+        return self.cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
+
+    def baseline_scores(self, factory, dataset: EvalSet, qids: list[str]) -> Scores:
+        """The baseline model's scores (`factory`: the baseline's) on `qids`, a prefix of the evaluation order,
+        extended as sequential looks need more. The prefix scored so far is kept in the cache under the
+        baseline's content hash and the uncut order, so a baseline gated run after run is scored once."""
+        spec = self.reference
+        path = self._scores_path(factory, spec, dataset, dataset.evaluation_order(self.thresholds.decision["seed"]),
+                                 "baseline")
+        memo = ("baseline", dataset.name)
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+            known = self.run.scores.get(memo) or (load_scores(path) if path.is_file() else None)
+            have = {q for q, _ in known.keys} if known is not None else set()
+            if missing := [q for q in qids if q not in have]:
+                known = self._score(spec, dataset, missing, known, factory=factory, name="the baseline")
+                save_scores(known, path)
+            elif known is not None and memo not in self.run.scores:
+                self.progress(f"baseline scores of {dataset.name} from {path}")
+        self.run.scores[memo] = known
+        wanted = set(qids)
+        return known.head(sum(1 for q, _ in known.keys if q in wanted))  # always a prefix of the same order
+
+    def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
+        order = self.order(dataset)
+        path = self._scores_path(self.factory, spec, dataset, order, spec.id)
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+            result = load_scores(path) if path.is_file() else None
+            if result is None:
+                result = self._score(spec, dataset, order)
+                save_scores(result, path)
+            else:
+                self.progress(f"reference scores of {dataset.name} from {path}")
+        return result
