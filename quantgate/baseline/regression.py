@@ -23,7 +23,7 @@ from quantgate.speed import bench
 
 
 @dataclass
-class Regression:
+class BaselineComparison:
     baseline: dict[str, Any]
     limit: float
     decisions: list[Decision] = field(default_factory=list)
@@ -47,11 +47,11 @@ class Regression:
                                      for q in self.baselines]}
 
 
-def run(gate) -> Regression:
+def run(gate) -> BaselineComparison:
     """The candidate's reference against the baseline on every data set, once per run."""
     if gate.run.regression is None:
         baseline = gate.baseline
-        result = Regression(baseline.header(), gate.thresholds.regression_limit)
+        result = BaselineComparison(baseline.header(), gate.thresholds.regression_limit)
         factory = _factory(gate) if baseline.candidate is not None else None
         try:
             for dataset in gate.datasets:
@@ -74,7 +74,7 @@ def _factory(gate):
                           threads=gate.threads, progress=gate.progress)
 
 
-def _walk(gate, dataset: EvalSet, factory, result: Regression) -> None:
+def _walk(gate, dataset: EvalSet, factory, result: BaselineComparison) -> None:
     settings = gate.thresholds.decision
     alpha = 1 - settings["confidence"]
     candidate = {t: quality_of(gate, gate.reference, dataset, t) for t in tasks(gate, dataset)}
@@ -102,7 +102,7 @@ def _walk(gate, dataset: EvalSet, factory, result: Regression) -> None:
     result.usage.append({"dataset": dataset.name, "queries": n, "available": len(order), "stopped": stopped})
 
 
-def _one_look(gate, name: EvalSet | str, task: str, factory, result: Regression) -> None:
+def _one_look(gate, name: EvalSet | str, task: str, factory, result: BaselineComparison) -> None:
     """mteb hub tasks and full-corpus retrieval without candidate lists: both models on every query."""
     candidate = quality_of(gate, gate.reference, name, task)
     label = name if isinstance(name, str) else name.name

@@ -27,7 +27,7 @@ class GateRun:
     resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # those this run took (quantgate.results.resume)
     expected: list[str] = field(default_factory=list)  # variants with collected tests (quantgate.fixtures.outcomes)
     ran: set[str] = field(default_factory=set)  # variants whose test bodies ran: each ends with a row
-    regression: Any = None  # quantgate.baseline.regression.Regression: the candidate against --gate-baseline
+    regression: Any = None  # quantgate.baseline.regression.BaselineComparison: the candidate against --gate-baseline
 
     def fold_worker(self, payload: dict[str, Any]) -> None:
         """xdist controller: a worker's verdict and build counts into this run's."""

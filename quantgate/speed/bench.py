@@ -209,7 +209,7 @@ def load_history(storage: str | Path, machine: str | None = None) -> list[Histor
 
 
 @dataclass(frozen=True)
-class Regression:
+class SlowerThanHistory:
     variant: str
     batch: int
     current: float
@@ -230,7 +230,7 @@ MIN_RUNS = 2
 
 
 def regression(history: list[HistoryPoint], variant: str, batch: int, current: float, *, runs: int,
-               pct: float, spread_multiple: float) -> Regression | None:
+               pct: float, spread_multiple: float) -> SlowerThanHistory | None:
     """Slower than the median of the last `runs` runs by more than max(pct%, k x MAD)? Not decided (None)
     with fewer than MIN_RUNS runs."""
     past = [p.items_per_s for p in history if p.variant == variant and p.batch == batch][-runs:]
@@ -240,7 +240,7 @@ def regression(history: list[HistoryPoint], variant: str, batch: int, current: f
     mad = statistics.median(abs(x - baseline) for x in past)
     tolerance = max(baseline * pct / 100.0, spread_multiple * mad)
     if current < baseline - tolerance:
-        return Regression(variant, batch, current, baseline, tolerance, len(past))
+        return SlowerThanHistory(variant, batch, current, baseline, tolerance, len(past))
     return None
 
 
