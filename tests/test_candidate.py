@@ -65,3 +65,24 @@ def test_content_hash_follows_the_files_not_the_readme(tmp_path, tiny_reranker):
     assert hash_dir(copy) == before
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("32", "33", 1))
     assert hash_dir(copy) != before
+
+
+def test_a_classifier_with_more_than_one_label_is_refused_as_a_reranker(tmp_path, tiny_reranker):
+    """A 3-label classifier was gated as a reranker on label 0's logit (and passed). Now one line, before any work;
+    the gate exits 4 with it."""
+    from tests.test_plugin import run_gate
+
+    three = tmp_path / "nli"
+    shutil.copytree(tiny_reranker, three)
+    config = json.loads((three / "config.json").read_text())
+    config["id2label"] = {"0": "entailment", "1": "neutral", "2": "contradiction"}
+    config["label2id"] = {v: int(k) for k, v in config["id2label"].items()}
+    (three / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CandidateError, match="a sequence classifier with 3 labels .entailment, neutral, contradiction"):
+        resolve(str(three))
+    assert resolve(str(tiny_reranker)).kind == "reranker"  # one label: a reranker
+    out = run_gate("-q", "--candidate", str(three), "--variants", "torch-fp32", "--gate-report", str(tmp_path / "r"),
+                   "--gate-cache", str(tmp_path / "cache"))
+    assert out.returncode == 4, out.stdout[-2000:]
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "3 labels" in line]
+    assert len(lines) == 1 and "Traceback" not in out.stdout + out.stderr

@@ -9,6 +9,7 @@ import time
 
 from quantgate.results.verdict import Verdict
 from tests.conftest import ROOT
+from tests.test_plugin import run_gate
 
 VARIANTS = "torch-fp32,onnx,openvino,slow"
 SLOW = "slow=sleep:0.5"  # an unchanged model that sleeps 0.5 s per call: the run is still busy when killed
@@ -97,3 +98,38 @@ def test_guard_estimates_and_limits():
     why = memory.guard("onnx-O2", estimate, cached=False, limit=held + estimate.build // 2)
     assert why.startswith("onnx-O2 skipped by the memory guard") and "run it on a larger machine" in why
     assert memory.bound(weights) == 2 * memory.GB + 4 * weights
+
+
+def test_altered_or_corrupt_cached_scores_are_computed_again_with_one_line(tmp_path):
+    """Cached reference scores carry their sha256: an altered file (which failed a correct onnx with max abs error
+    1.998) or a corrupt one (BadZipFile tracebacks in every test, and a complete verdict) is scored again, and the
+    run says so once."""
+    import numpy as np
+
+    from quantgate.evaluation.scoring import Scores, cached_scores, save_scores
+
+    path = tmp_path / "scores.npz"
+    scores = Scores("d", [("q1", "a"), ("q1", "b")], np.array([0.25, 0.75]), seconds=1.0)
+    save_scores(scores, path)
+    intact, why = cached_scores(path)
+    assert why is None and intact.keys == scores.keys and list(intact.scores) == [0.25, 0.75]
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["scores"] = np.array([0.25, -0.75])  # altered after it was written, its sha256 kept
+    np.savez(path, **arrays)
+    assert cached_scores(path) == (None, "its arrays do not match their sha256")
+    path.write_bytes(b"PK\x03\x04 not a zip")
+    assert cached_scores(path)[0] is None and "unreadable" in cached_scores(path)[1]
+    assert cached_scores(tmp_path / "absent.npz") == (None, None)
+
+    report, cache = tmp_path / "report", tmp_path / "cache"
+    args = ("-q", "-k", "agreement", "--variants", "torch-fp32,onnx", "--gate-cache", str(cache),
+            "--gate-report", str(report))
+    assert run_gate(*args).returncode == 0
+    for file in (cache / "scores").glob("torch-fp32-*.npz"):
+        file.write_bytes(b"corrupt")
+    again = run_gate(*args, "--gate-no-resume")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.stdout.count("computing them again") == 1 and "BadZipFile" not in again.stdout
+    verdict = json.loads((report / "verdict.json").read_text())
+    assert verdict["complete"] and verdict["variants"]["onnx"]["decision"] == "pass"

@@ -8,6 +8,8 @@ by every gate.
 
 from __future__ import annotations
 
+import hashlib
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,7 +105,7 @@ def _chunked(call, items: list, batch_size: int, desc: str, unit: str) -> np.nda
 
 
 def save_scores(result: Scores, path) -> None:
-    """Plain arrays in an .npz (no pickle), written beside the target and renamed into place."""
+    """Plain arrays in an .npz (no pickle) with their sha256, written beside the target and renamed into place."""
     from pathlib import Path
 
     from quantgate.variants.cache import atomic_target
@@ -116,21 +118,51 @@ def save_scores(result: Scores, path) -> None:
               "dataset": np.array(result.dataset)}
     if result.embeddings is not None:
         arrays["embeddings"] = result.embeddings
+    arrays["sha256"] = np.array(_digest(arrays))
     with atomic_target(path) as tmp:
         np.savez(tmp, **arrays)
 
 
-def load_scores(path) -> Scores | None:
-    """Saved scores, or None when the file is absent or unreadable (then they are computed again)."""
+def _digest(arrays) -> str:
+    """sha256 over every array that decides an answer (not the timing), name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for name in ("qids", "docids", "scores", "texts", "embeddings", "dataset"):
+        if name in arrays:
+            value = np.ascontiguousarray(arrays[name])
+            digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
+            digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def cached_scores(path) -> tuple[Scores | None, str | None]:
+    """Scores saved by save_scores: (scores, None) when intact; (None, why) when the file cannot be read or its
+    arrays do not match their sha256 (then they are computed again, and the caller says so); (None, None) when
+    there is no file."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        return None, None
     try:
         with np.load(path, allow_pickle=False) as data:
-            keys = list(zip(data["qids"].tolist(), data["docids"].tolist()))
-            result = Scores(str(data["dataset"]), keys, data["scores"].astype(np.float64), data["texts"].tolist(),
-                            data["embeddings"] if "embeddings" in data.files else None, float(data["seconds"]))
-    except (OSError, ValueError, KeyError):
-        return None
-    check_finite(result.scores, "scores")
-    return result
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        return None, f"unreadable ({type(err).__name__})"
+    if "sha256" not in arrays or str(arrays["sha256"]) != _digest(arrays):
+        return None, "its arrays do not match their sha256" if "sha256" in arrays else "saved without a sha256"
+    try:
+        keys = list(zip(arrays["qids"].tolist(), arrays["docids"].tolist()))
+        result = Scores(str(arrays["dataset"]), keys, arrays["scores"].astype(np.float64), arrays["texts"].tolist(),
+                        arrays.get("embeddings"), float(arrays["seconds"]))
+    except (KeyError, ValueError, TypeError) as err:
+        return None, f"not a scores file ({type(err).__name__}: {err})"
+    if not np.isfinite(result.scores).all():
+        return None, "it holds non-finite scores"
+    return result, None
+
+
+def load_scores(path) -> Scores | None:
+    """Saved scores, or None when the file is absent, unreadable or altered (then they are computed again)."""
+    return cached_scores(path)[0]
 
 
 def check_finite(values: np.ndarray, what: str) -> None:

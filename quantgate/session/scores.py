@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from quantgate.evaluation.data import EvalSet
-from quantgate.evaluation.scoring import Scores, load_scores, save_scores, score
+from quantgate.evaluation.scoring import Scores, cached_scores, save_scores, score
 from quantgate.variants.cache import cache_key
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 
@@ -75,7 +75,7 @@ class SessionScores:
                                  "baseline")
         memo = ("baseline", dataset.name)
         with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
-            known = self.run.scores.get(memo) or (load_scores(path) if path.is_file() else None)
+            known = self.run.scores.get(memo) or self._cached(path, "baseline")
             have = {q for q, _ in known.keys} if known is not None else set()
             if missing := [q for q in qids if q not in have]:
                 known = self._score(spec, dataset, missing, known, factory=factory, name="the baseline")
@@ -86,11 +86,17 @@ class SessionScores:
         wanted = set(qids)
         return known.head(sum(1 for q, _ in known.keys if q in wanted))  # always a prefix of the same order
 
+    def _cached(self, path: Path, whose: str) -> Scores | None:
+        result, why = cached_scores(path)
+        if why:
+            self.progress(f"{whose} scores in {path}: {why}: computing them again")
+        return result
+
     def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
         order = self.order(dataset)
         path = self._scores_path(self.factory, spec, dataset, order, spec.id)
         with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
-            result = load_scores(path) if path.is_file() else None
+            result = self._cached(path, "reference")
             if result is None:
                 result = self._score(spec, dataset, order)
                 save_scores(result, path)

@@ -69,6 +69,8 @@ def resolve(source: str | os.PathLike | None, kind: str = "auto", trust_remote_c
         kind = detected
     else:
         reason = f"given with --kind (files suggest {detected})" if detected != kind else f"given; {reason}"
+    if kind == "reranker":
+        check_one_logit(path)
     return Candidate(str(source), path, kind, reason, hash_dir(path), trust_remote_code)
 
 
@@ -131,6 +133,22 @@ def detect_kind(path: Path) -> tuple[str, str]:
             f"architectures {architectures or 'missing'} is no *ForSequenceClassification; pass --kind to force one"
         )
     raise CandidateError(f"{path} holds no model (no config.json); pass a sentence-transformers or transformers model")
+
+
+def check_one_logit(path: Path) -> None:
+    """A sequence-classification reranker must have one output: its relevance logit. With more labels (an NLI or
+    sentiment classifier, a two-class relevance head) the gate would score label 0 and judge the wrong number."""
+    config = _read_json(path / "config.json")
+    if not any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+        return  # causal-LM rerankers score a token's logit (sentence-transformers' LogitScore), not a label
+    labels = config.get("id2label") or {}
+    count = len(labels) if labels else int(config.get("num_labels", 2))  # transformers' default is 2 labels
+    if count != 1:
+        names = ", ".join(str(v) for v in list(labels.values())[:4]) if labels else "no names"
+        raise CandidateError(
+            f"{path / 'config.json'}: a sequence classifier with {count} labels ({names}), not a reranker's one "
+            "relevance logit; the gate would score label 0 alone. Gate a one-logit cross-encoder (num_labels 1), "
+            "or pass --kind embedder if it is an embedder")
 
 
 def _read_json(path: Path) -> Any:
