@@ -14,6 +14,8 @@ from quantgate.backends.support import KNOWN_BROKEN
 from quantgate.variants import machine
 from tests.test_plugin import run_gate
 
+pytestmark = pytest.mark.slow  # gate runs of minutes: CI's fresh-machine part leaves them to the full part
+
 # fp32-equivalent variants must agree with the reference; the others must build, or be skipped with a reason
 VARIANTS = "torch-fp32,torch-bf16,onnx,onnx-O2,onnx-qint8-avx512_vnni,openvino,openvino-qint8,inc-int8"
 FP32_EQUIVALENT = ("onnx", "onnx-O2", "openvino")

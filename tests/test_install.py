@@ -9,7 +9,11 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # gate runs of minutes: CI's fresh-machine part leaves them to the full part
 
 OURS = ("quantgate", "__editable__", "__editable___quantgate")
 

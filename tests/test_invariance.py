@@ -10,6 +10,8 @@ import pytest
 
 from tests.test_plugin import run_gate
 
+pytestmark = pytest.mark.slow  # gate runs of minutes: CI's fresh-machine part leaves them to the full part
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):

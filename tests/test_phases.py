@@ -9,6 +9,8 @@ from quantgate.reporting.summary import recommendation
 from quantgate.speed.phases import PHASES, PhaseTimer, back_to_back, phase_lines, raw_model
 from tests.test_plugin import run_gate
 
+pytestmark = pytest.mark.slow  # gate runs of minutes: CI's fresh-machine part leaves them to the full part
+
 # The phases, timed after the rounds on the same inputs, against the end-to-end median. Batch 1 leaves more
 # out: encode()/predict()'s own per-call Python (argument checks, prompt and device lookups, list and numpy
 # assembly), measured ~0.1 ms = 4-7% of a 1.6 ms OpenVINO int8 call of the embedded embedder (2 CPU cores).

@@ -7,9 +7,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from quantgate.results.verdict import Verdict
 from tests.conftest import ROOT
 from tests.test_plugin import run_gate
+
+pytestmark = pytest.mark.slow  # gate runs of minutes: CI's fresh-machine part leaves them to the full part
 
 VARIANTS = "torch-fp32,onnx,openvino,slow"
 SLOW = "slow=sleep:0.5"  # an unchanged model that sleeps 0.5 s per call: the run is still busy when killed

@@ -14,6 +14,8 @@ from quantgate.variants.registry import REFERENCE_ID, VARIANTS
 from tests.conftest import ROOT
 from tests.test_plugin import run_gate
 
+pytestmark = pytest.mark.slow  # gate runs of minutes: CI's fresh-machine part leaves them to the full part
+
 VARIANTS_UNDER_TEST = "torch-fp32,onnx,onnx-O2,onnx-qint8-avx2,openvino,openvino-qint8"
 
 
