@@ -13,7 +13,6 @@ a one-logit cross-encoder); an embedder's pair score is the cosine of its unit-n
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ import numpy as np
 
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.data import load as load_data
+from quantgate.evaluation.scoring import activated_scores, unit_rows
+from quantgate.variants.cache import cache_key
 from quantgate.variants.registry import VariantSpec
 
 CHECK_PREFIX = "check:"  # a custom check's gate name in verdict.json: beside "agreement", "quality", ...
@@ -37,11 +38,8 @@ class ArtifactInfo:
 
     @property
     def sha256(self) -> str:
-        """One hash of the whole artifact: its files' hashes in path order."""
-        digest = hashlib.sha256()
-        for name, sha in sorted(self.files.items()):
-            digest.update(f"{name}\0{sha}\n".encode())
-        return digest.hexdigest()
+        """One hash of the whole artifact: of its files' names and hashes."""
+        return cache_key(self.files)
 
 
 class GateModel:
@@ -77,9 +75,7 @@ class GateModel:
         """One float64 score per (query, passage) pair: a reranker's activated score, an embedder's cosine."""
         pairs = [(str(q), str(p)) for q, p in pairs]
         if self.kind == "reranker":
-            return self._remembered("score", pairs, lambda: np.asarray(self.model.predict(
-                pairs, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True),
-                dtype=np.float64).reshape(len(pairs), -1)[:, 0])
+            return self._remembered("score", pairs, lambda: activated_scores(self.model, pairs, self.batch_size))
         texts = list(dict.fromkeys(t for pair in pairs for t in pair))
         index = {t: i for i, t in enumerate(texts)}
         emb = self.encode(texts)
@@ -91,17 +87,14 @@ class GateModel:
             raise TypeError(f"{self.id} is a reranker: it scores pairs (score), it does not encode texts")
         texts = [str(t) for t in texts]
 
-        def run() -> np.ndarray:
-            emb = np.asarray(self.model.encode(texts, batch_size=self.batch_size, show_progress_bar=False,
-                                               convert_to_numpy=True), dtype=np.float64).reshape(len(texts), -1)
-            return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-
-        return self._remembered("encode", texts, run)
+        return self._remembered("encode", texts, lambda: unit_rows(np.asarray(self.model.encode(
+            texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True),
+            dtype=np.float64).reshape(len(texts), -1)))
 
     def _remembered(self, what: str, inputs: list, compute: Callable[[], np.ndarray]) -> np.ndarray:
         if self._memo is None:
             return compute()
-        key = (what, hashlib.sha256(repr(inputs).encode()).hexdigest())
+        key = (what, cache_key(inputs))
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key].copy()
@@ -134,8 +127,7 @@ class GateData:
         """qid -> query text of the test queries the gate reranks (the first set's, unless one is named), in
         its candidate lists' order."""
         dataset = dataset or self.sets[0]
-        qids = [q for q in dataset.candidates if q in dataset.test_qrels][: self.max_queries]
-        return {q: dataset.queries[q] for q in qids}
+        return {q: dataset.queries[q] for q in dataset.reranked_queries(self.max_queries)}
 
     def candidates(self, qid: str, dataset: EvalSet | None = None) -> list[tuple[str, str]]:
         """(docid, text) of a query's candidates, in first-stage order, as the gate reranks them."""
@@ -191,8 +183,6 @@ class Check:
 def _number(value: Any, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, (bool, np.bool_)):
-        return float(value)
     try:
         return float(value)
     except (TypeError, ValueError):

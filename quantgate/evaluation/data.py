@@ -54,13 +54,16 @@ class EvalSet:
     def test_queries(self) -> list[str]:
         return [qid for qid in self.queries if qid in self.test_qrels]
 
+    def reranked_queries(self, max_queries: int | None = None) -> list[str]:  # what the gates rerank, in order
+        return [q for q in self.candidates if q in self.test_qrels][:max_queries]
+
     def reranking_pairs(self, top_k: int | None = None, max_queries: int | None = None,
                         qids: list[str] | None = None) -> list[tuple[str, str, str, str]]:
         """(qid, docid, query, passage) for every candidate of `qids` (default: every test query)."""
         if not self.candidates:
             raise DataFormatError(f"{self.path} has no candidates.jsonl: it cannot be used for reranking")
         if qids is None:
-            qids = [q for q in self.candidates if q in self.test_qrels][:max_queries]
+            qids = self.reranked_queries(max_queries)
         return [
             (qid, docid, self.queries[qid], self.corpus[docid])
             for qid in qids for docid in self.candidates[qid][:top_k]

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from quantgate.evaluation.scoring import activated_scores, unit_rows
+
 PAIRS = 16  # pairs of the first evaluation set: 16 alone + 16 padded + 2 batched calls, a second on 2 cores
 FP32_NOISE = 1e-4  # fp32 backends move a pair by <= 8e-7 here (shared reranker, embedded embedder)
 ROUNDING = 0.02  # 16-bit arithmetic over other padded shapes, static int8: <= 0.016 measured (docs/measurements.md)
@@ -39,21 +41,18 @@ class BatchInvariance:
 
 def _scores(model, kind: str, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
     if kind == "reranker":
-        return np.asarray(model.predict(pairs, batch_size=batch_size, show_progress_bar=False,
-                                        convert_to_numpy=True), dtype=np.float64).reshape(len(pairs), -1)[:, 0]
+        return activated_scores(model, pairs, batch_size)
     texts = [t for pair in pairs for t in pair]
-    emb = np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
-                     dtype=np.float64)
-    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    emb = unit_rows(np.asarray(model.encode(texts, batch_size=batch_size, show_progress_bar=False,
+                                            convert_to_numpy=True), dtype=np.float64))
     return np.einsum("ij,ij->i", emb[0::2], emb[1::2])
 
 
 def _alone(model, kind: str, pair: tuple[str, str]) -> float:
     if kind == "reranker":
         return float(_scores(model, kind, [pair], 1)[0])
-    emb = [np.asarray(model.encode([t], batch_size=1, show_progress_bar=False, convert_to_numpy=True)[0],
-                      dtype=np.float64) for t in pair]
-    emb = [e / max(np.linalg.norm(e), 1e-12) for e in emb]
+    emb = unit_rows(np.stack([np.asarray(model.encode([t], batch_size=1, show_progress_bar=False,
+                                                      convert_to_numpy=True)[0], dtype=np.float64) for t in pair]))
     return float(emb[0] @ emb[1])
 
 
@@ -62,9 +61,8 @@ def _padded(model, kind: str, pair: tuple[str, str], longest: tuple[str, str]) -
     if kind == "reranker":
         return float(_scores(model, kind, [pair, longest], 2)[0])
     long_text = max(longest, key=len)
-    emb = [np.asarray(model.encode([t, long_text], batch_size=2, show_progress_bar=False, convert_to_numpy=True)[0],
-                      dtype=np.float64) for t in pair]
-    emb = [e / max(np.linalg.norm(e), 1e-12) for e in emb]
+    emb = unit_rows(np.stack([np.asarray(model.encode([t, long_text], batch_size=2, show_progress_bar=False,
+                                                      convert_to_numpy=True)[0], dtype=np.float64) for t in pair]))
     return float(emb[0] @ emb[1])
 
 

@@ -41,6 +41,17 @@ class Scores:
         return {q: ([self.keys[i][1] for i in idx], self.scores[idx]) for q, idx in groups.items()}
 
 
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """Embeddings scaled to unit length, row by row (a zero row stays zero): their dot products are cosines."""
+    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+
+def activated_scores(model, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
+    """A reranker's score of each pair after its activation, float64 (the first output of a model with more)."""
+    return np.asarray(model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
+                      dtype=np.float64).reshape(len(pairs), -1)[:, 0]
+
+
 def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int | None = None,
           max_queries: int | None = None, retrieval_queries: list[str] | None = None,
           qids: list[str] | None = None, known: Scores | None = None) -> Scores:
@@ -55,10 +66,9 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
     keys = [(qid, docid) for qid, docid, _, _ in pairs]
     started = time.perf_counter()
     if kind == "reranker":
-        values = _chunked(lambda chunk: model.predict(chunk, batch_size=batch_size, show_progress_bar=False,
-                                                      convert_to_numpy=True),
+        values = _chunked(lambda chunk: activated_scores(model, chunk, batch_size),
                           [(q, p) for _, _, q, p in pairs], batch_size, f"scoring {dataset.name}", "pair")
-        result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64).reshape(len(keys), -1)[:, 0])
+        result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64))
     else:
         texts = [q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]
         if retrieval_queries is not None:
@@ -70,7 +80,7 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
                                   new, batch_size, f"encoding {dataset.name}", "text"),
                          dtype=np.float64).reshape(len(new), -1) if new else np.zeros((0, 1))
         check_finite(emb, "embeddings")
-        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        emb = unit_rows(emb)
         if known is not None and known.embeddings is not None:
             new, emb = [*known.texts, *new], np.vstack([known.embeddings, emb]) if len(new) else known.embeddings
         index = {t: i for i, t in enumerate(new)}

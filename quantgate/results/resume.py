@@ -57,9 +57,3 @@ def saved_variants(report_dir: str | Path) -> tuple[dict[str, dict[str, Any]], l
             found.update(chosen)
             sources.append(str(path))
     return found, sources
-
-
-def replay(gate, spec: VariantSpec, gate_name: str) -> dict[str, Any] | None:
-    """The saved result of one gate of a resumed variant (already in this run's verdict), or None when it must be
-    computed. A saved failure is the gate's answer again (the plugin fails the test with the saved reasons)."""
-    return gate.resumed_gate(spec, gate_name)
