@@ -51,8 +51,11 @@ def _scores(model, kind: str, pairs: list[tuple[str, str]], batch_size: int) -> 
 def _alone(model, kind: str, pair: tuple[str, str]) -> float:
     if kind == "reranker":
         return float(_scores(model, kind, [pair], 1)[0])
-    emb = unit_rows(np.stack([np.asarray(model.encode([t], batch_size=1, show_progress_bar=False,
-                                                      convert_to_numpy=True)[0], dtype=np.float64) for t in pair]))
+    # one vector at a time, as before unit_rows existed: the matrix form rounds the last bit otherwise, which picks
+    # another "worst" pair among fp32 backends' 4e-16 ties
+    emb = [np.asarray(model.encode([t], batch_size=1, show_progress_bar=False, convert_to_numpy=True)[0],
+                      dtype=np.float64) for t in pair]
+    emb = [e / max(np.linalg.norm(e), 1e-12) for e in emb]
     return float(emb[0] @ emb[1])
 
 
@@ -61,8 +64,9 @@ def _padded(model, kind: str, pair: tuple[str, str], longest: tuple[str, str]) -
     if kind == "reranker":
         return float(_scores(model, kind, [pair, longest], 2)[0])
     long_text = max(longest, key=len)
-    emb = unit_rows(np.stack([np.asarray(model.encode([t, long_text], batch_size=2, show_progress_bar=False,
-                                                      convert_to_numpy=True)[0], dtype=np.float64) for t in pair]))
+    emb = [np.asarray(model.encode([t, long_text], batch_size=2, show_progress_bar=False, convert_to_numpy=True)[0],
+                      dtype=np.float64) for t in pair]
+    emb = [e / max(np.linalg.norm(e), 1e-12) for e in emb]  # one vector at a time (see _alone)
     return float(emb[0] @ emb[1])
 
 
