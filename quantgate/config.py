@@ -33,6 +33,9 @@ REGRESSION_KEYS = {"max_loss": float, "require_gain": bool, "min_gain": float}
 CALIBRATION_KEYS = {"samples": int, "seed": int}
 ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int, "max_trials": int,
                          "ranking_queries": int}
+FORMAT_KEYS = {"rescore_multiplier": int, "calibration_min": int}
+FORMAT_LOSS_KEYS = ("float32", "int8", "uint8", "binary", "ubinary", "int8-rescore", "uint8-rescore", "binary-rescore",
+                    "ubinary-rescore", "truncation")
 DEFAULTS: dict[str, Any] = {
     "agreement": {kind: agreement_defaults(kind) for kind in ("reranker", "embedder")},
     "quality": {m.limit_key: m.reranker for m in QUALITY.values()},
@@ -42,6 +45,10 @@ DEFAULTS: dict[str, Any] = {
     "calibration": {"samples": 300, "seed": 0},
     "accuracy_control": {"validation_queries": 100, "validation_candidates": 20, "max_trials": 8,
                          "ranking_queries": 10},
+    "embedding_formats": {"rescore_multiplier": 4, "calibration_min": 100,
+                          "max_loss": {"float32": 0.0155, "int8": 0.0155, "uint8": 0.0155, "int8-rescore": 0.0155,
+                                       "uint8-rescore": 0.0155, "binary": 0.10, "ubinary": 0.10,
+                                       "binary-rescore": 0.05, "ubinary-rescore": 0.05, "truncation": 0.03}},
 }
 
 
@@ -61,6 +68,16 @@ class Thresholds:
     accuracy_control: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["accuracy_control"]))
     variants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # pattern -> section -> metric
     regression: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["regression"]))
+    embedding_formats: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["embedding_formats"]))
+
+    def format_limit(self, fmt) -> float:
+        """A stored format's relative NDCG@10 loss limit against the float32 vectors of the same variant: its id's
+        own [embedding_formats.max_loss] key when there is one (e.g. "dim256-int8"), else its precision's
+        (with -rescore) plus `truncation` when it cuts dimensions."""
+        limits = self.embedding_formats["max_loss"]
+        if fmt.id in limits:
+            return limits[fmt.id]
+        return limits[fmt.precision + ("-rescore" if fmt.rescore else "")] + (limits["truncation"] if fmt.dim else 0.0)
 
     @property
     def regression_limit(self) -> float:
@@ -118,7 +135,7 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
 def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     where = _Locator(path, text)
     sections = {"agreement", "quality", "decision", "speed", "regression", "calibration", "accuracy_control",
-                "variants"}
+                "variants", "embedding_formats"}
     _known(where, data, sections, "")
     for key, why in REPLACED.items():
         section, name = key.split(".")
@@ -149,6 +166,7 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     for key, value in accuracy_control.items():
         if value < 1:
             raise ThresholdsError(where(f"accuracy_control.{key}", f"must be at least 1, got {value}"))
+    embedding_formats = _embedding_formats(where, data.get("embedding_formats", {}))
     variants: dict[str, dict[str, dict[str, float]]] = {}
     for pattern, sections in data.get("variants", {}).items():
         if not isinstance(sections, dict):
@@ -160,7 +178,33 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
         }
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Thresholds(path, digest, agreement, quality, speed, calibration, decision, accuracy_control, variants,
-                      regression)
+                      regression, embedding_formats)
+
+
+def _embedding_formats(where: _Locator, values: Any) -> dict[str, Any]:
+    """[embedding_formats] and its [embedding_formats.max_loss] table: keys are the precisions (with -rescore),
+    `truncation`, or whole format ids (quantgate.evaluation.formats)."""
+    from quantgate.evaluation.formats import parse  # noqa: PLC0415 -- a format id is checked by its parser
+
+    if not isinstance(values, dict):
+        raise ThresholdsError(where("embedding_formats", "must be a table"))
+    losses = values.get("max_loss", {})
+    out = {**DEFAULTS["embedding_formats"],
+           **_typed(where, "embedding_formats", {k: v for k, v in values.items() if k != "max_loss"}, FORMAT_KEYS)}
+    for key in FORMAT_KEYS:
+        if out[key] < 1:
+            raise ThresholdsError(where(f"embedding_formats.{key}", f"must be at least 1, got {out[key]}"))
+    if not isinstance(losses, dict):
+        raise ThresholdsError(where("embedding_formats.max_loss", "must be a table of format = relative loss"))
+    max_loss = dict(DEFAULTS["embedding_formats"]["max_loss"])
+    for key, value in losses.items():
+        if key not in FORMAT_LOSS_KEYS:
+            try:
+                parse(key)
+            except ValueError as err:
+                raise ThresholdsError(where(f"embedding_formats.max_loss.{key}", str(err))) from None
+        max_loss[key] = _number(where, f"embedding_formats.max_loss.{key}", value)
+    return {**out, "max_loss": max_loss}
 
 
 def _agreement(where: _Locator, section: str, limits: Any) -> dict[str, float]:

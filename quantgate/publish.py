@@ -77,6 +77,8 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
             result.refusals.append(f"{vid}: failed the gate ({reasons})")
         result.refusals += _bind_files(vid, entry.get("artifact"), result.files)
     if not result.refusals:
+        result.refusals += _bind_ranges(verdict, chosen, result.files)
+    if not result.refusals:
         result.card = model_card(verdict, chosen)
         result.verdict_json = json.dumps(verdict, indent=2, sort_keys=True).encode()
     return result
@@ -131,6 +133,52 @@ def _bind_files(vid: str, artifact: dict | None, files: dict[str, Path]) -> list
     return refusals
 
 
+def passed_formats(verdict: dict[str, Any], variants: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(variant, format, its first data set's record) of every stored format decided pass, for these variants."""
+    return [(vid, fmt, payload["datasets"][0]) for vid in variants
+            for fmt, payload in verdict["variants"][vid].get("formats", {}).items()
+            if payload.get("decision") == "pass" and payload.get("datasets")]
+
+
+def _bind_ranges(verdict: dict[str, Any], variants: list[str], files: dict[str, Path]) -> list[str]:
+    """Each passed int8/uint8 format's ranges file, pushed beside the weights; refused when it changed since."""
+    refusals = []
+    for vid, fmt, record in passed_formats(verdict, variants):
+        calibration = record.get("calibration") or {}
+        if not calibration.get("ranges_file"):
+            continue
+        local = Path(calibration["ranges_file"])
+        if not local.is_file() or file_sha256(local) != calibration.get("ranges_sha256"):
+            refusals.append(f"{vid}@{fmt}: its ranges file {local} is missing or changed since it was gated: "
+                            "gate again")
+            continue
+        files[f"quantgate/stored-formats/{vid}/{local.name}"] = local
+    return refusals
+
+
+def formats_card(verdict: dict[str, Any], variants: list[str]) -> str:
+    """The stored formats that passed, with what reproduces each: precision, dimensions, rescoring, ranges file."""
+    from quantgate.evaluation.formats import parse
+
+    rows = passed_formats(verdict, variants)
+    if not rows:
+        return ""
+    out = ["## Stored formats that passed", "",
+           "Encode with `truncate_dim` = the dimensions and `normalize_embeddings=True`, then "
+           "`sentence_transformers.quantization.quantize_embeddings(embeddings, precision, ranges=numpy.load(file))`; "
+           "with a rescore multiplier, retrieve multiplier × k from the quantized index and reorder by the float32 "
+           "query against the stored vectors.", "",
+           "| variant | format | precision | dimensions | rescore multiplier | ranges file | NDCG@10 loss vs float32 |",
+           "|---|---|---|---:|---:|---|---:|"]
+    for vid, fmt, r in rows:
+        ranges = r.get("calibration", {}).get("ranges_file")
+        where = f"`quantgate/stored-formats/{vid}/{Path(ranges).name}`" if ranges else "–"
+        precision = parse(fmt).precision
+        out.append(f"| `{vid}` | {fmt} | {precision} | {r['dimensions']} | {r.get('rescore_multiplier') or '–'} | "
+                   f"{where} | {r['decisions'][0]['loss']:+.2%} |")
+    return "\n".join(out) + "\n\n"
+
+
 def _is_weights(rel: str) -> bool:
     """A weight file of any backend family (each names its own: quantgate.backends WEIGHT_FILES)."""
     return any(fnmatch.fnmatch(rel, pattern) for pattern in weight_patterns())
@@ -158,7 +206,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
     subset = {**verdict, "variants": {v: verdict["variants"][v] for v in variants}}
     body = (f"\n## quantgate\n\nVariants published here were decided **pass** by quantgate: agreement with the fp32 "
             "reference, and a quality loss whose one-sided upper bound is within the limit (sequential "
-            f"non-inferiority test), on this machine.\n\n{summary_markdown(subset)}")
+            f"non-inferiority test), on this machine.\n\n{formats_card(verdict, variants)}{summary_markdown(subset)}")
     return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body))
 
 

@@ -98,3 +98,15 @@ def tiny_embedder(tmp_path_factory) -> Path:
 @pytest.fixture
 def cache_dir(tmp_path) -> Path:
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="module")
+def native_libraries():
+    """pytester's in-process runs drop the modules they imported when they end; torch and the runtimes' native
+    extensions cannot be imported a second time in one process ("SystemError: bad call flags"), so they are
+    imported here, before the first run, and kept."""
+    import importlib
+
+    for name in ("torch", "transformers", "sentence_transformers", "onnxruntime", "openvino", "optimum.onnxruntime",
+                 "optimum.intel", "mteb", "datasets", "pytrec_eval", "faiss"):
+        importlib.import_module(name)

@@ -48,21 +48,15 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def libraries_loaded_once():
-    """pytester's in-process runs drop the modules they imported when they end; torch and the runtimes' native
-    extensions cannot be imported a second time in one process ("SystemError: bad call flags"), so they are
-    imported here, before the first run, and kept."""
-    import importlib
-
-    for name in ("torch", "transformers", "sentence_transformers", "onnxruntime", "openvino", "optimum.onnxruntime",
-                 "optimum.intel", "mteb", "datasets", "pytrec_eval"):
-        importlib.import_module(name)
+def libraries_loaded_once(native_libraries):
+    """See tests.conftest.native_libraries: pytester's in-process runs need them imported first."""
 
 
 def _gate(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
     return pytester.runpytest_inprocess("--pyargs", "quantgate.gates", "test_team.py", "--gate-cache", str(cache),
                                         "--gate-report", "report", "--gate-history", "history",
-                                        "--benchmark-storage", f"file://{pytester.path / 'bench'}", *args)
+                                        "--benchmark-storage", f"file://{pytester.path / 'bench'}",
+                                        "--gate-embedding-formats", "none", *args)
 
 
 def test_team_tests_run_with_each_variant_after_the_packaged_gates(pytester, cache):
@@ -75,7 +69,7 @@ def test_team_tests_run_with_each_variant_after_the_packaged_gates(pytester, cac
                     "test_batch_invariance", "test_quality", "test_speed", "test_speed", "test_regression_speed",
                     "test_regression_speed", "test_team_check"]
     variants = [i[i.index("[") + 1 : -1].split("-", 1)[-1] if i.startswith(("test_speed", "test_regression_speed"))
-                else i[i.index("[") + 1 : -1] for i in items if "[" in i]
+                else i[i.index("[") + 1 : -1].split("@")[0] for i in items if "[" in i]
     assert list(dict.fromkeys(variants)) == ["torch-fp32", "onnx"]  # the reference first, never interleaved
     assert items[0] == "test_outside_any_variant"  # no variant: before the matrix, as any plain test
 

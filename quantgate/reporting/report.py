@@ -137,9 +137,11 @@ def write_reports(verdict: dict, report_dir: Path, final: bool = True) -> list[P
     written = [write_text_atomic(report_dir / "summary.md", markdown)]
     if not final:
         return written
-    plot = pareto_plot(verdict, report_dir / "pareto.png")
-    if plot:
-        written.append(plot)
+    from quantgate.reporting.formats import format_plot
+
+    for plot in (pareto_plot(verdict, report_dir / "pareto.png"), format_plot(verdict, report_dir / "formats.png")):
+        if plot:
+            written.append(plot)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a", encoding="utf-8") as fh:

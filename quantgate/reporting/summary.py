@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from quantgate.reporting.formats import format_lines
 from quantgate.reporting.sections import (
     DECISION_MARK,
     _bound,
@@ -213,6 +214,7 @@ def summary_markdown(verdict: dict) -> str:
     out += first_stage_lines(verdict, rows)
     out += batch_lines(rows)
     out += check_lines(verdict)
+    out += format_lines(verdict)
     out += memory_lines(verdict, rows)
     out += undecided_lines(rows)
     out += ties_lines(rows)

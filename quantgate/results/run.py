@@ -27,6 +27,7 @@ class GateRun:
     resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # those this run took (quantgate.results.resume)
     expected: list[str] = field(default_factory=list)  # variants with collected tests (quantgate.fixtures.outcomes)
     ran: set[str] = field(default_factory=set)  # variants whose test bodies ran: each ends with a row
+    formats: dict[tuple[str, str], Any] = field(default_factory=dict)  # (variant, data set): its float32 index quality
     regression: Any = None  # quantgate.baseline.regression.BaselineComparison: the candidate against --gate-baseline
 
     def fold_worker(self, payload: dict[str, Any]) -> None:

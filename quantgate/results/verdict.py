@@ -60,6 +60,12 @@ class Verdict:
         entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
         entry["failures"].extend(f"{gate}: {f}" for f in failures)
 
+    def record_format(self, variant: str, fmt: str, payload: dict[str, Any]) -> None:
+        """A stored format of the variant's vectors (VARIANT@FORMAT): kept apart from its gates, so a format that
+        fails leaves the variant's own decision as it was (publish leaves the format out, not the variant)."""
+        entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
+        entry.setdefault("formats", {})[fmt] = payload
+
     def attach_artifact(self, variant: str, path: str, manifest: dict[str, Any],
                         runtime: dict[str, Any] | None = None) -> None:
         """Bind the variant's verdict to its artifact files (publish refuses files that changed since) and,
@@ -92,8 +98,12 @@ class Verdict:
                 continue
             mine = self.variants.setdefault(vid, {"gates": {}, "failures": []})
             mine["gates"].update(entry.get("gates", {}))
+            mine.setdefault("formats", {}).update(entry.get("formats", {}))
             mine["failures"].extend(f for f in entry.get("failures", []) if f not in mine["failures"])
-            mine.update({k: v for k, v in entry.items() if k not in ("gates", "failures", "decision", "passed")})
+            mine.update({k: v for k, v in entry.items()
+                         if k not in ("gates", "formats", "failures", "decision", "passed")})
+            if not mine["formats"]:
+                del mine["formats"]
         self.header.setdefault("scoring_seconds", {}).update(other.get("scoring_seconds", {}))
 
     def to_dict(self, complete: bool) -> dict[str, Any]:

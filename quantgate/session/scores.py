@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.scoring import Scores, cached_scores, save_scores, score
 from quantgate.variants.cache import cache_key
@@ -36,6 +38,22 @@ class SessionScores:
         self.run.scores[(spec.id, dataset.name)] = result
         self._timed(spec, dataset, result)
         return result
+
+    def stored_vectors(self, spec: VariantSpec, dataset: EvalSet) -> tuple[list[str], np.ndarray, list[str],
+                                                                           np.ndarray] | None:
+        """(qids, query vectors, doc ids, corpus vectors) from the variant's scoring pass this run: the queries it
+        scored and the whole corpus, unit-length float64; None when the pass encoded no corpus (a reranker, no
+        retrieval, or retrieval left to mteb's wrapper on a folder without candidate lists)."""
+        scores = self.scores(spec, dataset) if spec.id == REFERENCE_ID else self.run.scores.get((spec.id, dataset.name))
+        if scores is None or scores.embeddings is None or not dataset.candidates or not self.settings.retrieval:
+            return None
+        rows = {t: i for i, t in enumerate(scores.texts)}
+        if any(text not in rows for text in dataset.corpus.values()):
+            return None
+        qids = [q for q in self.order(dataset) if dataset.queries[q] in rows]
+        doc_ids = sorted(dataset.corpus)
+        return (qids, scores.embeddings[[rows[dataset.queries[q]] for q in qids]], doc_ids,
+                scores.embeddings[[rows[dataset.corpus[d]] for d in doc_ids]])
 
     def _timed(self, spec: VariantSpec, dataset: EvalSet, result: Scores) -> None:
         self.run.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
