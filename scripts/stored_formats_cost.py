@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--formats", default="float32,int8,uint8,int8-rescore,binary,binary-rescore,dim256,dim128,"
                                              "dim256-int8,dim128-binary-rescore")
     parser.add_argument("--rescore-multiplier", type=int, default=4)
+    parser.add_argument("--ranges-from", choices=("train", "corpus"), default="train",
+                        help="int8/uint8 ranges from the train split's passages (the gate's default) or the corpus")
     args = parser.parse_args()
     dataset = load(args.data)
     scores, why = cached_scores(args.scores)
@@ -35,11 +37,13 @@ def main() -> None:
     qids = [q for q in dataset.test_queries if dataset.queries[q] in rows]
     queries = scores.embeddings[[rows[dataset.queries[q]] for q in qids]]
     train = {d for rel in dataset.qrels.get("train", {}).values() for d in rel}
-    calibration = corpus[[i for i, d in enumerate(doc_ids) if d in train]]
+    calibration = corpus[[i for i, d in enumerate(doc_ids) if d in train]] if args.ranges_from == "train" else corpus
     print(f"{dataset.name}: {len(doc_ids)} passages, {len(qids)} queries, {corpus.shape[1]} dimensions; "
-          f"ranges from {len(calibration)} train-split passages")
+          f"ranges from {len(calibration)} passages ({args.ranges_from})")
     print("| format | bytes/vector | index MB | build s | search s (all) | ms/query | added peak MB | NDCG@10 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    formats.evaluate(formats.parse("binary"), queries[:2], qids[:2], corpus[:10], doc_ids[:10], dataset.test_qrels,
+                     None, 1)  # imports sentence-transformers, torch, faiss and pytrec_eval: not a format's cost
     for fmt in formats.parse_list(args.formats):
         before = rss()
         sampler = PeakSampler().start()

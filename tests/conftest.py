@@ -104,9 +104,11 @@ def cache_dir(tmp_path) -> Path:
 def native_libraries():
     """pytester's in-process runs drop the modules they imported when they end; torch and the runtimes' native
     extensions cannot be imported a second time in one process ("SystemError: bad call flags"), so they are
-    imported here, before the first run, and kept."""
+    imported here, before the first run, and kept. `onnx` is one: ONNX exports import it, and a second import of its
+    nanobind extension aborts the process ("refusing to add duplicate key"), killing every test after it."""
     import importlib
 
     for name in ("torch", "transformers", "sentence_transformers", "onnxruntime", "openvino", "optimum.onnxruntime",
-                 "optimum.intel", "mteb", "datasets", "pytrec_eval", "faiss"):
+                 "optimum.intel", "mteb", "datasets", "pytrec_eval", "onnx", "faiss",
+                 "optimum.intel.openvino"):
         importlib.import_module(name)

@@ -126,3 +126,25 @@ def check_lines(verdict: dict) -> list[str]:
             cells.append(mark if g.get("value") is None else f"{_fmt(g['value'], '.4g')} {mark}")
         out.append(f"| {name} | {limit} | " + " | ".join(cells) + " |")
     return out
+
+
+def time_lines(verdict: dict) -> list[str]:
+    """The time guard's estimates beside what each variant took (quantgate.variants.timeguard)."""
+    variants = verdict.get("variants", {})
+    timed = [v for v in ordered(variants) if "estimated_s" in variants[v].get("time", {})]
+    if not timed:
+        return []
+    plan = verdict.get("plan", {})
+    budget = plan.get("budget_s")
+    guarded = [v for v, why in verdict.get("skipped", {}).items() if why.startswith("time guard")]
+    out = ["", "## Time", "",
+           f"Estimated before each variant from measured rates (the reference's scoring time here × the variant's "
+           f"measured multiple){f'; budget {budget / 60:.1f} min' if budget else ''}. Skipped by the time guard: "
+           f"{', '.join(guarded) or 'none'}.",
+           "", "| variant | estimated s | actual s | actual / estimated | estimated from |", "|---|---:|---:|---:|---|"]
+    for v in timed:
+        t = variants[v]["time"]
+        ratio = t["actual_s"] / t["estimated_s"] if t.get("actual_s") and t["estimated_s"] else None
+        out.append(f"| `{v}` | {t['estimated_s']:.1f} | {_fmt(t.get('actual_s'), '.1f')} | {_fmt(ratio, '.2f')} | "
+                   f"{t.get('from', '')} |")
+    return out

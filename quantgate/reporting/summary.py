@@ -12,6 +12,7 @@ from quantgate.reporting.sections import (
     memory_lines,
     precision_table,
     regression_lines,
+    time_lines,
 )
 from quantgate.results.verdict import decision_of
 from quantgate.speed.phases import phase_lines
@@ -216,6 +217,7 @@ def summary_markdown(verdict: dict) -> str:
     out += check_lines(verdict)
     out += format_lines(verdict)
     out += memory_lines(verdict, rows)
+    out += time_lines(verdict)
     out += undecided_lines(rows)
     out += ties_lines(rows)
     out += precision_table(rows)

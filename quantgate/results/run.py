@@ -3,6 +3,7 @@ configuration; this is the run's state, and the verdict it ends in."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ class GateRun:
     expected: list[str] = field(default_factory=list)  # variants with collected tests (quantgate.fixtures.outcomes)
     ran: set[str] = field(default_factory=set)  # variants whose test bodies ran: each ends with a row
     formats: dict[tuple[str, str], Any] = field(default_factory=dict)  # (variant, data set): its float32 index quality
+    began: float = field(default_factory=time.perf_counter)  # the session's start: the time budget counts from it
+    estimates: dict[str, Any] = field(default_factory=dict)  # variant -> quantgate.variants.timeguard.Estimate
     regression: Any = None  # quantgate.baseline.regression.BaselineComparison: the candidate against --gate-baseline
 
     def fold_worker(self, payload: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from quantgate.results.run import GateRun
 from quantgate.session.lifecycle import VariantLifecycle
 from quantgate.session.scores import SessionScores
 from quantgate.session.settings import GateSettings, external_spec, resolve_device, shard
+from quantgate.session.timing import SessionTime
 from quantgate.speed import phases
 from quantgate.variants import machine
 from quantgate.variants.cache import ArtifactCache, default_cache_dir
@@ -35,7 +36,7 @@ EMBEDDED_NOTE = ("quantgate-mini, the embedded demonstration set (12 queries x 8
                  "works end to end and decides nothing about a model; pass --gate-data or --gate-tasks for a decision")
 
 
-class GateSession(SessionScores, VariantLifecycle):
+class GateSession(SessionScores, VariantLifecycle, SessionTime):
     """A gate run's configuration. The constructor checks only what is cheap and certain (thresholds
     file, variant ids, option values, that named paths exist): `pytest --help` and `--collect-only`
     load no model and no data. The candidate, the data, calibration inputs and the validation split
@@ -278,6 +279,9 @@ class GateSession(SessionScores, VariantLifecycle):
             *([f"quantgate: mteb tasks {', '.join(s.tasks)} (data from the Hugging Face Hub)"] if s.tasks else []),
             *([f"quantgate: {EMBEDDED_NOTE}"] if self.data_source == "embedded default" else []),
             f"quantgate: cache {s.cache_dir or default_cache_dir()}{' (rebuild)' if s.rebuild else ''}",
+            "quantgate: time: each variant's estimate is printed before it starts, the plan once the reference is "
+            "timed" + (f"; budget {s.time_budget_min:g} min (--gate-time-budget: a variant that does not fit is "
+                        "skipped)" if s.time_budget_min else ""),
             f"quantgate: device {s.device}; cpu {machine.cpu_summary()}; threads {s.threads or os.cpu_count()} "
             "(torch, ONNX Runtime intra-op, OpenVINO)",
             *self._openvino_lines(),

@@ -66,6 +66,7 @@ class VariantLifecycle:
                                "released": spec in loaded}
             entry["wall_seconds"] = round(time.perf_counter() - self.run.started.get(variant, time.perf_counter()), 1)
             entry["resume_key"] = resume.variant_key(self, spec)
+            self.record_time(spec, entry)
         self.run.verdict.header["peak_rss_mb"] = round(memory.process_peak() / memory.MB, 1)
         finished = self.run.verdict.header.setdefault("finished", [])
         if variant not in finished:

@@ -51,6 +51,7 @@ class GateSettings:
     baseline: str | None = None  # the model in production: a model dir, a hub id or a verdict.json (--gate-baseline)
     history_dir: str | None = None  # where complete verdicts are kept (default: <benchmark storage>/quantgate-verdicts)
     worker_id: str | None = None  # pytest-xdist worker ("gw0"): writes its own partial verdict
+    time_budget_min: float | None = None  # the time guard's budget for the run (--gate-time-budget)
     embedding_formats: tuple[str, ...] | None = None  # stored-format ids (None: formats.DEFAULT_FORMATS)
     embedding_formats_for: str = "passed"  # "passed": the reference and the variants that passed; "all"
     embedding_ranges: str | None = None  # a .npy of (2, dimensions) ranges for int8/uint8 instead of calibration

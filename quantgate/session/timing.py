@@ -1,0 +1,81 @@
+"""How a gate session holds a time budget: the time guard (quantgate.variants.timeguard) asked before each variant,
+the plan printed once the reference has been timed, each variant's estimate and actual time in the verdict. A part
+of GateSession (quantgate.session.core), which provides settings, run, registry, factory, cache and progress."""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+
+from quantgate.variants import machine
+from quantgate.variants.registry import REFERENCE_ID, VariantSpec
+from quantgate.variants.timeguard import EXTRA_PASSES, Estimate, TimeGuard, measurements, minutes, reference_unit
+
+
+class SessionTime:
+    @cached_property
+    def time_guard(self) -> TimeGuard:
+        from quantgate.results.history import load  # noqa: PLC0415 -- reads the kept verdicts once
+
+        runs, _ = load(self.history_dir) if self.history_dir.is_dir() else ([], [])
+        budget = self.settings.time_budget_min
+        return TimeGuard(budget * 60 if budget else None, self.run.began,
+                         measurements(runs, machine.cpu_summary()))
+
+    def _unit(self) -> float | None:
+        """This run's unit of work: what the reference cost, once it has finished."""
+        unit = reference_unit({**self.run.verdict.header, "variants": self.run.verdict.variants})
+        return unit if unit > 0 else None
+
+    def estimate(self, spec: VariantSpec) -> Estimate | None:
+        unit = self._unit()
+        if spec.id == REFERENCE_ID or unit is None:
+            return None
+        cold = not self.cache.has(spec.id, self.factory.key(spec))
+        return self.time_guard.estimate(spec.id, cold, unit, self._tuning_seconds(spec) if cold else 0.0)
+
+    def _tuning_seconds(self, spec: VariantSpec) -> float:
+        """An accuracy-controlled build's validation passes: (max_trials + EXTRA_PASSES) x the validation split's
+        items, at the reference's items/s in this run."""
+        if not spec.tuned:
+            return 0.0
+        scored = [self.run.scores[key] for key in self.run.scores if key[0] == REFERENCE_ID]
+        seconds = sum(s.seconds for s in scored)
+        items = sum(len(s.keys) if self.candidate.kind == "reranker" else len(s.texts) for s in scored)
+        if not seconds or not items:
+            return 0.0
+        control = self.thresholds.accuracy_control
+        validation = control["validation_queries"] * (control["validation_candidates"] + 1)
+        return (control["max_trials"] + EXTRA_PASSES) * validation * seconds / items
+
+    def time_skip(self, spec: VariantSpec) -> str | None:
+        """Why the time guard skips this variant (recorded in the verdict), or None; its estimate is kept."""
+        if self.resumed_entry(spec) is not None or (estimate := self.estimate(spec)) is None:
+            return None
+        self.run.estimates[spec.id] = estimate
+        now = time.perf_counter()
+        left = self.time_guard.left(now)
+        done = set(self.run.verdict.header.get("finished", [])) | set(self.run.saved)
+        later = [s for s in self.selected if s.id in self.owned and s.id not in done]
+        remaining = sum(e.seconds for e in map(self.estimate, later) if e is not None)
+        self.progress(f"{spec.id}: estimated {minutes(estimate.seconds)} (from {estimate.source}); about "
+                      f"{minutes(remaining)} for the {len(later)} variant(s) left"
+                      + (f", {minutes(max(left, 0))} of the budget left" if left is not None else ""))
+        why = self.time_guard.skip_reason(estimate, now)
+        if why:
+            self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
+            self.progress(why)
+        return why
+
+    def record_time(self, spec: VariantSpec, entry: dict) -> None:
+        """The variant's estimate beside its actual wall time (verdict.json `time`); after the reference, the plan."""
+        estimate = self.run.estimates.get(spec.id)
+        entry["time"] = {**(estimate.to_dict() if estimate else {}), "actual_s": entry.get("wall_seconds")}
+        if spec.id != REFERENCE_ID or self._unit() is None:
+            return
+        plan = {s.id: e.seconds for s in self.selected if s.id in self.owned and (e := self.estimate(s)) is not None}
+        self.run.verdict.header["plan"] = {"estimated_s": {v: round(s, 1) for v, s in plan.items()},
+                                           "budget_s": self.time_guard.budget_s}
+        self.progress(f"plan: {len(plan)} variant(s) after the reference, estimated {minutes(sum(plan.values()))} "
+                      "in all on this machine" + (f" (budget {minutes(self.time_guard.budget_s)})"
+                                                 if self.time_guard.budget_s else ""))

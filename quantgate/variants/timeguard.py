@@ -1,0 +1,110 @@
+"""The time guard: each variant's time estimated before it starts, from what was measured, and a budget to hold.
+
+The unit of work is what the reference costs in this run: its wall time (build, scoring, every gate), plus the seconds
+of scoring its cached scores saved (the cache keeps them), so a run that takes the reference's scores from the cache
+is measured like one that scored them. A variant's estimate is its wall time measured before, scaled by how much more
+(or less) this run's reference costs than that measurement's: the same candidate and data give the measured seconds
+back; a model twice as slow, or twice the data, doubles them. The measurements come from this machine's kept verdicts
+(quantgate history: the median of the latest runs that gated the variant, its artifact built or taken from the cache
+as it will be now), else from the project's own cold default run (DEFAULT_MULTIPLES). The reference always runs
+(everything is compared with it); with `--gate-time-budget`, a variant whose estimate does not fit what is left is
+skipped with one line, before any of its work. Every variant's estimate and its actual wall time go into verdict.json:
+the next run estimates from this one.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from quantgate.variants.registry import REFERENCE_ID
+
+# wall(variant) / the reference's unit, one cold default run (every artifact built; the embedded embedder on
+# quantgate-mini; 2-core AVX-512 VM; docs/measurements.md "Time guard"). Used only without a history.
+DEFAULT_MULTIPLES: dict[str, float] = {
+    "torch-fp16": 0.47, "torch-bf16": 0.35, "onnx": 0.58, "onnx-O1": 0.50, "onnx-O2": 0.55, "onnx-O3": 0.59,
+    "onnx-qint8-arm64": 0.44, "onnx-qint8-avx2": 0.54, "onnx-qint8-avx512": 0.44, "onnx-qint8-avx512_vnni": 0.42,
+    "openvino": 1.05, "openvino-bf16": 0.50, "openvino-qint8": 0.83, "openvino-qint8-bf16": 0.27,
+    "openvino-qint8-ac": 1.00, "inc-int8": 2.06, "inc-int8-autotune": 2.12,
+}
+HISTORY_RUNS = 5
+# Accuracy control without a measurement of its own: each trial scores the validation split once (NNCF: the
+# initial and the quantized model's passes, then one per group of operations reverted; INC: one per configuration),
+# and on a base-size model those passes are its cost (2,260 s for openvino-qint8-ac on scifact, issue #32), far more
+# than the embedded run's multiple says. Their time is added from the reference's own items/s.
+EXTRA_PASSES = 2
+
+
+def reference_unit(verdict: dict[str, Any]) -> float:
+    """What the reference cost in a run (its verdict's header and variants): its wall seconds, plus its scoring
+    seconds when its scores came from the cache."""
+    wall = verdict.get("variants", {}).get(REFERENCE_ID, {}).get("wall_seconds") or 0.0
+    scoring = sum(s for key, s in verdict.get("scoring_seconds", {}).items() if key.startswith(f"{REFERENCE_ID}@"))
+    return wall + (scoring if verdict.get("reference_scores_cached") else 0.0) if wall else 0.0
+
+
+@dataclass
+class Estimate:
+    variant: str
+    seconds: float
+    source: str  # where it comes from
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimated_s": round(self.seconds, 1), "from": self.source}
+
+
+def measurements(verdicts: list[dict[str, Any]], cpu: str) -> dict[tuple[str, bool], list[float]]:
+    """(variant, built cold) -> its wall seconds per unit of the reference's cost, oldest first, from kept verdicts
+    of this machine."""
+    out: dict[tuple[str, bool], list[float]] = {}
+    for verdict in verdicts:
+        unit = reference_unit(verdict)
+        if verdict.get("machine", {}).get("cpu") != cpu or unit <= 0:
+            continue
+        for vid, entry in verdict.get("variants", {}).items():
+            if vid == REFERENCE_ID or not entry.get("wall_seconds"):
+                continue
+            cold = not entry.get("gates", {}).get("build", {}).get("cached", True)
+            out.setdefault((vid, cold), []).append(entry["wall_seconds"] / unit)
+    return out
+
+
+@dataclass
+class TimeGuard:
+    budget_s: float | None  # None: estimate and report, skip nothing
+    started: float  # perf_counter at the session's start
+    history: dict[tuple[str, bool], list[float]] = field(default_factory=dict)
+
+    def multiple(self, variant: str, cold: bool) -> tuple[float, str]:
+        measured = self.history.get((variant, cold)) or self.history.get((variant, not cold))
+        if measured:
+            recent = measured[-HISTORY_RUNS:]
+            return statistics.median(recent), f"{len(recent)} earlier run(s) on this machine"
+        if variant in DEFAULT_MULTIPLES:
+            return DEFAULT_MULTIPLES[variant], "the project's cold default run"
+        return max(DEFAULT_MULTIPLES.values()), "not measured yet: the costliest variant measured"
+
+    def estimate(self, variant: str, cold: bool, unit_s: float, tuning_s: float = 0.0) -> Estimate:
+        """`tuning_s`: the validation passes of an accuracy-controlled variant at the reference's rate, added when
+        the multiple is not this machine's measurement of the variant (which holds them already)."""
+        multiple, source = self.multiple(variant, cold)
+        if tuning_s and "earlier run" not in source:
+            return Estimate(variant, multiple * unit_s + tuning_s, f"{source}, plus its validation passes")
+        return Estimate(variant, multiple * unit_s, source)
+
+    def left(self, now: float) -> float | None:
+        return None if self.budget_s is None else self.budget_s - (now - self.started)
+
+    def skip_reason(self, estimate: Estimate, now: float) -> str | None:
+        left = self.left(now)
+        if left is None or estimate.seconds <= left:
+            return None
+        return (f"time guard: {estimate.variant} is estimated at {minutes(estimate.seconds)} (from {estimate.source}); "
+                f"{minutes(max(left, 0))} of the {minutes(self.budget_s)} budget are left: skipped. Fit it with a "
+                "larger --gate-time-budget, fewer variants (--variants), a shard per CI job (--gate-shard I/N) or "
+                "less data (--gate-max-queries)")
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

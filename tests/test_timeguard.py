@@ -1,0 +1,83 @@
+"""The time guard (quantgate.variants.timeguard, quantgate.session.timing): estimates from measured rates, a budget
+held with a complete verdict, each skipped variant's reason."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from quantgate.variants import timeguard
+from quantgate.variants.timeguard import TimeGuard, measurements
+from tests.conftest import ROOT
+
+
+def _verdict(cpu: str, reference: float, walls: dict[str, float], cached: bool = False) -> dict:
+    """A kept verdict whose reference cost `reference` seconds (wall 1 s plus scores from the cache)."""
+    variants = {v: {"wall_seconds": w, "gates": {"build": {"cached": cached}}} for v, w in walls.items()}
+    variants["torch-fp32"] = {"wall_seconds": 1.0}
+    return {"machine": {"cpu": cpu}, "scoring_seconds": {"torch-fp32@data": reference - 1.0},
+            "reference_scores_cached": True, "variants": variants}
+
+
+def test_estimates_scale_what_was_measured_by_the_reference_work_now():
+    runs = [_verdict("cpu-a", 2.0, {"onnx": 8.0, "slowed": 60.0}),
+            _verdict("cpu-a", 4.0, {"onnx": 12.0}, cached=True),
+            _verdict("cpu-b", 1.0, {"onnx": 100.0})]  # another machine: not used
+    history = measurements(runs, "cpu-a")
+    assert history == {("onnx", True): [4.0], ("onnx", False): [3.0], ("slowed", True): [30.0]}
+    guard = TimeGuard(None, 0.0, history)
+    assert guard.estimate("onnx", cold=True, unit_s=2.0).seconds == pytest.approx(8.0)  # the same work: as measured
+    assert guard.estimate("onnx", cold=False, unit_s=4.0).seconds == pytest.approx(12.0)  # cached builds: their own
+    assert guard.estimate("slowed", cold=False, unit_s=1.0).seconds == pytest.approx(30.0)  # twice less inference
+    unknown = guard.estimate("never-seen", cold=True, unit_s=1.0)
+    assert unknown.seconds == pytest.approx(max(timeguard.DEFAULT_MULTIPLES.values()))
+    assert "not measured" in unknown.source
+    table = guard.estimate("openvino-qint8-ac", cold=True, unit_s=10.0, tuning_s=500.0)  # no history: table + passes
+    assert table.seconds == pytest.approx(10.0 * timeguard.DEFAULT_MULTIPLES["openvino-qint8-ac"] + 500.0)
+    measured = TimeGuard(None, 0.0, {("openvino-qint8-ac", True): [7.0]}).estimate("openvino-qint8-ac", True, 10.0,
+                                                                                   500.0)
+    assert measured.seconds == pytest.approx(70.0)  # its own measurement holds its passes already
+
+
+def test_a_variant_that_does_not_fit_is_skipped_with_its_estimate_and_what_to_do():
+    guard = TimeGuard(60.0, started=0.0, history={("slow", True): [40.0]})
+    estimate = guard.estimate("slow", cold=True, unit_s=1.0)
+    assert guard.skip_reason(estimate, now=10.0) is None  # 40 s fit in the 50 s left
+    why = guard.skip_reason(estimate, now=30.0)
+    assert why.startswith("time guard: slow is estimated at 40 s") and "30 s of the 1.0 min budget are left" in why
+    assert "--gate-shard" in why and "--variants" in why
+    assert TimeGuard(None, 0.0).skip_reason(estimate, now=1e9) is None  # no budget: nothing skipped
+
+
+def _run(tmp_path, *extra: str) -> tuple[subprocess.CompletedProcess, float]:
+    args = [sys.executable, "-m", "pytest", "gates/", "-p", "no:cacheprovider", "-q", "-rs", "--variants",
+            "torch-fp32,onnx,slowed", "--gate-mutant", "slowed=sleep:0.5", "--gate-cache", str(tmp_path / "cache"),
+            "--gate-report", str(tmp_path / "report"), "--gate-history", str(tmp_path / "history"),
+            "--gate-latency-inputs", "20", "--gate-speed-rounds", "2", "--gate-embedding-formats", "none",
+            "--benchmark-storage", f"file://{tmp_path / 'bench'}", "--gate-no-resume", *extra]
+    started = time.perf_counter()
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=1200,
+                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    return out, time.perf_counter() - started
+
+
+@pytest.mark.slow
+def test_a_budget_is_held_with_a_complete_verdict(tmp_path):
+    """A first run measures a slowed mutant (0.5 s per call); the second, with a budget half its time short, skips it
+    from that measurement, before any of its work, and ends within the budget (+10%) with every row accounted for."""
+    first, first_wall = _run(tmp_path)
+    assert first.returncode in (0, 1), first.stdout[-3000:]
+    walls = {v: e["wall_seconds"] for v, e in json.loads((tmp_path / "report" / "verdict.json").read_text())[
+        "variants"].items()}
+    budget_s = first_wall - 0.5 * walls["slowed"]
+    second, second_wall = _run(tmp_path, "--gate-time-budget", f"{budget_s / 60:.4f}")
+    verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
+    assert verdict["complete"], second.stdout[-3000:]
+    assert verdict["skipped"]["slowed"].startswith("time guard: slowed is estimated at"), verdict.get("skipped")
+    assert "earlier run(s) on this machine" in verdict["skipped"]["slowed"]
+    assert "slowed" not in verdict["variants"] and {"torch-fp32", "onnx"} <= set(verdict["variants"])
+    assert verdict["variants"]["onnx"]["time"]["estimated_s"] > 0 and verdict["variants"]["onnx"]["time"]["actual_s"]
+    assert second_wall <= 1.1 * budget_s, (second_wall, budget_s, walls)
+    assert "## Time" in (tmp_path / "report" / "summary.md").read_text()
