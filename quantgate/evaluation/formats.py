@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -209,8 +210,6 @@ def evaluate(fmt: StoredFormat, queries: np.ndarray, qids: list[str], corpus: np
 def declares_matryoshka(model_dir) -> bool:
     """Whether the model's card or config names Matryoshka training (sentence-transformers writes MatryoshkaLoss and
     its matryoshka_dims into the model card it generates). Truncation is gated either way."""
-    from pathlib import Path  # noqa: PLC0415
-
     for name in ("README.md", "config_sentence_transformers.json"):
         path = Path(model_dir) / name
         if path.is_file() and "matryoshka" in path.read_text(encoding="utf-8", errors="replace").lower():
@@ -233,8 +232,6 @@ def load_ranges(path) -> np.ndarray:
 
 def save_ranges(ranges: np.ndarray, path) -> None:
     """The ranges a format was gated with, written beside their place and renamed into it (publish pushes them)."""
-    from pathlib import Path  # noqa: PLC0415
-
     from quantgate.variants.cache import atomic_target  # noqa: PLC0415
 
     path = Path(path)

@@ -5,12 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from quantgate.decisions.formats import smallest_passed
-from quantgate.reporting.sections import DECISION_MARK
+from quantgate.reporting.sections import DECISION_MARK, _fmt
 from quantgate.variants.registry import ordered
-
-
-def _fmt(value, spec: str) -> str:
-    return "–" if value is None else format(value, spec)
 
 
 def _bounds(d: dict) -> str:
@@ -50,7 +46,7 @@ def format_lines(verdict: dict) -> list[str]:
         if formats := variants[variant].get("formats"):
             best = smallest_passed(formats)
             out.append(f"- `{variant}`: " + (f"the smallest stored format that passed is **{best}** "
-                                              f"({_first(formats[best])['bytes_per_vector']:g} bytes per vector)"
+                                              f"({formats[best]['datasets'][0]['bytes_per_vector']:g} bytes per vector)"
                                               if best else "no stored format passed"))
     notes = {r["calibration"]["ranges_from"] for *_, r in rows if r.get("calibration")}
     out += [f"- int8/uint8 ranges from {n}." for n in sorted(notes)]
@@ -61,10 +57,6 @@ def format_lines(verdict: dict) -> list[str]:
             "does not declare Matryoshka training (its card names no MatryoshkaLoss): truncation was gated all the "
             "same."))
     return out
-
-
-def _first(payload: dict) -> dict:
-    return payload["datasets"][0]
 
 
 def format_plot(verdict: dict, path: Path) -> Path | None:

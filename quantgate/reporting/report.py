@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from quantgate.reporting.formats import format_plot
 from quantgate.reporting.summary import _rows, summary_markdown
 from quantgate.speed.bench import HistoryPoint
 
@@ -126,8 +127,8 @@ def _label(ax, points: list[tuple[float, float, str]]) -> None:
 
 
 def write_reports(verdict: dict, report_dir: Path, final: bool = True) -> list[Path]:
-    """summary.md; at the end of a run also pareto.png and GitHub's step summary (after each variant:
-    summary.md only)."""
+    """summary.md; at the end of a run also pareto.png, formats.png (stored formats) and GitHub's step summary
+    (after each variant: summary.md only)."""
     import os
 
     from quantgate.variants.cache import write_text_atomic
@@ -137,8 +138,6 @@ def write_reports(verdict: dict, report_dir: Path, final: bool = True) -> list[P
     written = [write_text_atomic(report_dir / "summary.md", markdown)]
     if not final:
         return written
-    from quantgate.reporting.formats import format_plot
-
     for plot in (pareto_plot(verdict, report_dir / "pareto.png"), format_plot(verdict, report_dir / "formats.png")):
         if plot:
             written.append(plot)

@@ -57,7 +57,8 @@ class SessionTime:
         left = self.time_guard.left(now)
         done = set(self.run.verdict.header.get("finished", [])) | set(self.run.saved)
         later = [s for s in self.selected if s.id in self.owned and s.id not in done]
-        remaining = sum(e.seconds for e in map(self.estimate, later) if e is not None)
+        planned = self.run.verdict.header.get("plan", {}).get("estimated_s", {})  # record_time, after the reference
+        remaining = sum(planned.get(s.id, 0.0) for s in later)
         self.progress(f"{spec.id}: estimated {minutes(estimate.seconds)} (from {estimate.source}); about "
                       f"{minutes(remaining)} for the {len(later)} variant(s) left"
                       + (f", {minutes(max(left, 0))} of the budget left" if left is not None else ""))
