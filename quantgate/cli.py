@@ -94,6 +94,7 @@ def _publish(args) -> int:
 def _merge(args) -> int:
     from quantgate.reporting.report import write_reports
     from quantgate.results.merge import MergeError, check_out, merge_benchmarks, merge_verdicts, read_verdict
+    from quantgate.results.verdict import VerdictFormatError
     from quantgate.variants.cache import write_json_atomic
 
     out = Path(args.out)
@@ -103,7 +104,7 @@ def _merge(args) -> int:
         verdict = merge_verdicts(shards)
         owners = {vid: entry["shard"] for vid, entry in verdict["variants"].items()}
         benchmarks = merge_benchmarks(args.benchmarks, owners) if args.benchmarks else None
-    except MergeError as err:
+    except (MergeError, VerdictFormatError) as err:
         print(f"quantgate merge: {err}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
@@ -137,15 +138,14 @@ def _split(args) -> int:
 
 
 def _report(args) -> int:
-    import json
-
     from quantgate.reporting.report import write_reports
-    from quantgate.results.verdict import VerdictFormatError, check_format
+    from quantgate.results.verdict import VerdictFormatError
+    from quantgate.results.verdict import read as read_verdict
 
     verdict = Path(args.verdict)
     try:
-        data = check_format(json.loads(verdict.read_text()), verdict)
-    except (OSError, json.JSONDecodeError, VerdictFormatError) as err:
+        data = read_verdict(verdict)
+    except VerdictFormatError as err:
         print(f"quantgate report: {err}", file=sys.stderr)
         return 2
     for path in write_reports(data, verdict.parent):

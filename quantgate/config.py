@@ -52,6 +52,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# What a value may be, by where it is written: a relative loss is a fraction below 1 (0.01 = 1%; 5.0 would pass
+# anything); a "min" agreement metric (tau, overlap, cosine) is at most 1; nan removes an agreement limit only.
+RELATIVE = {"upper": 1.0, "closed": False}
+AT_MOST_ONE = {"upper": 1.0, "closed": True, "nan": True}
+COUNTS = {"decision": ("first_look", "min_queries"), "speed": ("history_runs",), "calibration": ("samples",)}
+
+
 class ThresholdsError(QuantgateUsageError):
     """thresholds.toml is malformed; the message names the file, line and key."""
 
@@ -106,6 +113,14 @@ class Thresholds:
     def patterns(self) -> list[str]:
         return list(self.variants)
 
+    def check_patterns(self, known: list[str]) -> None:
+        """Every [variants."PATTERN"] table names a variant the gate knows: a typo in a pattern would leave the
+        defaults in force without a word."""
+        for pattern in self.variants:
+            if not fnmatch.filter(known, pattern):
+                raise ThresholdsError(f"{self.path}: [variants.\"{pattern}\"] matches no variant id (known: "
+                                      f"{', '.join(known)}); correct the pattern or delete the table")
+
 
 # The project's thresholds.toml, shipped inside the package (quantgate/thresholds.toml links to it), so a
 # gate run from a model's own repository gets the same limits and their reasons.
@@ -148,7 +163,7 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
             raise ThresholdsError(where(f"agreement.{kind}",
                                         "unknown kind; use [agreement.reranker] or [agreement.embedder]"))
         agreement[kind].update(_agreement(where, f"agreement.{kind}", limits))
-    quality = {**DEFAULTS["quality"], **_typed(where, "quality", data.get("quality", {}), QUALITY_KEYS)}
+    quality = {**DEFAULTS["quality"], **_typed(where, "quality", data.get("quality", {}), QUALITY_KEYS, RELATIVE)}
     decision = {**DEFAULTS["decision"], **_typed(where, "decision", data.get("decision", {}), DECISION_KEYS)}
     if decision["inconclusive"] not in ("fail", "pass"):
         raise ThresholdsError(where("decision.inconclusive",
@@ -158,14 +173,17 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     if decision["first_look"] < 2:
         raise ThresholdsError(where("decision.first_look", f"must be at least 2 queries, got {decision['first_look']}"))
     speed = {**DEFAULTS["speed"], **_typed(where, "speed", data.get("speed", {}), SPEED_KEYS)}
-    regression = {**DEFAULTS["regression"], **_typed(where, "regression", data.get("regression", {}), REGRESSION_KEYS)}
+    regression = {**DEFAULTS["regression"],
+                  **_typed(where, "regression", data.get("regression", {}), REGRESSION_KEYS, RELATIVE)}
     calibration = {**DEFAULTS["calibration"],
                    **_typed(where, "calibration", data.get("calibration", {}), CALIBRATION_KEYS)}
     accuracy_control = {**DEFAULTS["accuracy_control"],
                         **_typed(where, "accuracy_control", data.get("accuracy_control", {}), ACCURACY_CONTROL_KEYS)}
-    for key, value in accuracy_control.items():
-        if value < 1:
-            raise ThresholdsError(where(f"accuracy_control.{key}", f"must be at least 1, got {value}"))
+    counts = {"accuracy_control": accuracy_control, "decision": decision, "speed": speed, "calibration": calibration}
+    for section, values in counts.items():
+        for key in COUNTS.get(section, tuple(values)):
+            if values[key] < 1:
+                raise ThresholdsError(where(f"{section}.{key}", f"must be at least 1, got {values[key]}"))
     embedding_formats = _embedding_formats(where, data.get("embedding_formats", {}))
     variants: dict[str, dict[str, dict[str, float]]] = {}
     for pattern, sections in data.get("variants", {}).items():
@@ -174,7 +192,8 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
         _known(where, sections, {"agreement", "quality"}, f"variants.{pattern}.")
         variants[pattern] = {
             "agreement": _agreement(where, f'variants."{pattern}".agreement', sections.get("agreement", {})),
-            "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS),
+            "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS,
+                              RELATIVE),
         }
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Thresholds(path, digest, agreement, quality, speed, calibration, decision, accuracy_control, variants,
@@ -203,7 +222,7 @@ def _embedding_formats(where: _Locator, values: Any) -> dict[str, Any]:
                 parse(key)
             except ValueError as err:
                 raise ThresholdsError(where(f"embedding_formats.max_loss.{key}", str(err))) from None
-        max_loss[key] = _number(where, f"embedding_formats.max_loss.{key}", value)
+        max_loss[key] = _number(where, f"embedding_formats.max_loss.{key}", value, **RELATIVE)
     return {**out, "max_loss": max_loss}
 
 
@@ -215,11 +234,13 @@ def _agreement(where: _Locator, section: str, limits: Any) -> dict[str, float]:
         if metric not in AGREEMENT_METRICS:
             raise ThresholdsError(where(f"{section}.{metric}",
                                         f"unknown metric; known: {', '.join(AGREEMENT_METRICS)}"))
-        out[metric] = _number(where, f"{section}.{metric}", value)
+        bounds = AT_MOST_ONE if AGREEMENT_METRICS[metric] == "min" else {"nan": True}
+        out[metric] = _number(where, f"{section}.{metric}", value, **bounds)
     return out
 
 
-def _typed(where: _Locator, section: str, values: Any, schema: dict[str, type]) -> dict[str, Any]:
+def _typed(where: _Locator, section: str, values: Any, schema: dict[str, type],
+           bounds: dict[str, Any] | None = None) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ThresholdsError(where(section, "must be a table"))
     out = {}
@@ -228,7 +249,7 @@ def _typed(where: _Locator, section: str, values: Any, schema: dict[str, type]) 
             raise ThresholdsError(where(f"{section}.{key}", f"unknown key; known: {', '.join(schema)}"))
         wanted = schema[key]
         if wanted is float:
-            out[key] = _number(where, f"{section}.{key}", value)
+            out[key] = _number(where, f"{section}.{key}", value, **(bounds or {}))
         elif not isinstance(value, wanted) or (isinstance(value, bool) and wanted is not bool):
             raise ThresholdsError(where(f"{section}.{key}", f"must be {wanted.__name__}, got {value!r}"))
         else:
@@ -236,11 +257,21 @@ def _typed(where: _Locator, section: str, values: Any, schema: dict[str, type]) 
     return out
 
 
-def _number(where: _Locator, key: str, value: Any) -> float:
+def _number(where: _Locator, key: str, value: Any, upper: float | None = None, closed: bool = True,
+            nan: bool = False) -> float:
+    """A finite number >= 0 (and <= or < `upper`); nan only where it removes a limit."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ThresholdsError(where(key, f"must be a number, got {value!r}"))
-    if math.isinf(value) or value < 0:
-        raise ThresholdsError(where(key, f"must be a finite number >= 0, got {value!r}"))
+    if math.isnan(value) and nan:
+        return float(value)
+    if upper is None:
+        ok, wanted = math.isfinite(value) and value >= 0, "a finite number >= 0"
+    else:
+        ok = value >= 0 and (value <= upper if closed else value < upper)
+        wanted = (f"a number from 0 to {upper:g}" if closed
+                  else f"a number from 0 below {upper:g} (a fraction: 0.01 = 1%)")
+    if not ok:
+        raise ThresholdsError(where(key, f"must be {wanted}, got {value!r}"))
     return float(value)
 
 

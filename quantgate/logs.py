@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 from pathlib import Path
+
+from quantgate.errors import QuantgateUsageError
 
 LOG_NAME = "gate.log"
 logger = logging.getLogger("quantgate")
@@ -22,6 +25,20 @@ def root_cause(error: BaseException, limit: int = 300) -> str:
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
     line = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def check_writable(report_dir: str | Path) -> None:
+    """The report folder can be made and written (a small file written and removed): an unwritable, full or
+    is-a-file --gate-report is said before any work, not found after the whole run."""
+    folder = Path(report_dir)
+    probe = folder / f".quantgate-write-check-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as err:
+        raise QuantgateUsageError(f"report folder {str(folder)!r} cannot be written ({err.strerror or err}); "
+                                  "pass --gate-report DIR with a writable folder") from None
 
 
 def attach(report_dir: str | Path) -> Path:

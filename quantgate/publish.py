@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends import weight_patterns
-from quantgate.results.verdict import VerdictFormatError, check_format, decision_of
+from quantgate.results.verdict import VerdictFormatError, decision_of
+from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.candidate import file_sha256
 from quantgate.variants.registry import REFERENCE_ID, ordered
 
@@ -223,8 +224,8 @@ def publish(verdict_path: str | Path, repo_id: str, *, thresholds: str | Path | 
             variants: list[str] | None = None, create_pr: bool = False, dry_run: bool = False, api=None,
             echo=print) -> int:
     try:
-        verdict = check_format(json.loads(Path(verdict_path).read_text()), verdict_path)
-    except (OSError, json.JSONDecodeError, VerdictFormatError) as err:
+        verdict = read_verdict(verdict_path)
+    except VerdictFormatError as err:
         echo(f"refused: {err}")
         return 1
     p = plan(verdict, thresholds, variants)

@@ -94,3 +94,23 @@ def test_concurrent_builds_of_one_key_build_once(cache_dir):
         t.join()
     assert len(calls) == 1 and sum(r.built for r in results) == 1
     assert (results[0].path / MANIFEST).is_file()
+
+
+def test_folders_left_by_killed_builds_are_removed_at_start_unless_a_build_holds_them(cache_dir):
+    """A SIGKILLed build leaves its `.tmp-*` folder (87 MB for a MiniLM ONNX export): the next run's cache removes it
+    under the artifact's lock; a folder whose build is running now (its lock held) is left alone."""
+    from filelock import FileLock
+
+    cache = ArtifactCache(cache_dir)
+    left = cache_dir / ".tmp-onnx-0123456789abcdef-1a2b3c4d"
+    running = cache_dir / ".tmp-openvino-fedcba9876543210-5e6f7a8b"
+    trash = cache_dir / ".trash-onnx-0123456789abcdef-9c8d7e6f"
+    for folder in (left, running, trash):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"x" * 1000)
+    with FileLock(str(cache_dir / ".locks" / "openvino-fedcba9876543210.lock")):
+        again = ArtifactCache(cache_dir)
+    assert sorted(again.removed_stale) == sorted([left.name, trash.name])
+    assert not left.exists() and not trash.exists() and running.exists()
+    assert ArtifactCache(cache_dir).removed_stale == [running.name] and not running.exists()
+    assert cache.sweep() == []

@@ -42,7 +42,7 @@ def test_exact_id_beats_glob_and_glob_beats_default(tmp_path):
         ("[agreement.reranker]\nkendal = 0.9\n", r"t.toml:2: agreement.reranker.kendal: unknown metric"),
         ("[agreement.classifier]\nmax_abs_error = 0.9\n", r"agreement.classifier: unknown kind"),
         ("[speed]\nhistory_runs = 2.5\n", r"t.toml:2: speed.history_runs: must be int"),
-        ("[agreement.embedder]\ncosine_min = -1\n", r"must be a finite number >= 0"),
+        ("[agreement.embedder]\ncosine_min = -1\n", r"cosine_min: must be a number from 0 to 1, got -1"),
         ("[thresholds]\nx = 1\n", r"t.toml:1: thresholds: unknown section"),
     ],
 )

@@ -10,7 +10,6 @@ quantization validates on a seeded share of the train queries that calibration n
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -19,17 +18,14 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quantgate.errors import QuantgateUsageError
+from quantgate.evaluation import beir
+from quantgate.evaluation.beir import DataFormatError
 
 # The set the gate runs on when no data is given: written for quantgate (scripts/make_default_data.py),
 # shipped inside the package, so the gate starts offline on any machine. It shows the machinery; it
 # decides nothing (12 queries).
 EMBEDDED = Path(__file__).resolve().parents[1] / "default_data" / "quantgate-mini"
 DATA_ENV = "QUANTGATE_DATA"  # a BEIR folder to use when neither --gate-data nor --gate-tasks is given
-
-
-class DataFormatError(QuantgateUsageError):
-    """A data folder that is not in BEIR format; the message says what is missing."""
 
 
 @dataclass
@@ -89,25 +85,11 @@ class EvalSet:
 
 
 def load(path: str | Path) -> EvalSet:
-    """Load and check one BEIR-format folder."""
+    """Load and check one BEIR-format folder (quantgate.evaluation.beir: one line for anything wrong)."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise DataFormatError(f"data folder {str(path)!r} does not exist; pass a BEIR-format folder to --gate-data")
-    missing = [n for n in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv") if not (path / n).is_file()]
-    if missing:
-        raise DataFormatError(
-            f"{path} is not a BEIR-format folder: missing {', '.join(missing)} "
-            "(expected corpus.jsonl, queries.jsonl, qrels/test.tsv, optional candidates.jsonl)"
-        )
-    corpus = {row["_id"]: _doc_text(row) for row in _jsonl(path / "corpus.jsonl", ("_id", "text"))}
-    queries = {row["_id"]: row["text"] for row in _jsonl(path / "queries.jsonl", ("_id", "text"))}
-    qrels = {f.stem: _qrels(f) for f in sorted((path / "qrels").glob("*.tsv"))}
-    candidates: dict[str, list[str]] = {}
-    if (path / "candidates.jsonl").is_file():
-        for row in _jsonl(path / "candidates.jsonl", ("qid", "candidates")):
-            candidates[str(row["qid"])] = [str(c["docid"]) for c in row["candidates"]]
-            queries.setdefault(str(row["qid"]), row.get("query", ""))
-    _check_ids(path, corpus, queries, qrels["test"], candidates)
+    corpus, queries, qrels, candidates = beir.read(path)
     return EvalSet(path.name, path, corpus, queries, qrels, candidates)
 
 
@@ -127,58 +109,6 @@ def data_folders(data: tuple[str, ...], tasks: tuple[str, ...]) -> tuple[list[st
     if os.environ.get(DATA_ENV):
         return [os.environ[DATA_ENV]], f"${DATA_ENV}"
     return [str(EMBEDDED)], "embedded default"
-
-
-def _doc_text(row: dict) -> str:
-    title = (row.get("title") or "").strip()
-    return f"{title} {row['text']}".strip() if title else row["text"]
-
-
-def _jsonl(file: Path, required: tuple[str, ...]) -> list[dict]:
-    rows = []
-    with open(file, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(f"{file}:{lineno}: not JSON ({err.msg})") from None
-            absent = [k for k in required if k not in row]
-            if absent:
-                raise DataFormatError(f"{file}:{lineno}: missing key(s) {', '.join(absent)}")
-            if "_id" in row:
-                row["_id"] = str(row["_id"])
-            rows.append(row)
-    return rows
-
-
-def _qrels(file: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with open(file, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t")
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:3]] != ["query-id", "corpus-id", "score"]:
-            raise DataFormatError(f"{file}: first line must be the header 'query-id<TAB>corpus-id<TAB>score'")
-        for lineno, row in enumerate(reader, 2):
-            if len(row) < 3:
-                raise DataFormatError(f"{file}:{lineno}: expected 3 tab-separated columns, got {len(row)}")
-            try:
-                qrels.setdefault(row[0], {})[row[1]] = int(float(row[2]))
-            except ValueError:
-                raise DataFormatError(f"{file}:{lineno}: score {row[2]!r} is not a number") from None
-    return qrels
-
-
-def _check_ids(path: Path, corpus: dict, queries: dict, test: dict, candidates: dict) -> None:
-    lost_q = [q for q in test if q not in queries]
-    if lost_q:
-        raise DataFormatError(f"{path}: qrels/test.tsv names {len(lost_q)} queries not in queries.jsonl "
-                              f"(e.g. {lost_q[0]})")
-    lost_d = [d for docs in candidates.values() for d in docs if d not in corpus]
-    if lost_d:
-        raise DataFormatError(f"{path}: candidates.jsonl names {len(lost_d)} documents not in corpus.jsonl "
-                              f"(e.g. {lost_d[0]})")
 
 
 def split_train(dataset: EvalSet, validation_queries: int, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -7,14 +7,14 @@ recorded: quantgate.decisions.decision, one look at the queries both scored).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quantgate.decisions.decision import Decision, Sequence, evaluate
 from quantgate.reporting.report import save_figure
-from quantgate.results.verdict import VerdictFormatError, check_format
+from quantgate.results.verdict import VerdictFormatError
+from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.cache import write_text_atomic
 from quantgate.variants.registry import ordered
 
@@ -38,8 +38,8 @@ def load(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
     runs, skipped = [], []
     for path in sorted(Path(folder).glob("verdict-*.json")):
         try:
-            data = check_format(json.loads(path.read_text()), path)
-        except (OSError, json.JSONDecodeError, VerdictFormatError) as err:
+            data = read_verdict(path)
+        except VerdictFormatError as err:
             skipped.append(f"{path.name}: {err}")
             continue
         if data.get("complete"):

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.errors import QuantgateUsageError
-from quantgate.results.verdict import Verdict, check_format
+from quantgate.results import verdict as verdict_file
+from quantgate.results.verdict import Verdict
 
 SAME = ("candidate", "baseline", "thresholds", "data", "subset", "libraries")
 
@@ -27,10 +28,7 @@ def read_verdict(path: str | Path) -> tuple[Path, dict[str, Any]]:
     file = path / "verdict.json" if path.is_dir() else path
     if not file.is_file():
         raise MergeError(f"{path}: no verdict.json (pass a shard's --gate-report folder or its verdict.json)")
-    try:
-        return file, check_format(json.loads(file.read_text()), file)
-    except json.JSONDecodeError as err:
-        raise MergeError(f"{file}: not a readable verdict ({err})") from None
+    return file, verdict_file.read(file)
 
 
 def merge_verdicts(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:

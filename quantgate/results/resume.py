@@ -10,11 +10,11 @@ complete verdict is never resumed from: a finished run is the answer, and a new 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from quantgate.results.verdict import FORMAT, Verdict, VerdictFormatError, check_format
+from quantgate.results.verdict import FORMAT, Verdict, VerdictFormatError
+from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.cache import cache_key
 from quantgate.variants.registry import VariantSpec
 
@@ -45,8 +45,8 @@ def saved_variants(report_dir: str | Path) -> tuple[dict[str, dict[str, Any]], l
     sources = []
     for path in [folder / "verdict.json", *sorted(folder.glob(PARTIAL_GLOB))]:
         try:
-            data = check_format(json.loads(path.read_text()), path)
-        except (OSError, ValueError, VerdictFormatError):
+            data = read_verdict(path)
+        except VerdictFormatError:
             continue
         if data.get("complete"):
             continue

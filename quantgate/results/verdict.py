@@ -7,6 +7,7 @@ that did not finish (interrupted, or a crash outside the tests) is written with
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,23 @@ FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / incon
 
 class VerdictFormatError(QuantgateUsageError):
     """A verdict.json this version cannot read (another format, or not a verdict)."""
+
+
+def read(path: str | Path) -> dict[str, Any]:
+    """A verdict.json from disk, or one error naming the file: absent, unreadable, cut short (a copy that stopped
+    half way), not JSON, or another format."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise VerdictFormatError(f"{path}: cannot read the verdict ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        cut = " (the file ends early: a cut copy?)" if isinstance(err, json.JSONDecodeError) and \
+            err.pos >= len(text.rstrip()) else ""
+        raise VerdictFormatError(f"{path}: not a readable verdict{cut} ({err}); gate again or restore the file") \
+            from None
+    return check_format(data, path)
 
 
 def check_format(data: Any, where: str | Path) -> dict[str, Any]:

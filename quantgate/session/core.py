@@ -30,7 +30,7 @@ from quantgate.variants import machine
 from quantgate.variants.cache import ArtifactCache, default_cache_dir
 from quantgate.variants.candidate import Candidate, check_source, resolve
 from quantgate.variants.factory import VariantFactory
-from quantgate.variants.registry import REFERENCE_ID, Registry, VariantSpec
+from quantgate.variants.registry import REFERENCE_ID, Registry, VariantSpec, torch_auto
 
 EMBEDDED_NOTE = ("quantgate-mini, the embedded demonstration set (12 queries x 8 candidates): it shows the gate "
                  "works end to end and decides nothing about a model; pass --gate-data or --gate-tasks for a decision")
@@ -55,9 +55,8 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
         for value in settings.mutants:
             self.registry.register(parse_mutant(value))
         if settings.dtype == "auto":
-            from quantgate.variants.registry import torch_auto
-
             self.registry.register(torch_auto())
+        self.thresholds.check_patterns([*self.registry.variants, torch_auto().id])
         self.selected: list[VariantSpec] = self._select()
         if settings.shard:
             self.selected, self.owned = shard(self.selected, *settings.shard)
@@ -119,7 +118,10 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
 
     @cached_property
     def cache(self) -> ArtifactCache:
-        return ArtifactCache(self.settings.cache_dir or default_cache_dir())
+        cache = ArtifactCache(self.settings.cache_dir or default_cache_dir())
+        if cache.removed_stale:
+            self.progress(f"cache: removed {len(cache.removed_stale)} folder(s) left by interrupted builds")
+        return cache
 
     @property
     def history_dir(self) -> Path:
@@ -152,6 +154,7 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
         for dataset in self.datasets:
             if dataset.embedded:
                 self.progress(f"data: {EMBEDDED_NOTE}")
+        logs.check_writable(self.settings.report_dir)
         self.run.verdict.header.update(self._verdict_header())
         logs.attach(self.settings.report_dir)  # resolved: from here on, library tracebacks go to REPORT/gate.log
         self.load_saved()

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from platformdirs import user_cache_dir
 
 from quantgate.variants.candidate import file_sha256
@@ -85,6 +85,27 @@ class ArtifactCache:
     def __init__(self, root: Path | str):
         self.root = Path(root).expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.removed_stale = self.sweep()
+
+    def sweep(self) -> list[str]:
+        """Remove what killed builds left: `.tmp-NAME-*` folders whose artifact's lock is free (a build that holds
+        it is running now) and `.trash-*` folders (an old artifact renamed away). The names removed."""
+        removed = []
+        (self.root / ".locks").mkdir(exist_ok=True)
+        for folder in sorted(self.root.glob(".tmp-*")) + sorted(self.root.glob(".trash-*")):
+            name = folder.name.split("-", 1)[1].rsplit("-", 1)[0]
+            if folder.name.startswith(".tmp-"):
+                try:
+                    with FileLock(str(self.root / ".locks" / f"{name}.lock"), timeout=0):
+                        shutil.rmtree(folder, ignore_errors=True)
+                except Timeout:
+                    continue
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+        if removed:
+            logger.warning("removed %d folder(s) left by interrupted builds in %s", len(removed), self.root)
+        return removed
 
     def path_for(self, variant: str, key: str) -> Path:
         return self.root / f"{variant}-{key[:16]}"

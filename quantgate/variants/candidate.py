@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.errors import QuantgateUsageError
+from quantgate.variants import model_files
 
 KINDS = ("reranker", "embedder")
 # Files that never decide a model's behaviour: left out of the content hash.
@@ -71,6 +72,7 @@ def resolve(source: str | os.PathLike | None, kind: str = "auto", trust_remote_c
         reason = f"given with --kind (files suggest {detected})" if detected != kind else f"given; {reason}"
     if kind == "reranker":
         check_one_logit(path)
+    model_files.check(path, trust_remote_code)
     return Candidate(str(source), path, kind, reason, hash_dir(path), trust_remote_code)
 
 

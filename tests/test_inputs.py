@@ -1,0 +1,395 @@
+"""Bad input, before any work: each fault one line naming the file (and line), never another exception.
+
+The tables here are docs/faults.md's rows for data and thresholds; the fuzz tests (hypothesis, a fixed example
+budget, derandomized so CI runs the same examples) mutate valid files at random and accept only a clean load or
+the one usage error."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from quantgate.config import ThresholdsError, load_thresholds
+from quantgate.evaluation.data import EMBEDDED, DataFormatError, load
+from tests.conftest import ROOT
+
+FUZZ = settings(max_examples=150, derandomize=True, database=None, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def _copy(tmp: Path) -> Path:
+    folder = tmp / "data"
+    shutil.copytree(EMBEDDED, folder)
+    return folder
+
+
+def _rows(folder: Path, name: str) -> list[dict]:
+    return [json.loads(line) for line in (folder / name).read_text().splitlines() if line.strip()]
+
+
+def _write(folder: Path, name: str, rows: list) -> None:
+    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _edit(name: str, change):
+    def apply(folder: Path) -> None:
+        rows = _rows(folder, name)
+        change(rows)
+        _write(folder, name, rows)
+    return apply
+
+
+def _text(name: str, text: str | bytes):
+    def apply(folder: Path) -> None:
+        (folder / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return apply
+
+
+def _every(key: str, value):
+    return lambda rows: [r.__setitem__(key, value) for r in rows]
+
+
+def _relevant_gone(folder: Path) -> None:  # every judged document scored 0
+    lines = (folder / "qrels" / "test.tsv").read_text().splitlines()
+    (folder / "qrels" / "test.tsv").write_text("\n".join([lines[0], *(line.rsplit("\t", 1)[0] + "\t0"
+                                                                       for line in lines[1:])]) + "\n")
+
+
+def _relevant_not_candidates(folder: Path) -> None:  # no candidate list holds a relevant passage
+    relevant = {line.split("\t")[1] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    rows = _rows(folder, "candidates.jsonl")
+    for row in rows:
+        row["candidates"] = [c for c in row["candidates"] if c["docid"] not in relevant]
+    _write(folder, "candidates.jsonl", rows)
+
+
+DATA_FAULTS = {
+    "corpus-not-utf8": (_text("corpus.jsonl", b'{"_id": "d", "text": "caf\xe9"}\n'), r"corpus.jsonl:1: not UTF-8"),
+    "corpus-empty-file": (_text("corpus.jsonl", ""), r"corpus.jsonl: the file is empty"),
+    "corpus-line-is-a-list": (_text("corpus.jsonl", '["d1", "text"]\n'), r"corpus.jsonl:1: expected a JSON object"),
+    "corpus-not-json": (_text("corpus.jsonl", "{not json\n"), r"corpus.jsonl:1: not JSON"),
+    "passage-text-null": (_edit("corpus.jsonl", lambda rows: rows[3].__setitem__("text", None)),
+                          r"corpus.jsonl:4: text must be a string"),
+    "passage-id-missing": (_edit("corpus.jsonl", lambda rows: rows[0].pop("_id")),
+                           r"corpus.jsonl:1: missing key\(s\) _id"),
+    "passage-id-twice": (_edit("corpus.jsonl", lambda rows: rows[5].__setitem__("_id", rows[4]["_id"])),
+                         r"corpus.jsonl:6: _id '.+' appears twice"),
+    "every-passage-empty": (_edit("corpus.jsonl", _every("text", "")), r"passages the gates score have no text"),
+    "query-empty": (_edit("queries.jsonl", lambda rows: rows[0].__setitem__("text", "  ")),
+                    r"1 evaluated queries have no text"),
+    "query-id-twice": (_edit("queries.jsonl", lambda rows: rows[1].__setitem__("_id", rows[0]["_id"])),
+                       r"queries.jsonl:2: _id '.+' appears twice"),
+    "candidates-empty-file": (_text("candidates.jsonl", ""), r"candidates.jsonl: the file is empty"),
+    "candidate-without-docid": (_edit("candidates.jsonl", lambda rows: rows[0]["candidates"][0].pop("docid")),
+                                r"candidates.jsonl:1: missing key\(s\) docid"),
+    "candidate-list-empty": (_edit("candidates.jsonl", lambda rows: rows[2].__setitem__("candidates", [])),
+                             r"candidates.jsonl:3: candidates must be a non-empty list"),
+    "candidate-listed-twice": (_edit("candidates.jsonl", lambda rows: rows[0]["candidates"].append(
+        rows[0]["candidates"][0])), r"candidates.jsonl:1: query '.+' lists document '.+' twice"),
+    "candidate-query-twice": (_edit("candidates.jsonl", lambda rows: rows.append(rows[0])),
+                              r"candidates.jsonl:13: query '.+' has a second candidate list"),
+    "candidate-unknown-query": (_edit("candidates.jsonl", lambda rows: [r.update(qid=f"x-{r['qid']}", query="")
+                                                                        for r in rows]),
+                                r"candidates.jsonl:1: query 'x-.+' is not in queries.jsonl"),
+    "candidate-unknown-doc": (_edit("candidates.jsonl", lambda rows: rows[0]["candidates"].append({"docid": "d9"})),
+                              r"candidates.jsonl names 1 documents not in corpus.jsonl"),
+    "candidates-of-untested-queries": (_edit("candidates.jsonl", lambda rows: [r.update(qid=f"x-{r['qid']}")
+                                                                               for r in rows]),
+                                       r"no query of candidates.jsonl is judged in qrels/test.tsv"),
+    "qrels-header-only": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\n"), r"test.tsv: no judgments"),
+    "qrels-no-header": (_text("qrels/test.tsv", "q1\td1\t1\n"), r"first line must be the header"),
+    "qrels-score-not-a-number": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tcompost-0\thigh\n"),
+                                 r"test.tsv:2: score 'high' is not a whole number"),
+    "qrels-score-infinite": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tcompost-0\tinf\n"),
+                             r"test.tsv:2: score 'inf' is not a whole number"),
+    "qrels-unknown-doc": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tnowhere\t1\n"),
+                          r"qrels/test.tsv names 1 documents not in corpus.jsonl"),
+    "qrels-unknown-query": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-nobody\tcompost-0\t1\n"),
+                            r"qrels/test.tsv names 1 queries not in queries.jsonl"),
+    "qrels-judged-twice": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tcompost-0\t1\n"
+                                                   "q-compost\tcompost-0\t2\n"), r"test.tsv:3: .+ twice"),
+    "no-relevant-document": (_relevant_gone, r"no test query has a judged relevant document"),
+    "no-relevant-candidate": (_relevant_not_candidates, r"no test query has a judged relevant document \(score > 0\) "
+                                                        r"among its candidates"),
+}
+
+
+@pytest.mark.parametrize("fault", DATA_FAULTS)
+def test_each_data_fault_is_one_line_naming_the_file(tmp_path, fault):
+    folder = _copy(tmp_path)
+    load(folder)  # the copy is valid
+    mutate, message = DATA_FAULTS[fault]
+    mutate(folder)
+    with pytest.raises(DataFormatError, match=message) as caught:
+        load(folder)
+    assert "\n" not in str(caught.value) and str(folder) in str(caught.value)
+
+
+FILES = ["corpus.jsonl", "queries.jsonl", "candidates.jsonl", "qrels/test.tsv", "qrels/train.tsv"]
+
+
+@st.composite
+def _mutation(draw):
+    """A file of the valid set and one edit of its bytes: cut, a byte replaced, a span deleted or repeated."""
+    name = draw(st.sampled_from(FILES))
+    data = (EMBEDDED / name).read_bytes()
+    where = draw(st.integers(0, len(data)))
+    edit = draw(st.sampled_from(["truncate", "replace", "delete", "repeat", "insert"]))
+    span = draw(st.integers(1, 64))
+    if edit == "truncate":
+        data = data[:where]
+    elif edit == "replace":
+        data = data[:where] + bytes([draw(st.integers(0, 255))]) + data[where + 1:]
+    elif edit == "delete":
+        data = data[:where] + data[where + span:]
+    elif edit == "repeat":
+        data = data[:where + span] + data[where:]
+    else:
+        data = data[:where] + draw(st.binary(min_size=1, max_size=span)) + data[where:]
+    return name, data
+
+
+@FUZZ
+@given(change=_mutation())
+def test_random_byte_edits_load_or_raise_the_one_usage_error(tmp_path_factory, change):
+    folder = _copy(tmp_path_factory.mktemp("fuzz"))
+    name, data = change
+    (folder / name).write_bytes(data)
+    try:
+        load(folder)
+    except DataFormatError as err:
+        assert "\n" not in str(err) and str(folder) in str(err)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                   max_size=3), max_leaves=6)
+
+
+@FUZZ
+@given(file=st.sampled_from(["corpus.jsonl", "queries.jsonl", "candidates.jsonl"]), line=st.integers(0, 11),
+       key=st.sampled_from(["_id", "text", "title", "qid", "query", "candidates", "docid"]), value=_JSON)
+def test_random_json_values_load_or_raise_the_one_usage_error(tmp_path_factory, file, line, key, value):
+    folder = _copy(tmp_path_factory.mktemp("fuzz"))
+    rows = _rows(folder, file)
+    row = rows[line % len(rows)]
+    if key == "docid":
+        row = row.get("candidates", [row])[0]
+    row[key] = value
+    _write(folder, file, rows)
+    try:
+        load(folder)
+    except DataFormatError as err:
+        assert "\n" not in str(err) and str(folder) in str(err)
+
+
+# -- thresholds.toml -----------------------------------------------------------------------------------------------
+
+THRESHOLD_FAULTS = {
+    "quality-limit-500%": ("[quality]\nreranking_map_max_loss = 5.0\n", r"quality.reranking_map_max_loss: must be"),
+    "quality-limit-nan": ("[quality]\nretrieval_ndcg10_max_loss = nan\n", r"retrieval_ndcg10_max_loss: must be"),
+    "tau-above-one": ("[agreement.reranker]\nkendall_tau_mean = 1.5\n", r"kendall_tau_mean: must be"),
+    "cosine-above-one": ('[variants."onnx".agreement]\ncosine_min = 2\n', r"cosine_min: must be"),
+    "min-queries-negative": ("[decision]\nmin_queries = -5\n", r"decision.min_queries: must be at least 1"),
+    "confidence-percent": ("[decision]\nconfidence = 95\n", r"decision.confidence: must be between 0.5 and 1"),
+    "history-runs-zero": ("[speed]\nhistory_runs = 0\n", r"speed.history_runs: must be at least 1"),
+    "regression-loss-over-one": ("[regression]\nmax_loss = 1.2\n", r"regression.max_loss: must be"),
+    "samples-zero": ("[calibration]\nsamples = 0\n", r"calibration.samples: must be at least 1"),
+    "format-loss-over-one": ("[embedding_formats.max_loss]\nbinary = 3\n", r"max_loss.binary: must be"),
+    "not-toml": ("[quality\n", r"not valid TOML"),
+    "wrong-type": ("[decision]\nmin_queries = \"many\"\n", r"decision.min_queries: must be int"),
+}
+
+
+@pytest.mark.parametrize("fault", THRESHOLD_FAULTS)
+def test_each_thresholds_fault_is_one_line_with_file_line_and_key(tmp_path, fault):
+    text, message = THRESHOLD_FAULTS[fault]
+    path = tmp_path / "thresholds.toml"
+    path.write_text(text)
+    with pytest.raises(ThresholdsError, match=message) as caught:
+        load_thresholds(path)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+@FUZZ
+@given(where=st.integers(0, 10_000), edit=st.sampled_from(["truncate", "replace", "delete", "number"]),
+       value=st.sampled_from(["-1", "0", "1e9", "nan", "inf", "-inf", "1.5", "\"x\"", "true", "[]", "{}", "0.5"]))
+def test_random_thresholds_edits_load_or_raise_the_one_usage_error(tmp_path_factory, where, edit, value):
+    text = (ROOT / "thresholds.toml").read_text()
+    where %= len(text)
+    if edit == "truncate":
+        text = text[:where]
+    elif edit == "delete":
+        text = text[:where] + text[where + 7:]
+    elif edit == "replace":
+        text = text[:where] + "=" + text[where + 1:]
+    else:  # a value replaced: the number after the next " = "
+        start = text.find(" = ", where)
+        if start >= 0:
+            end = text.find(" ", start + 3)
+            text = text[:start + 3] + value + text[end if end > 0 else len(text):]
+    path = tmp_path_factory.mktemp("fuzz") / "thresholds.toml"
+    path.write_text(text)
+    try:
+        load_thresholds(path)
+    except ThresholdsError as err:
+        assert "\n" not in str(err) and str(path) in str(err)
+
+
+def test_a_thresholds_pattern_that_matches_no_variant_is_refused(tmp_path):
+    from quantgate.session.core import GateSession, GateSettings
+
+    path = tmp_path / "thresholds.toml"
+    path.write_text((ROOT / "thresholds.toml").read_text() + '\n[variants."onnx-q8*".agreement]\ncosine_min = 0.9\n')
+    with pytest.raises(ThresholdsError, match=r'\[variants."onnx-q8\*"\] matches no variant id'):
+        GateSession(GateSettings(thresholds=str(path)))
+    GateSession(GateSettings(thresholds=str(ROOT / "thresholds.toml")))  # the project's own patterns all match
+
+
+# -- the candidate's files -----------------------------------------------------------------------------------------
+
+def _cut(name: str, keep: int | None = None):
+    def apply(folder: Path) -> None:
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(b"" if keep is None else data[:keep])
+    return apply
+
+
+def _remove(*names: str):
+    return lambda folder: [(folder / n).unlink() for n in names if (folder / n).exists()]
+
+
+def _pickled(folder: Path) -> None:
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+
+
+def _config_key(key: str, value):
+    def apply(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        config[key] = value
+        (folder / "config.json").write_text(json.dumps(config))
+    return apply
+
+
+CANDIDATE_FAULTS = {
+    "no-config": (_remove("config.json"), r"config.json is missing"),
+    "weights-0-bytes": (_cut("model.safetensors"), r"model.safetensors: not a complete safetensors file \(empty\)"),
+    "weights-truncated": (_cut("model.safetensors", 20_000), r"model.safetensors: not a complete safetensors file "
+                                                             r"\([\d,]+ bytes where its header says"),
+    "weights-pickled-only": (_pickled, r"pytorch_model.bin: weights only as a pickle"),
+    "no-weights": (_remove("model.safetensors"), r"has no weights"),
+    "no-tokenizer": (_remove("tokenizer.json", "vocab.txt"), r"has no tokenizer"),
+    "custom-code": (_config_key("auto_map", {"AutoModel": "modeling_mine.MyModel"}),
+                    r"needs its own code \(config.json auto_map \['AutoModel'\]\); .+ --gate-trust-remote-code"),
+    "config-not-json": (_cut("config.json", 10), r"config.json is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("fault", CANDIDATE_FAULTS)
+def test_each_candidate_fault_is_one_line_before_any_build(tiny_embedder, tmp_path, fault):
+    from quantgate.errors import QuantgateUsageError
+    from quantgate.variants.candidate import resolve
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_embedder, folder)
+    resolve(str(folder))  # the copy is valid
+    mutate, message = CANDIDATE_FAULTS[fault]
+    mutate(folder)
+    with pytest.raises(QuantgateUsageError, match=message) as caught:
+        resolve(str(folder))
+    assert "\n" not in str(caught.value)
+    if fault == "custom-code":
+        resolve(str(folder), trust_remote_code=True)  # the user's consent: the files are gated as they are
+
+
+# -- the same faults through the gate: one line, exit 4, nothing built -----------------------------------------------
+
+def _degenerate_data(tmp: Path) -> list[str]:
+    folder = _copy(tmp)
+    _relevant_gone(folder)
+    return ["--gate-data", str(folder)]
+
+
+def _cut_candidate(tmp: Path) -> list[str]:
+    from quantgate.variants.candidate import default_candidate_path
+
+    folder = tmp / "model"
+    shutil.copytree(default_candidate_path(), folder)
+    _cut("model.safetensors", 1 << 20)(folder)
+    return ["--candidate", str(folder)]
+
+
+def _report_is_a_file(tmp: Path) -> list[str]:
+    (tmp / "report-file").write_text("not a folder")
+    return ["--gate-report", str(tmp / "report-file")]
+
+
+@pytest.mark.parametrize("fault, message", [
+    (_degenerate_data, "no test query has a judged relevant document"),
+    (_cut_candidate, "not a complete safetensors file"),
+    (_report_is_a_file, "cannot be written"),
+], ids=["degenerate-data", "truncated-weights", "report-is-a-file"])
+def test_a_bad_input_stops_the_gate_with_one_line_before_any_build(tmp_path, fault, message):
+    from tests.test_plugin import run_gate
+
+    args = fault(tmp_path)
+    if "--gate-report" not in args:
+        args += ["--gate-report", str(tmp_path / "report")]
+    out = run_gate("-q", "--variants", "torch-fp32,onnx", "--gate-cache", str(tmp_path / "cache"), *args, timeout=300)
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR, out.stdout[-2000:]
+    assert out.stdout.count(message) == 1 and "Traceback" not in out.stdout + out.stderr, out.stdout[-2000:]
+    assert "building" not in out.stdout and not (tmp_path / "cache").exists()
+
+
+# -- the tools around the verdict ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", ["publish", "report", "merge"])
+def test_a_cut_verdict_is_named_with_its_problem_by_every_command(tmp_path, command):
+    """A verdict.json copied half way: publish, report and merge name the file and say it ends early, exit non-zero,
+    and write nothing."""
+    import subprocess
+    import sys
+
+    from quantgate.results.verdict import FORMAT
+
+    good = json.dumps({"format": FORMAT, "complete": True, "variants": {"onnx": {"gates": {}}}}, indent=2)
+    folder = tmp_path / "report"
+    folder.mkdir()
+    (folder / "verdict.json").write_text(good[: len(good) // 2])
+    args = {"publish": ["publish", "--verdict", str(folder / "verdict.json"), "--repo-id", "org/model", "--dry-run"],
+            "report": ["report", "--verdict", str(folder / "verdict.json")],
+            "merge": ["merge", str(folder), str(folder), "--out", str(tmp_path / "merged")]}[command]
+    out = subprocess.run([sys.executable, "-m", "quantgate.cli", *args], capture_output=True, text=True, timeout=120)
+    said = out.stdout + out.stderr
+    expected = f"{folder / 'verdict.json'}: not a readable verdict (the file ends early"
+    assert out.returncode != 0 and expected in said, said
+    assert "Traceback" not in said and sorted(p.name for p in folder.iterdir()) == ["verdict.json"]
+    assert not (tmp_path / "merged").exists()
+
+
+def test_an_external_artifact_that_crashes_is_a_failed_row_of_a_complete_verdict(tmp_path):
+    """An ONNX file with other input names than the tokenizer gives: every gate of it crashes. The verdict lists it
+    as fail with the root cause in each gate; the recommendation is another variant; publish would refuse it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from tests.test_plugin import run_gate
+
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["b", 4]) for n in "xy")
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "other-inputs", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
+    out = run_gate("-q", "--variants", "torch-fp32", "--gate-artifact", f"theirs={tmp_path / 'model.onnx'}",
+                   "-k", "not speed", "--gate-cache", str(tmp_path / "cache"), "--gate-report", str(tmp_path / "r"),
+                   timeout=600)
+    assert out.returncode == 1, out.stdout[-2000:]
+    verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
+    entry = verdict["variants"]["theirs"]
+    assert verdict["complete"] and entry["decision"] == "fail" and entry["gates"]["build"]["passed"] is False
+    assert all("Input x is required" in line for line in entry["failures"]), entry["failures"]
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    assert "| `theirs` | ❌ fail |" in summary and "Traceback" not in out.stdout
