@@ -84,6 +84,9 @@ def test_a_failed_team_check_fails_the_variant_and_publish_leaves_it(pytester, c
         gates = verdict["variants"][vid]["gates"]
         assert gates["check:team_limit"]["passed"] and gates["check:team_limit"]["value"] < 1e-3, gates
         assert gates["check:not_openvino"]["passed"] == (vid != "openvino")
+        # a team test that passed with a plain assert is a result too: every test of the variant is in its decision
+        assert gates["before_agreement"] == {"note": "passed; the test recorded no value", "passed": True,
+                                             "failures": []}, gates
     openvino = verdict["variants"]["openvino"]
     assert openvino["decision"] == "fail"
     assert openvino["failures"] == ["check:not_openvino: not_openvino failed: the team refuses openvino"]

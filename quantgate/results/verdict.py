@@ -62,6 +62,7 @@ def decision_of(entry: dict[str, Any]) -> str:
 class Verdict:
     header: dict[str, Any]
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    writes: int = field(default=0, repr=False)  # results recorded in this process: a test that added none is seen
 
     @classmethod
     def from_dict(cls, data: Any, where: str | Path = "verdict") -> Verdict:
@@ -75,6 +76,7 @@ class Verdict:
 
     def record(self, variant: str, gate: str, payload: dict[str, Any], failures: list[str]) -> None:
         entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
+        self.writes += 1
         entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
         entry["failures"].extend(f"{gate}: {f}" for f in failures)
 
@@ -82,6 +84,7 @@ class Verdict:
         """A stored format of the variant's vectors (VARIANT@FORMAT): kept apart from its gates, so a format that
         fails leaves the variant's own decision as it was (publish leaves the format out, not the variant)."""
         entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
+        self.writes += 1
         entry.setdefault("formats", {})[fmt] = payload
 
     def attach_artifact(self, variant: str, path: str, manifest: dict[str, Any],
