@@ -29,6 +29,17 @@ def thresholds_file(folder: Path, limits: dict[str, float] | None = None, **cont
     return path
 
 
+SHARED_FIXTURES = {"shared_reranker", "scifact", "trec_dl19"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`shared` on every test that uses ../shared (through a fixture, at any depth): CI runs `-m "not slow"` on a
+    fresh machine without it, then `-m "slow or shared"` beside it, so each test runs once (.ci/run)."""
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared)
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared models and data live beside the project in ../shared)")
