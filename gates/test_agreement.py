@@ -14,19 +14,19 @@ from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=1, name="agreement")
-def test_agreement(gate, variant_spec):
+def test_agreement(gate_session, variant_spec):
     if variant_spec.id == REFERENCE_ID:
         pytest.skip("torch-fp32 is the reference")
-    if replayed(gate, variant_spec, "agreement") is not None:
+    if replayed(gate_session, variant_spec, "agreement") is not None:
         return
     try:
-        evaluation = sequential.run(gate, variant_spec)
+        evaluation = sequential.run(gate_session, variant_spec)
     except (ScoreError, BuildError) as err:
-        gate.run.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
+        gate_session.run.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
-    limits = gate.thresholds.agreement_limits(variant_spec.id, gate.candidate.kind)
+    limits = gate_session.thresholds.agreement_limits(variant_spec.id, gate_session.candidate.kind)
     failures = evaluation.agreement_failures
-    gate.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "crossed": evaluation.crossed,
+    gate_session.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "crossed": evaluation.crossed,
                                                            "results": [r.to_dict() for r in evaluation.agreement]},
                             failures)
     if failures:

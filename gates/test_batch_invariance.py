@@ -14,17 +14,17 @@ from quantgate.fixtures.outcomes import replayed
 
 
 @pytest.mark.gate(order=1.5, name="batch")
-def test_batch_invariance(gate, variant_spec):
-    if replayed(gate, variant_spec, "batch") is not None:
+def test_batch_invariance(gate_session, variant_spec):
+    if replayed(gate_session, variant_spec, "batch") is not None:
         return
-    model = gate.factory.load(variant_spec)
-    dataset = gate.evaluation_sets()[0]
+    model = gate_session.factory.load(variant_spec)
+    dataset = gate_session.evaluation_sets()[0]
     pairs = [(q, p) for _, _, q, p in dataset.reranking_pairs(top_k=2, max_queries=invariance.PAIRS // 2)]
-    result = invariance.measure(model, gate.candidate.kind, pairs)
-    limits = {k: v for k, v in gate.thresholds.agreement_limits(variant_spec.id, gate.candidate.kind).items()
-              if k == "batch_max_abs_error"}
+    result = invariance.measure(model, gate_session.candidate.kind, pairs)
+    limits = gate_session.thresholds.agreement_limits(variant_spec.id, gate_session.candidate.kind)
+    limits = {k: v for k, v in limits.items() if k == "batch_max_abs_error"}
     failures = crossed({"batch_max_abs_error": result.max_abs_error}, limits, AGREEMENT_METRICS, dataset.name)
-    gate.run.verdict.record(variant_spec.id, "batch", {**result.to_dict(), "limits": limits}, failures)
+    gate_session.run.verdict.record(variant_spec.id, "batch", {**result.to_dict(), "limits": limits}, failures)
     if failures:
         w = result.worst
         pytest.fail(f"{variant_spec.id}: its scores depend on the batch: {failures[0]} "

@@ -12,19 +12,19 @@ from quantgate.variants.factory import BuildError
 
 
 @pytest.mark.gate(order=0, name="build")
-def test_variant_builds_and_scores(gate, variant_spec):
-    if replayed(gate, variant_spec, "build") is not None:
+def test_variant_builds_and_scores(gate_session, variant_spec):
+    if replayed(gate_session, variant_spec, "build") is not None:
         return
     try:
-        artifact = gate.factory.artifact(variant_spec)
+        artifact = gate_session.factory.artifact(variant_spec)
         manifest, why = verify(artifact.path)
         assert manifest is not None, f"{variant_spec.id}: artifact {artifact.path} is not intact: {why}"
-        model = gate.factory.load(variant_spec)
-        result = score(model, gate.candidate.kind, gate.datasets[0], batch_size=gate.settings.batch_size,
-                       top_k=4, max_queries=4)
+        model = gate_session.factory.load(variant_spec)
+        result = score(model, gate_session.candidate.kind, gate_session.datasets[0],
+                       batch_size=gate_session.settings.batch_size, top_k=4, max_queries=4)
     except (BuildError, ScoreError) as err:
-        gate.run.verdict.record(variant_spec.id, "build", {}, [str(err)])
+        gate_session.run.verdict.record(variant_spec.id, "build", {}, [str(err)])
         pytest.fail(str(err), pytrace=False)
     assert result.scores.shape == (len(result.keys),) and len(result.keys) > 0
-    gate.run.verdict.record(variant_spec.id, "build", {"build_seconds": artifact.manifest.get("build_seconds"),
+    gate_session.run.verdict.record(variant_spec.id, "build", {"build_seconds": artifact.manifest.get("build_seconds"),
                                                     "cached": not artifact.built}, [])

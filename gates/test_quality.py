@@ -16,34 +16,34 @@ from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=2, name="quality")
-def test_quality(gate, variant_spec):
-    if (saved := replayed(gate, variant_spec, "quality")) is not None:
+def test_quality(gate_session, variant_spec):
+    if (saved := replayed(gate_session, variant_spec, "quality")) is not None:
         undecided = [d["dataset"] + " " + d["metric"] for d in saved.get("decisions", []) if d["decision"] != "pass"]
-        return _inconclusive(gate, variant_spec, [f"{u}: inconclusive (resumed)" for u in undecided])
+        return _inconclusive(gate_session, variant_spec, [f"{u}: inconclusive (resumed)" for u in undecided])
     try:
-        evaluation = sequential.run(gate, variant_spec)
+        evaluation = sequential.run(gate_session, variant_spec)
     except (ScoreError, BuildError, quality.HubTaskError) as err:
-        gate.run.verdict.record(variant_spec.id, "quality", {"decision": "fail"}, [str(err)])
+        gate_session.run.verdict.record(variant_spec.id, "quality", {"decision": "fail"}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
     payload = evaluation.to_dict()
     if variant_spec.id == REFERENCE_ID:  # its numbers are recorded; its loss is zero by definition
-        gate.run.verdict.record(variant_spec.id, "quality", {**payload, "decision": "pass"}, [])
+        gate_session.run.verdict.record(variant_spec.id, "quality", {**payload, "decision": "pass"}, [])
         return
     failures = evaluation.quality_failures()
     if evaluation.agreement_failures:
         failures.append(f"not scored further: agreement limits crossed ({evaluation.usage[-1]['stopped']}); "
                         "see test_agreement")
-    gate.run.verdict.record(variant_spec.id, "quality", payload, failures)
+    gate_session.run.verdict.record(variant_spec.id, "quality", payload, failures)
     if failures:
         pytest.fail(f"{variant_spec.id} loses too much quality against {REFERENCE_ID}:\n  " + "\n  ".join(failures),
                     pytrace=False)
-    _inconclusive(gate, variant_spec, evaluation.undecided())
+    _inconclusive(gate_session, variant_spec, evaluation.undecided())
 
 
-def _inconclusive(gate, variant_spec, undecided: list[str]) -> None:
+def _inconclusive(gate_session, variant_spec, undecided: list[str]) -> None:
     if undecided:
         message = (f"{variant_spec.id}: INCONCLUSIVE against {REFERENCE_ID} (the data do not decide "
                    "whether the loss is within the limit):\n  " + "\n  ".join(undecided))
-        if gate.thresholds.decision["inconclusive"] == "fail":
+        if gate_session.thresholds.decision["inconclusive"] == "fail":
             pytest.fail(message + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
-        gate.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
+        gate_session.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")

@@ -11,78 +11,75 @@ import pytest
 from quantgate.fixtures.outcomes import replayed
 from quantgate.speed import bench
 from quantgate.speed.phases import PhaseTimer
+from quantgate.speed.result import SpeedResult
 from quantgate.variants import memory
 from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=3, name="speed")
-def test_speed(gate, variant_spec, speed_batch, benchmark):
+def test_speed(gate_session, variant_spec, speed_batch, benchmark):
     if benchmark.disabled:
         pytest.skip("pytest-benchmark is disabled (it is under pytest-xdist: parallel timings are not measurements); "
                     "run gates/test_speed.py without -n")
     label = f"b{speed_batch}" if speed_batch else "bauto"
-    if (saved := replayed(gate, variant_spec, f"speed-{label}")) is not None:
-        gate.run.speed[(variant_spec.id, label)] = saved["items_per_s"]  # later speedups compare with it
+    if (saved := replayed(gate_session, variant_spec, f"speed-{label}")) is not None:
+        gate_session.run.speed[(variant_spec.id, label)] = saved["items_per_s"]  # later speedups compare with it
         return
-    model = gate.factory.load(variant_spec)
-    kind = gate.candidate.kind
+    model = gate_session.factory.load(variant_spec)
+    kind = gate_session.candidate.kind
     search = None
     if speed_batch == 0:  # --gate-speed-batch auto
-        speed_batch, search = gate.auto_batch(variant_spec)
+        speed_batch, search = gate_session.auto_batch(variant_spec)
     latency = speed_batch == 1
-    dataset = gate.evaluation_sets()[0]
+    dataset = gate_session.evaluation_sets()[0]
     benchmark.group = f"{'latency' if latency else 'throughput'} batch {label.removeprefix('b')}"
-    bench.reset_gpu_peak(gate.device)
+    bench.reset_gpu_peak(gate_session.device)
     if latency:
-        items = bench.latency_items(dataset, kind, gate.settings.latency_inputs, gate.thresholds.decision["seed"])
+        items = bench.latency_items(dataset, kind, gate_session.settings.latency_inputs,
+                                    gate_session.thresholds.decision["seed"])
         target, setup = bench.one_at_a_time(model, kind, items)
         # Warm-up: every input once, as a server is warm. OpenVINO's CPU plugin prepares each new input shape on
         # first sight and caches it: measured 8.1 ms per first-seen length vs 1.4 ms after (openvino-qint8, the
         # embedded embedder), which a one-round warm-up left in the latency of record.
         benchmark.pedantic(target, setup=setup, rounds=len(items), warmup_rounds=len(items), iterations=1)
-        phases = PhaseTimer(model, kind, gate.device, skip=0).run([[item] for item in items])  # the same order
+        phases = PhaseTimer(model, kind, gate_session.device, skip=0).run([[item] for item in items])  # the same order
     else:
         items = bench.speed_items(dataset, kind, speed_batch)
         # The same batch every round: its phases are timed in pytest-benchmark's untimed setup before each round
         # (the warm-up's discarded), so what disturbs a stretch of rounds disturbs both alike.
-        phases = PhaseTimer(model, kind, gate.device)
+        phases = PhaseTimer(model, kind, gate_session.device)
         benchmark.pedantic(bench.make_call(model, kind, items, speed_batch), setup=lambda: phases.time_round(items),
-                           rounds=gate.settings.speed_rounds, warmup_rounds=1, iterations=1)
+                           rounds=gate_session.settings.speed_rounds, warmup_rounds=1, iterations=1)
 
-    gpu_peak = bench.gpu_peak_mb(gate.device)  # before the raw baseline adds its own copy of the weights
-    steady, raw = bench.model_only(gate, variant_spec, model, phases)
+    gpu_peak = bench.gpu_peak_mb(gate_session.device)  # before the raw baseline adds its own copy of the weights
+    steady, raw = bench.model_only(gate_session, variant_spec, model, phases)
     median = benchmark.stats.stats.median
-    items_per_s = speed_batch / median
-    tokens = phases.mean_tokens(speed_batch)
-    gate.run.speed[(variant_spec.id, label)] = items_per_s
-    reference = gate.run.speed.get((REFERENCE_ID, label))
-    artifact = gate.factory.artifact(variant_spec)
-    info = {
-        "variant": variant_spec.id, "candidate_sha256": gate.candidate.content_hash, "kind": kind,
-        "device": gate.device, "threads": gate.threads,
-        "batch_size": speed_batch, "mean_tokens_per_item": round(tokens, 1),
-        "items_per_s": round(items_per_s, 2), "tokens_per_s": round(items_per_s * tokens, 1),
-        "latency_ms_median": round(median * 1000, 3),
-        "speedup_vs_reference": round(items_per_s / reference, 3) if reference else None,
-        "rss_mb": round(memory.rss() / memory.MB, 1), "peak_rss_mb": round(gate.run.sampler.peak / memory.MB, 1),
-        "artifact_mb": round(artifact.size_bytes / 2**20, 2), "machine": bench.machine_key(),
-        "shard": gate.settings.shard[0] if gate.settings.shard else None,
-        "gpu_peak_mb": gpu_peak, "dtype": artifact.load_info.get("torch_dtype"),
-        "inference_precision": gate.factory.runtime.get(variant_spec.id, {}).get("inference_precision"),  # OpenVINO's
-        **phases.summary(speed_batch, median, benchmark.stats.stats.min, steady),
-        **({"raw_forward": raw} if raw else {}),
-        **({"auto_batch_search": search} if search is not None else {}),
-        **(bench.percentiles(benchmark.stats.stats.data) if latency else {}),
-    }
-    benchmark.extra_info.update(info)
+    # kept before the result is made: later variants' speedups compare with it, the reference's own reads 1.0
+    gate_session.run.speed[(variant_spec.id, label)] = speed_batch / median
+    artifact = gate_session.factory.artifact(variant_spec)
+    result = SpeedResult.measured(
+        batch_size=speed_batch, median_s=median, tokens_per_item=phases.mean_tokens(speed_batch),
+        reference_items_per_s=gate_session.run.speed.get((REFERENCE_ID, label)),
+        variant=variant_spec.id, candidate_sha256=gate_session.candidate.content_hash, kind=kind,
+        device=gate_session.device, threads=gate_session.threads, rss_mb=round(memory.rss() / memory.MB, 1),
+        peak_rss_mb=round(gate_session.run.sampler.peak / memory.MB, 1),
+        artifact_mb=round(artifact.size_bytes / 2**20, 2),
+        machine=bench.machine_key(), shard=gate_session.settings.shard[0] if gate_session.settings.shard else None,
+        gpu_peak_mb=gpu_peak, dtype=artifact.load_info.get("torch_dtype"),
+        # OpenVINO's, read back from the compiled model
+        inference_precision=gate_session.factory.runtime.get(variant_spec.id, {}).get("inference_precision"),
+        phases=phases.summary(speed_batch, median, benchmark.stats.stats.min, steady),
+        percentiles=bench.percentiles(benchmark.stats.stats.data) if latency else {},
+        raw_forward=raw or None, auto_batch_search=search)
+    benchmark.extra_info.update(result.to_dict())
     failures = []
-    if gate.settings.speed_compare:
-        limits = gate.thresholds.speed
-        found = bench.regression(gate.speed_history, variant_spec.id, speed_batch, items_per_s,
+    if gate_session.settings.speed_compare:
+        limits = gate_session.thresholds.speed
+        found = bench.regression(gate_session.speed_history, variant_spec.id, speed_batch, result.items_per_s,
                                  runs=limits["history_runs"], pct=limits["regression_pct"],
                                  spread_multiple=limits["spread_multiple"])
         if found:
             failures.append(found.message())
-    gate.run.verdict.record(variant_spec.id, f"speed-{label}", info, failures)
+    gate_session.run.verdict.record(variant_spec.id, f"speed-{label}", result.to_dict(), failures)
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)

@@ -27,37 +27,38 @@ from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=2.5, name="stored-format")
-def test_stored_format(gate, variant_spec, stored_format, benchmark):
+def test_stored_format(gate_session, variant_spec, stored_format, benchmark):
     fmt = formats.parse(stored_format)
-    if (why := _skip(gate, variant_spec)) is not None:
+    if (why := _skip(gate_session, variant_spec)) is not None:
         pytest.skip(why)
-    if (saved := (gate.resumed_entry(variant_spec) or {}).get("formats", {}).get(fmt.id)) is not None:
-        gate.run.verdict.record_format(variant_spec.id, fmt.id, saved)
-        return _outcome(gate, variant_spec, fmt, saved)
-    if gate.resumed_entry(variant_spec) is not None:
+    if (saved := (gate_session.resumed_entry(variant_spec) or {}).get("formats", {}).get(fmt.id)) is not None:
+        gate_session.run.verdict.record_format(variant_spec.id, fmt.id, saved)
+        return _outcome(gate_session, variant_spec, fmt, saved)
+    if gate_session.resumed_entry(variant_spec) is not None:
         pytest.skip("resumed from the saved verdict: its embeddings are not in this run (--gate-no-resume judges "
                     "its stored formats)")
-    settings = gate.thresholds.embedding_formats
+    settings = gate_session.thresholds.embedding_formats
     records, searched = [], None
-    for dataset in gate.evaluation_sets():
-        vectors = gate.stored_vectors(variant_spec, dataset)
+    for dataset in gate_session.evaluation_sets():
+        vectors = gate_session.stored_vectors(variant_spec, dataset)
         if vectors is None:
             continue
         qids, queries, doc_ids, corpus = vectors
         try:
-            formats.check_dimensions([fmt], corpus.shape[1], gate.candidate.source)
-            ranges, calibration = _ranges(gate, variant_spec, dataset, fmt, corpus, doc_ids)
+            formats.check_dimensions([fmt], corpus.shape[1], gate_session.candidate.source)
+            ranges, calibration = _ranges(gate_session, variant_spec, dataset, fmt, corpus, doc_ids)
         except QuantgateUsageError as err:
             pytest.exit(f"quantgate: {err}", returncode=pytest.ExitCode.USAGE_ERROR)
         quality, index = formats.evaluate(fmt, queries, qids, corpus, doc_ids, dataset.test_qrels, ranges,
                                           settings["rescore_multiplier"])
-        own = _float32(gate, variant_spec, dataset)
-        reference = None if variant_spec.id == REFERENCE_ID else _float32(gate, gate.reference, dataset)
-        variant_limit = gate.thresholds.quality_limits(variant_spec.id)["retrieval_ndcg10_max_loss"]
-        record = decide.judge(dataset.name, quality, own, reference, gate.thresholds.format_limit(fmt), variant_limit,
-                              gate.thresholds.decision["confidence"], gate.thresholds.decision["min_queries"])
+        own = _float32(gate_session, variant_spec, dataset)
+        reference = None if variant_spec.id == REFERENCE_ID else _float32(gate_session, gate_session.reference, dataset)
+        variant_limit = gate_session.thresholds.quality_limits(variant_spec.id)["retrieval_ndcg10_max_loss"]
+        thresholds = gate_session.thresholds
+        record = decide.judge(dataset.name, quality, own, reference, thresholds.format_limit(fmt), variant_limit,
+                              thresholds.decision["confidence"], thresholds.decision["min_queries"])
         record.update(calibration=calibration, rescore_multiplier=settings["rescore_multiplier"] if fmt.rescore
-                      else None, matryoshka_declared=formats.declares_matryoshka(gate.candidate.path) if fmt.dim
+                      else None, matryoshka_declared=formats.declares_matryoshka(gate_session.candidate.path) if fmt.dim
                       else None)
         records.append(record)
         searched = searched or (index, queries)
@@ -67,16 +68,16 @@ def test_stored_format(gate, variant_spec, stored_format, benchmark):
     if searched is not None and not benchmark.disabled:
         records[0].update(_latency(benchmark, *searched, fmt))
     payload = {"decision": worst([r["decision"] for r in records]), "datasets": records}
-    gate.run.verdict.record_format(variant_spec.id, fmt.id, payload)
-    _outcome(gate, variant_spec, fmt, payload)
+    gate_session.run.verdict.record_format(variant_spec.id, fmt.id, payload)
+    _outcome(gate_session, variant_spec, fmt, payload)
 
 
-def _skip(gate, spec) -> str | None:
-    if gate.candidate.kind != "embedder":
+def _skip(gate_session, spec) -> str | None:
+    if gate_session.candidate.kind != "embedder":
         return "stored formats are an embedder's vectors; the candidate is a reranker"
-    if spec.id == REFERENCE_ID or gate.settings.embedding_formats_for == "all":
+    if spec.id == REFERENCE_ID or gate_session.settings.embedding_formats_for == "all":
         return None
-    entry = gate.run.verdict.variants.get(spec.id)
+    entry = gate_session.run.verdict.variants.get(spec.id)
     decision = decision_of(entry) if entry else "not gated"
     if decision != "pass":
         return (f"its own decision is {decision}: formats are judged for the reference and the variants that passed "
@@ -84,40 +85,40 @@ def _skip(gate, spec) -> str | None:
     return None
 
 
-def _ranges(gate, spec, dataset, fmt, corpus: np.ndarray, doc_ids: list[str]) -> tuple[np.ndarray | None, dict]:
+def _ranges(gate_session, spec, dataset, fmt, corpus: np.ndarray, doc_ids: list[str]) -> tuple[np.ndarray | None, dict]:
     """int8 / uint8 ranges: --gate-embedding-ranges, else calibrated on the train split's passages (never a test
     query), or on the whole corpus when the split names fewer than [embedding_formats] calibration_min; saved in
     the report either way, so publish pushes exactly the ranges that were gated."""
     if not fmt.calibrated:
         return None, {}
     dims = fmt.dimensions(corpus.shape[1])
-    if gate.settings.embedding_ranges:
-        ranges = formats.load_ranges(gate.settings.embedding_ranges)
+    if gate_session.settings.embedding_ranges:
+        ranges = formats.load_ranges(gate_session.settings.embedding_ranges)
         if ranges.shape[1] != dims:
-            raise QuantgateUsageError(f"--gate-embedding-ranges {gate.settings.embedding_ranges}: "
+            raise QuantgateUsageError(f"--gate-embedding-ranges {gate_session.settings.embedding_ranges}: "
                                       f"{ranges.shape[1]} dimensions, but {fmt.id} stores {dims}")
-        source = f"given: {gate.settings.embedding_ranges}"
+        source = f"given: {gate_session.settings.embedding_ranges}"
     else:
         train = {d for rel in dataset.qrels.get("train", {}).values() for d in rel if d in dataset.corpus}
         rows = [i for i, d in enumerate(doc_ids) if d in train]
-        if len(rows) < gate.thresholds.embedding_formats["calibration_min"]:
+        if len(rows) < gate_session.thresholds.embedding_formats["calibration_min"]:
             rows = list(range(len(doc_ids)))
             source = f"the whole corpus ({len(rows)} passages: the train split names {len(train)})"
         else:
             source = f"{len(rows)} passages of the train split"
         ranges = formats.calibration_ranges(corpus[rows], fmt)
-    folder = Path(gate.settings.report_dir).resolve() / "stored-formats" / spec.id
+    folder = Path(gate_session.settings.report_dir).resolve() / "stored-formats" / spec.id
     path = folder / f"{dataset.name}-{dims}d-ranges.npy"
     formats.save_ranges(ranges, path)
     return ranges, {"ranges_file": str(path), "ranges_from": source, "ranges_sha256": file_sha256(path)}
 
 
-def _float32(gate, spec, dataset) -> formats.FormatQuality:
+def _float32(gate_session, spec, dataset) -> formats.FormatQuality:
     """The variant's float32 vectors at every dimension, through the same index and evaluator: what each format
     is compared with. Once per run, variant and data set."""
-    memo = gate.run.formats
+    memo = gate_session.run.formats
     if (spec.id, dataset.name) not in memo:
-        qids, queries, doc_ids, corpus = gate.stored_vectors(spec, dataset)
+        qids, queries, doc_ids, corpus = gate_session.stored_vectors(spec, dataset)
         memo[spec.id, dataset.name] = formats.evaluate(formats.parse("float32"), queries, qids, corpus, doc_ids,
                                                        dataset.test_qrels, None, 1)[0]
     return memo[spec.id, dataset.name]
@@ -140,11 +141,11 @@ def _latency(benchmark, index, queries: np.ndarray, fmt) -> dict:
             "latency_rounds": len(data), "queries_per_s": len(queries) / min(batched)}
 
 
-def _outcome(gate, spec, fmt, payload: dict) -> None:
+def _outcome(gate_session, spec, fmt, payload: dict) -> None:
     failed = [f for r in payload["datasets"] for f in decide.failures(r)]
     if failed:
         pytest.fail(f"{spec.id}@{fmt.id} loses too much retrieval quality:\n  " + "\n  ".join(failed), pytrace=False)
     undecided = [u for r in payload["datasets"] for u in decide.undecided(r)]
-    if undecided and gate.thresholds.decision["inconclusive"] == "fail":
+    if undecided and gate_session.thresholds.decision["inconclusive"] == "fail":
         pytest.fail(f"{spec.id}@{fmt.id}: INCONCLUSIVE:\n  " + "\n  ".join(undecided)
                     + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)

@@ -54,6 +54,8 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
     print(f"\n{variant}: loose {loose['loss']:+.4f} ({tuned['loose']['ops_float']} float ops), "
           f"tight {tight['loss']:+.4f} ({tuned['tight']['ops_float']} float ops)")
     assert loose["reference"] == tight["reference"]  # the same validation split and metric
+    # ...and the reference is the candidate's own (torch-fp32) validation MAP, scored once and cached for both
+    assert loose["reference"] == round(gate.reference_validation()[0], 6)
     for result in (loose, tight):
         assert result["met"] == (result["loss"] <= result["max_loss"])
     assert tight["loss"] <= loose["loss"] + 1e-9, (loose, tight)

@@ -112,3 +112,19 @@ def test_the_raw_transformers_forward_runs_beside_the_gates_on_the_same_tensors(
     assert seconds > 0 and facts["attention"] == facts["gate_attention"] and facts["rounds"] == 3
     assert facts["dtype"] == "float32" and facts["items_per_s"] > 0 and facts["gate_model_only_vs_raw"] > 0
     assert phase_lines({"variants": {}}) == []
+
+
+def test_a_speed_record_reads_back_as_the_same_typed_result():
+    from quantgate.speed.result import SpeedResult
+
+    result = SpeedResult.measured(
+        batch_size=1, median_s=0.004, tokens_per_item=12.34, reference_items_per_s=200.0, variant="onnx",
+        candidate_sha256="c" * 64, kind="embedder", device="cpu", threads=2, rss_mb=900.0, peak_rss_mb=950.0,
+        artifact_mb=86.1, machine="m", shard=None, gpu_peak_mb=None, dtype=None, inference_precision=None,
+        phases={"phases_ms": {"tokenize": 0.5}, "phase_sum_vs_e2e": 0.97},
+        percentiles={"latency_inputs": 20, "latency_ms_p50": 4.0, "latency_ms_p90": 4.4, "latency_ms_p99": 5.1})
+    record = result.to_dict()
+    assert record["items_per_s"] == 250.0 and record["speedup_vs_reference"] == 1.25
+    assert record["latency_ms_median"] == 4.0 and record["tokens_per_s"] == pytest.approx(250.0 * 12.34, abs=0.05)
+    assert record["phase_sum_vs_e2e"] == 0.97 and record["latency_ms_p99"] == 5.1 and "raw_forward" not in record
+    assert SpeedResult.from_dict({**record, "passed": True, "failures": []}) == result

@@ -41,6 +41,17 @@ def test_estimates_scale_what_was_measured_by_the_reference_work_now():
     assert measured.seconds == pytest.approx(70.0)  # its own measurement holds its passes already
 
 
+def test_an_earlier_run_of_the_same_candidate_and_data_gives_the_plan_before_any_work():
+    header = {"candidate": {"sha256": "c1"}, "data": [{"sha256": "d1"}], "subset": {"max_queries": None},
+              "device": "cpu", "threads": 2}
+    runs = [{**_verdict("cpu-a", 3.0, {"onnx": 6.0}), **header}, {**_verdict("cpu-a", 5.0, {"onnx": 6.0}), **header},
+            {**_verdict("cpu-a", 50.0, {}), **header, "data": [{"sha256": "other"}]},  # other data: another cost
+            {**_verdict("cpu-b", 9.0, {}), **header}]  # another machine
+    guard = TimeGuard(None, 0.0, measurements(runs, "cpu-a"), timeguard.units(runs, "cpu-a"))
+    assert guard.earlier_unit(timeguard.run_key(header)) == pytest.approx(4.0)  # the median of 3 and 5
+    assert guard.earlier_unit(timeguard.run_key({**header, "candidate": {"sha256": "c2"}})) is None
+
+
 def test_a_variant_that_does_not_fit_is_skipped_with_its_estimate_and_what_to_do():
     guard = TimeGuard(60.0, started=0.0, history={("slow", True): [40.0]})
     estimate = guard.estimate("slow", cold=True, unit_s=1.0)
@@ -69,12 +80,16 @@ def test_a_budget_is_held_with_a_complete_verdict(tmp_path):
     from that measurement, before any of its work, and ends within the budget (+10%) with every row accounted for."""
     first, first_wall = _run(tmp_path)
     assert first.returncode in (0, 1), first.stdout[-3000:]
+    assert "plan: once the reference is timed (no earlier run" in first.stdout, first.stdout[-3000:]
     walls = {v: e["wall_seconds"] for v, e in json.loads((tmp_path / "report" / "verdict.json").read_text())[
         "variants"].items()}
     budget_s = first_wall - 0.5 * walls["slowed"]
     second, second_wall = _run(tmp_path, "--gate-time-budget", f"{budget_s / 60:.4f}")
     verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
     assert verdict["complete"], second.stdout[-3000:]
+    # the first run measured this candidate and data: the second has its plan before any work
+    assert "plan (from earlier runs of this candidate and data on this machine, before any work): 2 variant(s)" \
+        in second.stdout, second.stdout[-3000:]
     assert verdict["skipped"]["slowed"].startswith("time guard: slowed is estimated at"), verdict.get("skipped")
     assert "earlier run(s) on this machine" in verdict["skipped"]["slowed"]
     assert "slowed" not in verdict["variants"] and {"torch-fp32", "onnx"} <= set(verdict["variants"])

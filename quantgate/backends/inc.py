@@ -201,6 +201,10 @@ def _autotune(ctx: BuildContext, model, graph, names: list[str], example, calibr
     trials: list[dict[str, Any]] = []
 
     def evaluate(candidate_graph) -> float:
+        if not trials:  # INC's first evaluation is its baseline, the float graph: the reference's cached validation
+            value, _ = tuning.reference_quality()
+            trials.append({"map": round(value, 6), "from": "the reference's validation scores"})
+            return value
         _swap_transformer(model, candidate_graph, names, output)
         value, _ = tuning.quality(model, kind)
         trials.append({"map": round(value, 6), **linear_precision(candidate_graph)})

@@ -12,7 +12,8 @@ gate: the tuned artifact is then gated on the evaluation data like every other v
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from quantgate.evaluation.data import EvalSet, inputs_fingerprint
@@ -26,6 +27,10 @@ class Tuning:
     ranking_queries: int  # NNCF: queries used to rank the groups of quantizers
     validation: EvalSet
     batch_size: int = 32
+    # the reference's (torch-fp32, the candidate as users load it) validation MAP and per-query AP by qid: computed
+    # once and kept in the cache, it is the "initial" metric of NNCF and INC alike (each used to validate its own
+    # fp32 copy first: one full validation pass, two when NNCF runs twice; 8-9 minutes a pass on a base-size model)
+    reference: Callable[[], tuple[float, dict[str, float]]] | None = field(default=None, compare=False)
 
     def key_material(self) -> dict[str, Any]:
         """What of the tuning decides the artifact's bytes (enters the cache key)."""
@@ -51,6 +56,17 @@ class Tuning:
         quality = evaluate_scores(subset, score(model, kind, subset, batch_size=self.batch_size), "validation")
         per_query = quality.per_query["map"]
         return quality.scores["map"], [per_query[q] for q in qids]
+
+    def reference_quality(self, qids: list[str] | None = None) -> tuple[float, list[float]]:
+        """The reference's (MAP, per-query AP in `qids` order) on the validation split; MAP of a subset is the mean
+        of its queries' AP (mteb's MAP is that mean, over every query with a relevant passage: all of these)."""
+        if self.reference is None:
+            raise ValueError("this Tuning was made without the reference's validation scores")
+        value, per_query = self.reference()
+        if qids is None or list(qids) == self.qids:
+            return value, [per_query[q] for q in self.qids]
+        chosen = [per_query[q] for q in qids]
+        return sum(chosen) / len(chosen), chosen
 
     @staticmethod
     def loss(reference: float, value: float) -> float:

@@ -158,6 +158,7 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
         self.run.verdict.header.update(self._verdict_header())
         logs.attach(self.settings.report_dir)  # resolved: from here on, library tracebacks go to REPORT/gate.log
         self.load_saved()
+        self.plan_before_work()
 
     def _verdict_header(self) -> dict[str, Any]:
         c = self.candidate
@@ -234,7 +235,8 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
 
         control = self.thresholds.accuracy_control
         return Tuning(self.thresholds.quality_limits(spec.id)["reranking_map_max_loss"], control["max_trials"],
-                      control["ranking_queries"], self.validation, self.settings.batch_size)
+                      control["ranking_queries"], self.validation, self.settings.batch_size,
+                      reference=self.reference_validation)
 
     @cached_property
     def validation_folder(self) -> list[EvalSet]:

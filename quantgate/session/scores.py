@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.quality import evaluate_scores
 from quantgate.evaluation.scoring import Scores, cached_scores, save_scores, score
 from quantgate.variants.cache import cache_key
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
@@ -122,3 +123,22 @@ class SessionScores:
                 self.progress(f"reference scores of {dataset.name} from {path}")
                 self.run.verdict.header["reference_scores_cached"] = True  # the time guard's unit counts their seconds
         return result
+
+    def reference_validation(self) -> tuple[float, dict[str, float]]:
+        """The reference's MAP and per-query AP on accuracy control's validation split: scored once, kept in the
+        cache with its sha256 (as the evaluation scores are), shared by every tuned variant and later runs."""
+        validation, spec = self.validation, self.reference
+        key = (spec.id, validation.name)
+        if key not in self.run.scores:
+            path = self._scores_path(self.factory, spec, validation, sorted(validation.candidates), "validation")
+            with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+                result = self._cached(path, "reference validation")
+                if result is None:
+                    self.progress(f"scoring {spec.id} on {validation.name} (accuracy control's validation split)")
+                    result = score(self.factory.load(spec), self.candidate.kind, validation,
+                                   batch_size=self.settings.batch_size)
+                    save_scores(result, path)
+            self.run.scores[key] = result
+        quality = evaluate_scores(validation, self.run.scores[key], "validation")
+        return quality.scores["map"], quality.per_query["map"]
+

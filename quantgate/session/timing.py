@@ -9,7 +9,16 @@ from functools import cached_property
 
 from quantgate.variants import machine
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
-from quantgate.variants.timeguard import EXTRA_PASSES, Estimate, TimeGuard, measurements, minutes, reference_unit
+from quantgate.variants.timeguard import (
+    EXTRA_PASSES,
+    Estimate,
+    TimeGuard,
+    measurements,
+    minutes,
+    reference_unit,
+    run_key,
+    units,
+)
 
 
 class SessionTime:
@@ -19,13 +28,24 @@ class SessionTime:
 
         runs, _ = load(self.history_dir) if self.history_dir.is_dir() else ([], [])
         budget = self.settings.time_budget_min
-        return TimeGuard(budget * 60 if budget else None, self.run.began,
-                         measurements(runs, machine.cpu_summary()))
+        cpu = machine.cpu_summary()
+        return TimeGuard(budget * 60 if budget else None, self.run.began, measurements(runs, cpu), units(runs, cpu))
 
     def _unit(self) -> float | None:
-        """This run's unit of work: what the reference cost, once it has finished."""
+        """This run's unit of work: what the reference cost once it has finished; before that, what it cost in the
+        earlier runs of this machine with the same candidate, data and subset (None without one)."""
         unit = reference_unit({**self.run.verdict.header, "variants": self.run.verdict.variants})
-        return unit if unit > 0 else None
+        return unit if unit > 0 else self.time_guard.earlier_unit(run_key(self.run.verdict.header))
+
+    def plan_before_work(self) -> None:
+        """The plan at the start, when an earlier run of this candidate and data on this machine measured the
+        reference: every variant's estimate, the reference's own included; otherwise said to come later."""
+        unit = self._unit()
+        if unit is None:
+            self.progress("plan: once the reference is timed (no earlier run of this candidate and data on this "
+                          "machine in the kept verdicts)")
+            return
+        self._plan(unit, "from earlier runs of this candidate and data on this machine, before any work")
 
     def estimate(self, spec: VariantSpec) -> Estimate | None:
         unit = self._unit()
@@ -74,9 +94,13 @@ class SessionTime:
         entry["time"] = {**(estimate.to_dict() if estimate else {}), "actual_s": entry.get("wall_seconds")}
         if spec.id != REFERENCE_ID or self._unit() is None:
             return
+        self._plan(self._unit(), "the reference timed in this run")
+
+    def _plan(self, unit: float, basis: str) -> None:
         plan = {s.id: e.seconds for s in self.selected if s.id in self.owned and (e := self.estimate(s)) is not None}
+        ahead = (unit if REFERENCE_ID in self.owned and "before any work" in basis else 0.0) + sum(plan.values())
         self.run.verdict.header["plan"] = {"estimated_s": {v: round(s, 1) for v, s in plan.items()},
-                                           "budget_s": self.time_guard.budget_s}
-        self.progress(f"plan: {len(plan)} variant(s) after the reference, estimated {minutes(sum(plan.values()))} "
-                      "in all on this machine" + (f" (budget {minutes(self.time_guard.budget_s)})"
-                                                 if self.time_guard.budget_s else ""))
+                                           "budget_s": self.time_guard.budget_s, "basis": basis,
+                                           "reference_s": round(unit, 1)}
+        self.progress(f"plan ({basis}): {len(plan)} variant(s) besides the reference, about {minutes(ahead)} in all"
+                      + (f" (budget {minutes(self.time_guard.budget_s)})" if self.time_guard.budget_s else ""))

@@ -44,6 +44,23 @@ def reference_unit(verdict: dict[str, Any]) -> float:
     return wall + (scoring if verdict.get("reference_scores_cached") else 0.0) if wall else 0.0
 
 
+def run_key(verdict: dict[str, Any]) -> tuple:
+    """What decides the reference's cost in a run: the candidate, the data and the subset of it (with the machine,
+    which `measurements` and `units` filter on). Two runs with the same key cost the reference the same."""
+    return (verdict.get("candidate", {}).get("sha256"), tuple(d.get("sha256") for d in verdict.get("data", [])),
+            tuple(sorted((verdict.get("subset") or {}).items())), verdict.get("device"), verdict.get("threads"))
+
+
+def units(verdicts: list[dict[str, Any]], cpu: str) -> dict[tuple, list[float]]:
+    """run_key -> the reference's unit in each kept verdict of this machine, oldest first: a run like an earlier one
+    has its plan before any work."""
+    out: dict[tuple, list[float]] = {}
+    for verdict in verdicts:
+        if verdict.get("machine", {}).get("cpu") == cpu and (unit := reference_unit(verdict)) > 0:
+            out.setdefault(run_key(verdict), []).append(unit)
+    return out
+
+
 @dataclass
 class Estimate:
     variant: str
@@ -75,6 +92,12 @@ class TimeGuard:
     budget_s: float | None  # None: estimate and report, skip nothing
     started: float  # perf_counter at the session's start
     history: dict[tuple[str, bool], list[float]] = field(default_factory=dict)
+    units: dict[tuple, list[float]] = field(default_factory=dict)  # run_key -> the reference's unit in earlier runs
+
+    def earlier_unit(self, key: tuple) -> float | None:
+        """The reference's unit in the latest earlier runs with the same candidate, data and subset (median)."""
+        measured = self.units.get(key)
+        return statistics.median(measured[-HISTORY_RUNS:]) if measured else None
 
     def multiple(self, variant: str, cold: bool) -> tuple[float, str]:
         measured = self.history.get((variant, cold)) or self.history.get((variant, not cold))
