@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantgate.decisions.decision import Decision, Sequence, worst
-from quantgate.decisions.sequential import look_decisions, one_look_tasks, tasks
+from quantgate.decisions.sequential import look_decisions, one_look_tasks, tasks, walk
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import TaskQuality, evaluate_hub_task, evaluate_model, of_scores, quality_of
 from quantgate.speed import bench
@@ -85,18 +85,21 @@ def _walk(gate, dataset: EvalSet, factory, result: BaselineComparison) -> None:
         sequence = Sequence(len(order), len(order), alpha)
     else:
         sequence = Sequence(len(order), settings["first_look"], alpha)
-    decisions, stopped, n = [], "data exhausted", 0
-    for look, n in enumerate(sequence.looks):
+    state = {"saved": saved if factory is None else {}}
+
+    def at_look(look: int, n: int) -> tuple[list[Decision], None]:
         if factory is not None:
             scores = gate.baseline_scores(factory, dataset, order[:n])
-            saved = {t: of_scores(dataset, t, scores, order[:n], "baseline") for t in candidate}
+            state["saved"] = {t: of_scores(dataset, t, scores, order[:n], "baseline") for t in candidate}
+        saved = state["saved"]
         decisions = look_decisions(dataset.name, saved, [candidate[t] for t in saved], order[:n],
                                    lambda _metric: result.limit, sequence, look, settings["min_queries"])
         gate.progress(f"regression against the baseline on {dataset.name}, look {look + 1}/{len(sequence.looks)} "
                       f"({n} queries): " + ", ".join(f"{d.task} {d.metric} {d.decision}" for d in decisions))
-        if all(d.decision != "inconclusive" for d in decisions):
-            stopped = f"decided at {n} queries"
-            break
+        return decisions, None
+
+    decisions, n, stopped = walk(sequence, at_look)
+    saved = state["saved"]
     result.decisions += decisions
     result.baselines += saved.values()
     result.usage.append({"dataset": dataset.name, "queries": n, "available": len(order), "stopped": stopped})

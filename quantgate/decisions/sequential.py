@@ -90,43 +90,11 @@ def _first_stage(gate, dataset: EvalSet, order: list[str]) -> None:
 
 def _variant(gate, spec) -> Evaluation:
     result = Evaluation(spec.id)
-    kind = gate.candidate.kind
-    agreement_limits = gate.thresholds.agreement_limits(spec.id, kind)
-    limits = gate.thresholds.quality_limits(spec.id)
-    settings = gate.thresholds.decision
-    alpha = 1 - settings["confidence"]
     for dataset in gate.evaluation_sets():
-        order = gate.order(dataset)
-        reference = gate.scores(gate.reference, dataset)
-        references = {t: quality_of(gate, gate.reference, dataset, t) for t in tasks(gate, dataset)}
-        sequence = Sequence(len(order), settings["first_look"], alpha)
-        scores, done, decisions, qualities, stopped = None, 0, [], [], "data exhausted"
-        for look, n in enumerate(sequence.looks):
-            scores = gate.score_more(spec, dataset, order[done:n], scores)
-            done = n
-            agreement = compare(spec.id, kind, reference.head(len(scores.keys)), scores, dataset)
-            crossed = crossed_records(agreement.metrics, agreement_limits, AGREEMENT_METRICS, dataset.name)
-            qualities = [quality_of(gate, spec, dataset, task, scores, order[:n]) for task in references]
-            decisions = look_decisions(dataset.name, references, qualities, order[:n],
-                                       lambda metric: limits[LIMIT_KEYS[metric]], sequence, look,
-                                       settings["min_queries"])
-            gate.progress(f"{spec.id} on {dataset.name}, look {look + 1}/{len(sequence.looks)} ({n} queries): "
-                          + ", ".join(f"{d.task} {d.metric} {d.decision}" for d in decisions)
-                          + (" — agreement limits crossed" if crossed else ""))
-            if crossed:
-                stopped = f"agreement limits crossed at {n} queries"
-                break
-            if all(d.decision != "inconclusive" for d in decisions):
-                stopped = f"decided at {n} queries"
-                break
-        result.agreement.append(agreement)
-        result.crossed += crossed
-        result.decisions += decisions
-        result.qualities += qualities
-        result.usage.append({"dataset": dataset.name, "queries": done, "available": len(order),
-                             "pairs": len(scores.keys), "stopped": stopped})
-        if crossed:
+        if _walk_dataset(gate, spec, dataset, result):
             return result  # broken: no more inference on it
+    limits, settings = gate.thresholds.quality_limits(spec.id), gate.thresholds.decision
+    alpha = 1 - settings["confidence"]
     for name, task in one_look_tasks(gate):
         ref, variant = quality_of(gate, gate.reference, name, task), quality_of(gate, spec, name, task)
         result.qualities.append(variant)
@@ -138,6 +106,56 @@ def _variant(gate, spec) -> Evaluation:
                                              [variant.per_query[metric][q] for q in qids],
                                              limits[LIMIT_KEYS[metric]], sequence, 0, settings["min_queries"]))
     return result
+
+
+def _walk_dataset(gate, spec, dataset: EvalSet, result: Evaluation) -> bool:
+    """The variant scored on one data set look by look until decided; whether agreement limits were crossed."""
+    kind = gate.candidate.kind
+    agreement_limits = gate.thresholds.agreement_limits(spec.id, kind)
+    limits, settings = gate.thresholds.quality_limits(spec.id), gate.thresholds.decision
+    order = gate.order(dataset)
+    reference = gate.scores(gate.reference, dataset)
+    references = {t: quality_of(gate, gate.reference, dataset, t) for t in tasks(gate, dataset)}
+    sequence = Sequence(len(order), settings["first_look"], 1 - settings["confidence"])
+    state: dict[str, Any] = {"scores": None, "done": 0}
+
+    def at_look(look: int, n: int) -> tuple[list[Decision], str | None]:
+        state["scores"] = scores = gate.score_more(spec, dataset, order[state["done"]:n], state["scores"])
+        state["done"] = n
+        state["agreement"] = agreement = compare(spec.id, kind, reference.head(len(scores.keys)), scores, dataset)
+        state["crossed"] = crossed_records(agreement.metrics, agreement_limits, AGREEMENT_METRICS, dataset.name)
+        state["qualities"] = [quality_of(gate, spec, dataset, task, scores, order[:n]) for task in references]
+        decisions = look_decisions(dataset.name, references, state["qualities"], order[:n],
+                                   lambda metric: limits[LIMIT_KEYS[metric]], sequence, look, settings["min_queries"])
+        gate.progress(f"{spec.id} on {dataset.name}, look {look + 1}/{len(sequence.looks)} ({n} queries): "
+                      + ", ".join(f"{d.task} {d.metric} {d.decision}" for d in decisions)
+                      + (" — agreement limits crossed" if state["crossed"] else ""))
+        return decisions, f"agreement limits crossed at {n} queries" if state["crossed"] else None
+
+    decisions, done, stopped = walk(sequence, at_look)
+    result.agreement.append(state["agreement"])
+    result.crossed += state["crossed"]
+    result.decisions += decisions
+    result.qualities += state["qualities"]
+    result.usage.append({"dataset": dataset.name, "queries": done, "available": len(order),
+                         "pairs": len(state["scores"].keys), "stopped": stopped})
+    return bool(state["crossed"])
+
+
+def walk(sequence: Sequence, at_look: Callable[[int, int], tuple[list[Decision], str | None]]
+         ) -> tuple[list[Decision], int, str]:
+    """The sequential look loop the quality and regression gates share: `at_look(look, n)` scores up to the look's
+    `n` queries and returns every metric's decision there, and why to stop regardless (agreement crossed), or None.
+    Stops at the first look where that reason is given or nothing is inconclusive. (decisions, queries, why)."""
+    decisions: list[Decision] = []
+    n = 0
+    for look, n in enumerate(sequence.looks):
+        decisions, stop = at_look(look, n)
+        if stop:
+            return decisions, n, stop
+        if all(d.decision != "inconclusive" for d in decisions):
+            return decisions, n, f"decided at {n} queries"
+    return decisions, n, "data exhausted"
 
 
 def look_decisions(dataset: str, references: dict[str, TaskQuality], qualities: list[TaskQuality], qids: list[str],
