@@ -40,6 +40,7 @@ from quantgate.backends.common import (
     tokenize,
 )
 from quantgate.progress import Tracked, bar
+from quantgate.variants import machine
 from quantgate.variants.cache import Artifact
 from quantgate.variants.registry import VariantSpec
 
@@ -224,6 +225,19 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
             **op_precision(quantized), "restore_mode": restore.value,
             "accuracy_control": tuning.summary(reference, value, tool="nncf.quantize_with_accuracy_control",
                                                attempts=attempts)}
+
+
+def header_lines(selected: list[VariantSpec], device: str) -> list[str]:
+    """The report header's line for OpenVINO: what each variant asked for and the CPU plugin's default here (from
+    the CPU flags: collection imports no openvino)."""
+    openvino = [v for v in selected if v.family == "openvino"]
+    if not openvino or device != "cpu":
+        return []
+    native = machine.capability_missing("cpu-bf16") is None
+    asked = ", ".join(f"{v.id} {v.opts.get('inference_precision', 'f32')}" for v in openvino)
+    return [f"quantgate: OpenVINO asked for: {asked}; its CPU plugin's default here: "
+            f"{'bf16 (native bf16)' if native else 'f32 (no native bf16)'}; what each ran with is read back "
+            "from its compiled model (verdict, summary.md)"]
 
 
 def _reaches(node, found, through: tuple[str, ...], hops: int) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgate import logs
+from quantgate.backends import openvino as openvino_backend
 from quantgate.config import Thresholds, load_thresholds
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import (
@@ -76,6 +77,7 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
         if settings.device == "cuda":
             _ = self.device  # asked for explicitly: a machine without CUDA is told now
         self.run = GateRun()
+        self.made_factory: VariantFactory | None = None  # nothing loaded or built until a gate asks
 
     def _select(self) -> list[VariantSpec]:
         """The variants --variants names, and every --gate-artifact whatever --variants says."""
@@ -211,8 +213,14 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
                 for t in trials) + ")")
         return self.run.auto_batches[spec.id]
 
-    @cached_property
+    @property
     def factory(self) -> VariantFactory:
+        """Made on first use (it reads the candidate and data); `made_factory` asks without making it."""
+        if self.made_factory is None:
+            self.made_factory = self._make_factory()
+        return self.made_factory
+
+    def _make_factory(self) -> VariantFactory:
         samples = self.settings.calibration_samples or self.thresholds.calibration["samples"]
         seed = self.thresholds.calibration["seed"]
         return VariantFactory(
@@ -257,16 +265,6 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
     def reference(self) -> VariantSpec:
         return self.registry.variants[REFERENCE_ID]
 
-    def _openvino_lines(self) -> list[str]:
-        openvino = [v for v in self.selected if v.family == "openvino"]
-        if not openvino or self.device != "cpu":
-            return []
-        native = machine.capability_missing("cpu-bf16") is None  # from the CPU flags: collection imports no openvino
-        asked = ", ".join(f"{v.id} {v.opts.get('inference_precision', 'f32')}" for v in openvino)
-        return [f"quantgate: OpenVINO asked for: {asked}; its CPU plugin's default here: "
-                f"{'bf16 (native bf16)' if native else 'f32 (no native bf16)'}; what each ran with is read back "
-                "from its compiled model (verdict, summary.md)"]
-
     def header_lines(self) -> list[str]:
         """What is known before any model or data is touched; the rest goes to the verdict and summary."""
         s = self.settings
@@ -289,7 +287,7 @@ class GateSession(SessionScores, VariantLifecycle, SessionTime):
                         "skipped)" if s.time_budget_min else ""),
             f"quantgate: device {s.device}; cpu {machine.cpu_summary()}; threads {s.threads or os.cpu_count()} "
             "(torch, ONNX Runtime intra-op, OpenVINO)",
-            *self._openvino_lines(),
+            *openvino_backend.header_lines(self.selected, self.device),
             phases.header_line(),
             "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
         ]

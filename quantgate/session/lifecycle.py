@@ -74,7 +74,7 @@ class VariantLifecycle:
         self.write_partial()
 
     def _release(self, spec: VariantSpec) -> bool:
-        return "factory" in self.__dict__ and self.factory.release(spec)
+        return self.made_factory is not None and self.made_factory.release(spec)
 
     def write_partial(self) -> None:
         """verdict.json (`complete: false`) and summary.md, atomically; an xdist worker writes its own
@@ -167,17 +167,15 @@ class VariantLifecycle:
         return {"verdict": self.run.verdict.export(), "built": built, "taken": taken}
 
     def _attach_artifacts(self) -> None:
-        if "factory" not in self.__dict__:
-            return
-        for vid, artifact in self.factory.artifacts.items():
+        factory = self.made_factory
+        for vid, artifact in factory.artifacts.items() if factory is not None else ():
             if vid in self.run.verdict.variants:
-                self.run.verdict.attach_artifact(vid, str(artifact.path), artifact.manifest,
-                                                 self.factory.runtime.get(vid))
+                self.run.verdict.attach_artifact(vid, str(artifact.path), artifact.manifest, factory.runtime.get(vid))
 
     def builds(self) -> tuple[int, int]:
         """(built, taken from the cache) in this process, plus what xdist workers reported."""
         built = taken = 0
-        if "factory" in self.__dict__:
-            built = self.factory.built_count()
-            taken = len(self.factory.build_log) - built
+        if self.made_factory is not None:
+            built = self.made_factory.built_count()
+            taken = len(self.made_factory.build_log) - built
         return built + self.run.worker_builds[0], taken + self.run.worker_builds[1]
