@@ -41,7 +41,10 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
     """The real reranker tuned twice on unseen scifact queries: at a loose limit and at zero loss."""
     validation, evaluation = split_test(scifact, tmp_path / "split", 30, seed=0)
     tuned = {}
-    for name, limit in (("loose", 0.05), ("tight", 0.0)):
+    # loose: a limit plain int8 meets here (NNCF's plain int8 loses ~9% on this split, INC's gains), so the loose build
+    # is the plain quantization and the tight one must revert operations. At 0.05 both NNCF builds ranked every group
+    # and stopped at the same model (max_trials reached): 11 minutes for one answer
+    for name, limit in (("loose", 0.25), ("tight", 0.0)):
         thresholds = thresholds_file(tmp_path / name, {variant: limit}, validation_queries=12, validation_candidates=10,
                                  max_trials=4, ranking_queries=4)
         gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),

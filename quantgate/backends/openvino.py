@@ -214,9 +214,13 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
         attempts.append({"max_drop": round(drop, 6), "nncf_validated_loss": round(nncf_loss, 6),
                          "saved_model_loss": round(loss, 6), **op_precision(quantized)})
         gap = loss - nncf_loss  # what weight compression cost after NNCF's validation
-        if loss <= tuning.max_loss or nncf_loss > drop or gap <= 0:
-            break  # met; or NNCF itself fell short within its iterations: asking again changes nothing
-        drop = max(0.0, min(drop, nncf_loss) - gap)
+        asked = max(0.0, min(drop, nncf_loss) - gap)
+        if loss <= tuning.max_loss or nncf_loss > drop or gap <= 0 or asked >= drop:
+            # met; or NNCF itself fell short within its iterations; or the request would not change (a limit of 0
+            # asks for 0 again): NNCF is deterministic, and the same request repeats the same run, its ranking of
+            # every group of quantizers included
+            break
+        drop = asked
     trials.close()
     check_smoothing(quantized, ov_model.model)
     remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])

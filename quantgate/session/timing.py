@@ -45,7 +45,8 @@ class SessionTime:
             self.progress("plan: once the reference is timed (no earlier run of this candidate and data on this "
                           "machine in the kept verdicts)")
             return
-        self._plan(unit, "from earlier runs of this candidate and data on this machine, before any work")
+        self._plan(unit, "from earlier runs of this candidate and data on this machine, before any work",
+                   with_reference=True)
 
     def estimate(self, spec: VariantSpec) -> Estimate | None:
         unit = self._unit()
@@ -96,9 +97,10 @@ class SessionTime:
             return
         self._plan(self._unit(), "the reference timed in this run")
 
-    def _plan(self, unit: float, basis: str) -> None:
+    def _plan(self, unit: float, basis: str, with_reference: bool = False) -> None:
+        """Every variant's estimate in the header and one line; `with_reference`: the reference is still ahead."""
         plan = {s.id: e.seconds for s in self.selected if s.id in self.owned and (e := self.estimate(s)) is not None}
-        ahead = (unit if REFERENCE_ID in self.owned and "before any work" in basis else 0.0) + sum(plan.values())
+        ahead = (unit if with_reference and REFERENCE_ID in self.owned else 0.0) + sum(plan.values())
         self.run.verdict.header["plan"] = {"estimated_s": {v: round(s, 1) for v, s in plan.items()},
                                            "budget_s": self.time_guard.budget_s, "basis": basis,
                                            "reference_s": round(unit, 1)}
