@@ -79,7 +79,10 @@ DATA_FAULTS = {
                            r"corpus.jsonl:1: missing key\(s\) _id"),
     "passage-id-twice": (_edit("corpus.jsonl", lambda rows: rows[5].__setitem__("_id", rows[4]["_id"])),
                          r"corpus.jsonl:6: _id '.+' appears twice"),
-    "every-passage-empty": (_edit("corpus.jsonl", _every("text", "")), r"passages the gates score have no text"),
+    "every-passage-empty": (_edit("corpus.jsonl", _every("text", "")), r"all \d+ passages the gates score have no "
+                                                                       r"text"),
+    "relevant-passage-empty": (_edit("corpus.jsonl", lambda rows: rows[0].__setitem__("text", " ")),
+                               r"1 judged relevant passages have no text"),
     "query-empty": (_edit("queries.jsonl", lambda rows: rows[0].__setitem__("text", "  ")),
                     r"1 evaluated queries have no text"),
     "query-id-twice": (_edit("queries.jsonl", lambda rows: rows[1].__setitem__("_id", rows[0]["_id"])),
@@ -128,6 +131,17 @@ def test_each_data_fault_is_one_line_naming_the_file(tmp_path, fault):
     with pytest.raises(DataFormatError, match=message) as caught:
         load(folder)
     assert "\n" not in str(caught.value) and str(folder) in str(caught.value)
+
+
+def test_an_empty_passage_nobody_judged_relevant_is_accepted(tmp_path):
+    """Real corpora hold a few empty passages: each scores the same empty text in every variant, so it is kept."""
+    folder = _copy(tmp_path)
+    relevant = {line.split("\t")[1] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+    rows = _rows(folder, "corpus.jsonl")
+    unjudged = next(r for r in rows if r["_id"] not in relevant)
+    unjudged["text"] = ""
+    _write(folder, "corpus.jsonl", rows)
+    assert load(folder).corpus[unjudged["_id"]] == ""
 
 
 FILES = ["corpus.jsonl", "queries.jsonl", "candidates.jsonl", "qrels/test.tsv", "qrels/train.tsv"]

@@ -5,9 +5,9 @@ scores the same in every variant and reads as "agreement"; a test set where no q
 gives every variant a loss of 0/0 ("the observed loss sits on the limit"); a duplicate id silently keeps the
 last line. What is checked: the encoding (UTF-8), each line a JSON object with string texts and string or
 integer ids, no duplicate ids, no empty file, the qrels header and numeric scores, every id a file names
-present in the file that defines it, non-empty texts for every query and passage the gates evaluate, and at
-least one judged relevant document a test query can reach (among its candidates when there are candidate
-lists).
+present in the file that defines it, a text for every evaluated query and every judged relevant passage (and not
+every scored passage empty), and at least one judged relevant document a test query can reach (among its
+candidates when there are candidate lists).
 """
 
 from __future__ import annotations
@@ -192,9 +192,16 @@ def _check_references(path: Path, corpus: dict, queries: dict, test: dict, candi
                               "the candidate lists of test queries")
     refuse("{n} evaluated queries have no text", [q for q in evaluated if not queries[q].strip()],
            "give each a text in queries.jsonl or remove it")
+    # An empty passage among many scores the same empty text in every variant (real corpora have a few); one that is
+    # judged relevant can never be found, and a set of nothing but empty passages judges nothing
     passages = {d for q in evaluated for d in candidates[q]} if candidates else set(corpus)
-    refuse("{n} passages the gates score have no text (title and text empty)",
-           sorted(d for d in passages if not corpus[d].strip()), "give each a text or remove it")
+    empty = {d for d in passages if not corpus[d].strip()}
+    if empty and empty == passages:
+        refuse("all {n} passages the gates score have no text (title and text empty)", sorted(empty),
+               "fill corpus.jsonl's texts")
+    refuse("{n} judged relevant passages have no text (title and text empty)",
+           sorted({d for q in evaluated for d, r in test[q].items() if r > 0 and d in empty}),
+           "give each a text, or remove their qrels lines")
     reachable = [q for q in evaluated
                  if any(r > 0 and (not candidates or d in candidates[q]) for d, r in test[q].items())]
     if not reachable:
