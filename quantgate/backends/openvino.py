@@ -184,9 +184,8 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
         calls = iter(range(2))
 
         def recording(compiled_model, qids, seen=seen, calls=calls):
-            # NNCF's first two calls are of the float model it was given (its metric-mode probe on one item, then
-            # the initial validation): the reference's cached validation answers them, so the limit is against the
-            # candidate as the quality gate measures it and no pass is spent on a float copy
+            # NNCF's first two calls are of its float model (a one-item metric-mode probe, the initial validation):
+            # the reference's cached validation answers them, the candidate as the quality gate measures it
             if next(calls, None) is not None:
                 return tuning.reference_quality(list(qids))
             value, per_query = validate(compiled_model, qids)
@@ -214,12 +213,9 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
         attempts.append({"max_drop": round(drop, 6), "nncf_validated_loss": round(nncf_loss, 6),
                          "saved_model_loss": round(loss, 6), **op_precision(quantized)})
         gap = loss - nncf_loss  # what weight compression cost after NNCF's validation
-        asked = max(0.0, min(drop, nncf_loss) - gap)
+        asked = max(0.0, min(drop, nncf_loss) - gap)  # the same request again (a limit of 0) repeats the same run
         if loss <= tuning.max_loss or nncf_loss > drop or gap <= 0 or asked >= drop:
-            # met; or NNCF itself fell short within its iterations; or the request would not change (a limit of 0
-            # asks for 0 again): NNCF is deterministic, and the same request repeats the same run, its ranking of
-            # every group of quantizers included
-            break
+            break  # met; or NNCF itself fell short within its iterations; or nothing new to ask
         drop = asked
     trials.close()
     check_smoothing(quantized, ov_model.model)
