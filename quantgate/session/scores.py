@@ -111,17 +111,24 @@ class SessionScores:
             self.progress(f"{whose} scores in {path}: {why}: computing them again")
         return result
 
+    def _kept(self, path: Path, whose: str, compute) -> tuple[Scores, bool]:
+        """Scores kept in the cache at `path` (sha256-checked, under its lock, so workers and shards compute them
+        once), else `compute()` saved there; and whether they came from the cache."""
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+            result = self._cached(path, whose)
+            if result is not None:
+                return result, True
+            result = compute()
+            save_scores(result, path)
+            return result, False
+
     def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
         order = self.order(dataset)
         path = self._scores_path(self.factory, spec, dataset, order, spec.id)
-        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
-            result = self._cached(path, "reference")
-            if result is None:
-                result = self._score(spec, dataset, order)
-                save_scores(result, path)
-            else:
-                self.progress(f"reference scores of {dataset.name} from {path}")
-                self.run.verdict.header["reference_scores_cached"] = True  # the time guard's unit counts their seconds
+        result, cached = self._kept(path, "reference", lambda: self._score(spec, dataset, order))
+        if cached:
+            self.progress(f"reference scores of {dataset.name} from {path}")
+            self.run.verdict.header["reference_scores_cached"] = True  # the time guard's unit counts their seconds
         return result
 
     def reference_validation(self) -> tuple[float, dict[str, float]]:
@@ -130,15 +137,12 @@ class SessionScores:
         validation, spec = self.validation, self.reference
         key = (spec.id, validation.name)
         if key not in self.run.scores:
+            def compute() -> Scores:
+                self.progress(f"scoring {spec.id} on {validation.name} (accuracy control's validation split)")
+                return score(self.factory.load(spec), self.candidate.kind, validation,
+                             batch_size=self.settings.batch_size)
+
             path = self._scores_path(self.factory, spec, validation, sorted(validation.candidates), "validation")
-            with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
-                result = self._cached(path, "reference validation")
-                if result is None:
-                    self.progress(f"scoring {spec.id} on {validation.name} (accuracy control's validation split)")
-                    result = score(self.factory.load(spec), self.candidate.kind, validation,
-                                   batch_size=self.settings.batch_size)
-                    save_scores(result, path)
-            self.run.scores[key] = result
+            self.run.scores[key] = self._kept(path, "reference validation", compute)[0]
         quality = evaluate_scores(validation, self.run.scores[key], "validation")
         return quality.scores["map"], quality.per_query["map"]
-

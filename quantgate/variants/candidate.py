@@ -17,17 +17,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from quantgate.errors import QuantgateUsageError
 from quantgate.variants import model_files
+from quantgate.variants.model_files import CandidateError
 
 KINDS = ("reranker", "embedder")
 # Files that never decide a model's behaviour: left out of the content hash.
 HASH_SKIP = {".git", "__pycache__", ".cache", "README.md", ".gitattributes", "SOURCE.md"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-class CandidateError(QuantgateUsageError):
-    """The candidate cannot be used; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -154,12 +150,7 @@ def check_one_logit(path: Path) -> None:
 
 
 def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CandidateError(f"{path} is not valid JSON ({err}); the model directory is damaged") from None
+    return model_files.read_json(path, default={})
 
 
 def hash_dir(path: Path) -> str:

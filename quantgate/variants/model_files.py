@@ -20,13 +20,13 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece
 PICKLES = ("pytorch_model.bin", "model.pt", "pytorch_model.bin.index.json")
 
 
-class ModelFilesError(QuantgateUsageError):
-    """A candidate directory whose files cannot be gated; the message names the file."""
+class CandidateError(QuantgateUsageError):
+    """The candidate (or a baseline model) cannot be used; the message names the file or says what to do."""
 
 
 def check(path: Path, trust_remote_code: bool) -> None:
     """The transformer module's config, weights and tokenizer, and custom code only with the user's consent."""
-    modules = _json(path / "modules.json", default=[])
+    modules = read_json(path / "modules.json", default=[])
     module_dir = path
     for module in modules if isinstance(modules, list) else ():
         if isinstance(module, dict) and str(module.get("type", "")).endswith("Transformer"):
@@ -34,31 +34,31 @@ def check(path: Path, trust_remote_code: bool) -> None:
             break
     config = module_dir / "config.json"
     if not config.is_file():
-        raise ModelFilesError(f"{config} is missing: the model's architecture is unknown without it; copy the "
+        raise CandidateError(f"{config} is missing: the model's architecture is unknown without it; copy the "
                               "whole model directory (config.json, weights, tokenizer)")
     _weights(module_dir)
     if not any((module_dir / name).is_file() for name in TOKENIZER_FILES):
-        raise ModelFilesError(f"{module_dir} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it beside "
+        raise CandidateError(f"{module_dir} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it beside "
                               "the model with tokenizer.save_pretrained(DIR)")
     if not trust_remote_code:
-        _no_custom_code(path, _json(config, default={}), modules)
+        _no_custom_code(path, read_json(config, default={}), modules)
 
 
 def _weights(folder: Path) -> None:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(_json(index, default={}).get("weight_map", {}).values()))
+        shards = sorted(set(read_json(index, default={}).get("weight_map", {}).values()))
         if not shards:
-            raise ModelFilesError(f"{index} maps no weights; the model directory is damaged")
+            raise CandidateError(f"{index} maps no weights; the model directory is damaged")
     else:
         shards = sorted(p.name for p in folder.glob("*.safetensors"))
     if not shards:
         pickled = [name for name in PICKLES if (folder / name).is_file()]
         if pickled:
-            raise ModelFilesError(
+            raise CandidateError(
                 f"{folder / pickled[0]}: weights only as a pickle, which quantgate never loads (loading one runs "
                 "code); convert them: model.save_pretrained(DIR, safe_serialization=True)")
-        raise ModelFilesError(f"{folder} has no weights (model.safetensors); copy the whole model directory")
+        raise CandidateError(f"{folder} has no weights (model.safetensors); copy the whole model directory")
     for shard in shards:
         _safetensors(folder / shard)
 
@@ -66,7 +66,7 @@ def _weights(folder: Path) -> None:
 def _safetensors(file: Path) -> None:
     """The header parses and the last tensor ends where the file ends: a cut copy or a 0-byte file is said here."""
     if not file.is_file():
-        raise ModelFilesError(f"{file} is missing (named by the weights' index); copy the whole model directory")
+        raise CandidateError(f"{file} is missing (named by the weights' index); copy the whole model directory")
     size = file.stat().st_size
     problem = None
     with open(file, "rb") as fh:
@@ -85,7 +85,7 @@ def _safetensors(file: Path) -> None:
             elif 8 + length + end != size:
                 problem = f"{size:,} bytes where its header says {8 + length + end:,} (a cut or damaged copy)"
     if problem:
-        raise ModelFilesError(f"{file}: not a complete safetensors file ({problem}); copy the weights again")
+        raise CandidateError(f"{file}: not a complete safetensors file ({problem}); copy the weights again")
 
 
 def _no_custom_code(path: Path, config: dict[str, Any], modules: Any) -> None:
@@ -96,14 +96,15 @@ def _no_custom_code(path: Path, config: dict[str, Any], modules: Any) -> None:
            and not str(m.get("type", "")).startswith("sentence_transformers.")] if isinstance(modules, list) else []
     if auto_map or own:
         what = f"config.json auto_map {sorted(auto_map)}" if auto_map else f"modules.json {own[0]}"
-        raise ModelFilesError(f"{path} needs its own code ({what}); quantgate runs a model's code only with "
+        raise CandidateError(f"{path} needs its own code ({what}); quantgate runs a model's code only with "
                               "--gate-trust-remote-code: read that code, then pass the option")
 
 
-def _json(file: Path, default: Any) -> Any:
+def read_json(file: Path, default: Any) -> Any:
+    """A model directory's JSON file, `default` when it is absent; a damaged one is one error naming it."""
     if not file.is_file():
         return default
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise ModelFilesError(f"{file} is not valid JSON ({err}); the model directory is damaged") from None
+        raise CandidateError(f"{file} is not valid JSON ({err}); the model directory is damaged") from None

@@ -30,7 +30,8 @@ DEFAULT_MULTIPLES: dict[str, float] = {
 }
 HISTORY_RUNS = 5
 # Accuracy control without a measurement of its own: each trial scores the validation split once (NNCF: the
-# initial and the quantized model's passes, then one per group of operations reverted; INC: one per configuration),
+# quantized model's pass and the saved model's check, then one per group of operations reverted; the float model's
+# come from the reference's cached validation; INC: one per configuration),
 # and on a base-size model those passes are its cost (2,260 s for openvino-qint8-ac on scifact, issue #32), far more
 # than the embedded run's multiple says. Their time is added from the reference's own items/s.
 EXTRA_PASSES = 2
