@@ -58,9 +58,13 @@ def test_every_benchmark_has_its_phases_and_they_sum_to_end_to_end(timed):
         elif variant not in BIMODAL:
             low, high = COVERAGE["single" if batch == 1 else "batch"]
             assert low <= info["phase_sum_vs_e2e"] <= high, (variant, batch, info["phase_sum_vs_e2e"])
-        if variant != "slowed":
-            # the forward is part of the call (torch-fp32's is 98-99% of it on a CPU: noise may put it a little under)
-            assert info["model_only_items_per_s"] >= 0.95 * info["e2e_items_per_s"]
+        # On a CPU model-only is the forward phase of the same phase rounds, never a second timing: comparing it
+        # with the end-to-end median of other rounds read 0.90 in a CI run (torch-fp32's forward is 98-99% of a
+        # call, and the two medians came from different minutes of a shared 2-core machine).
+        assert info["model_only_from"] == "the forward phase"
+        forward_s = info["phases_ms"]["forward"] / 1000
+        assert info["model_only_items_per_s"] == pytest.approx(batch / forward_s, rel=1e-3)
+        assert info["phase_shares"]["forward"] < 1
 
 
 def test_the_summary_says_where_the_time_goes(timed):
