@@ -15,9 +15,10 @@ BUILD_GATE = "gates/test_build.py"
 
 
 def small_validation(folder):
-    """A small validation split: the tuned variants' build is exercised end to end in seconds
-    instead of minutes (their real figures: docs/measurements.md)."""
-    return thresholds_file(folder, validation_queries=6, validation_candidates=8, max_trials=3, ranking_queries=3)
+    """A small validation split and 64 calibration inputs: every build is exercised end to end in seconds instead of
+    minutes (the real figures: docs/measurements.md)."""
+    return thresholds_file(folder, validation_queries=6, validation_candidates=8, max_trials=3, ranking_queries=3,
+                           samples=64)
 
 
 def _summary(out) -> str:

@@ -142,10 +142,7 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
 def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
     import nncf
     import openvino as ov
-    from nncf.quantization.advanced_parameters import (
-        AdvancedAccuracyRestorerParameters,
-        RestoreMode,
-    )
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters, RestoreMode
     from optimum.intel import OVQuantizationConfig
 
     tuning = ctx.tuning
@@ -203,7 +200,9 @@ def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
             advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
                 max_num_iterations=tuning.max_trials,
                 ranking_subset_size=min(tuning.ranking_queries, len(tuning.qids)),
-                num_ranking_workers=1,
+                # a second worker compiles the next group's model while one is validated (NNCF picks 1 when a
+                # compile takes under its threshold): 420 s -> 367 s for the reranker's tight test, same model
+                num_ranking_workers=2,
                 restore_mode=restore,
             ),
             **settings,
