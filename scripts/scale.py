@@ -75,7 +75,8 @@ def gate(model: Path, args, out: Path, limit_gb: float) -> dict:
                "--gate-speed-batch", "8", "--gate-speed-rounds", "3", "--gate-latency-inputs", str(args.latency_inputs),
                "--gate-memory-limit", f"{limit_gb:.3f}", "--gate-cache", str(out / "cache"), "--gate-report",
                str(report), "--gate-thresholds", str(thresholds_for_scale(out)), "--gate-no-resume",
-               "--benchmark-storage", f"file://{out / 'benchmarks'}", "--benchmark-autosave"]
+               "--benchmark-storage", f"file://{out / 'benchmarks'}", "--benchmark-autosave",
+               *(["--variants", args.variants] if args.variants else [])]
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     (out / "log.txt").write_text(proc.stdout + proc.stderr)
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--latency-inputs", type=int, default=20)
     parser.add_argument("--max-length", type=int, default=128, help="the models' truncation length (tokens)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default=None, help="--variants (default: the whole CPU matrix)")
     parser.add_argument("--limit-gb", type=float, default=None,
                         help="the memory guard's limit (default: the bound); a large value measures without the guard")
     args = parser.parse_args()

@@ -41,6 +41,19 @@ def test_estimates_scale_what_was_measured_by_the_reference_work_now():
     assert measured.seconds == pytest.approx(70.0)  # its own measurement holds its passes already
 
 
+def test_accuracy_control_estimates_count_its_passes_and_nncf_its_rankings():
+    control = {"validation_queries": 20, "validation_candidates": 5, "max_trials": 3, "ranking_queries": 50}
+    passes = (3 + timeguard.EXTRA_PASSES) * 20 * 6 / 10.0  # 6 items a query (its candidates and the query)
+    assert timeguard.tuning_seconds(control, 10.0, nncf=False, matrices=73, weight_gb=0.41) == pytest.approx(passes)
+    one = timeguard.tuning_seconds(control, 10.0, nncf=True, matrices=1, weight_gb=0.41)
+    # each group: a compile, and the ranking queries (at most the validation split: 20, not 50) scored
+    group = 20 * 6 / 10.0 + timeguard.COMPILE_S + timeguard.COMPILE_S_PER_GB * 0.41
+    assert one == pytest.approx(passes + timeguard.RANKINGS * timeguard.GROUPS_PER_MATRIX * group)
+    assert timeguard.tuning_seconds(control, 10.0, nncf=True, matrices=73, weight_gb=0.41) == pytest.approx(
+        passes + 73 * timeguard.RANKINGS * timeguard.GROUPS_PER_MATRIX * group)
+    assert timeguard.tuning_seconds(control, 20.0, nncf=False) == pytest.approx(passes / 2)  # twice the rate
+
+
 def test_an_earlier_run_of_the_same_candidate_and_data_gives_the_plan_before_any_work():
     header = {"candidate": {"sha256": "c1"}, "data": [{"sha256": "d1"}], "subset": {"max_queries": None},
               "device": "cpu", "threads": 2}
@@ -96,3 +109,16 @@ def test_a_budget_is_held_with_a_complete_verdict(tmp_path):
     assert verdict["variants"]["onnx"]["time"]["estimated_s"] > 0 and verdict["variants"]["onnx"]["time"]["actual_s"]
     assert second_wall <= 1.1 * budget_s, (second_wall, budget_s, walls)
     assert "## Time" in (tmp_path / "report" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("fixture", ["tiny_reranker", "tiny_embedder"])
+def test_the_weight_matrices_counted_from_the_headers_are_the_models_linear_layers(fixture, request):
+    import torch
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    from quantgate.variants.candidate import matrix_weights
+
+    path = request.getfixturevalue(fixture)
+    model = (CrossEncoder if fixture == "tiny_reranker" else SentenceTransformer)(str(path), device="cpu")
+    linear = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
+    assert matrix_weights(path) == linear > 0

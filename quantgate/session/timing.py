@@ -8,15 +8,17 @@ import time
 from functools import cached_property
 
 from quantgate.variants import machine
+from quantgate.variants.candidate import fp32_weight_bytes, matrix_weights
+from quantgate.variants.memory import GB
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 from quantgate.variants.timeguard import (
-    EXTRA_PASSES,
     Estimate,
     TimeGuard,
     measurements,
     minutes,
     reference_unit,
     run_key,
+    tuning_seconds,
     units,
 )
 
@@ -56,8 +58,8 @@ class SessionTime:
         return self.time_guard.estimate(spec.id, cold, unit, self._tuning_seconds(spec) if cold else 0.0)
 
     def _tuning_seconds(self, spec: VariantSpec) -> float:
-        """An accuracy-controlled build's validation passes: (max_trials + EXTRA_PASSES) x the validation split's
-        items, at the reference's items/s in this run."""
+        """An accuracy-controlled build's validation work (timeguard.tuning_seconds) at the reference's items/s in
+        this run."""
         if not spec.tuned:
             return 0.0
         scored = [self.run.scores[key] for key in self.run.scores if key[0] == REFERENCE_ID]
@@ -65,9 +67,9 @@ class SessionTime:
         items = sum(len(s.keys) if self.candidate.kind == "reranker" else len(s.texts) for s in scored)
         if not seconds or not items:
             return 0.0
-        control = self.thresholds.accuracy_control
-        validation = control["validation_queries"] * (control["validation_candidates"] + 1)
-        return (control["max_trials"] + EXTRA_PASSES) * validation * seconds / items
+        path = self.candidate.path
+        return tuning_seconds(self.thresholds.accuracy_control, items / seconds, spec.opts.get("accuracy_control")
+                              == "nncf", matrix_weights(path), fp32_weight_bytes(path) / GB)
 
     def time_skip(self, spec: VariantSpec) -> str | None:
         """Why the time guard skips this variant (recorded in the verdict), or None; its estimate is kept."""

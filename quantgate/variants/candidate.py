@@ -165,19 +165,27 @@ def hash_dir(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=8)
-def fp32_weight_bytes(path: Path) -> int:
-    """4 bytes per parameter, counted from the safetensors headers (no tensor is read); a checkpoint in
-    another format counts as its file size (as if fp32)."""
-    total = 0
+def _tensor_shapes(path: Path):
+    """(name, shape) of every tensor in the model's own safetensors files, from their headers (no tensor is read)."""
     for file in sorted(path.rglob("*.safetensors")):
         if HASH_SKIP.intersection(file.relative_to(path).parts) or {"onnx", "openvino"} & set(file.parts):
             continue
         with open(file, "rb") as fh:
             header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
-        for name, tensor in header.items():
-            if name != "__metadata__":
-                total += 4 * math.prod(tensor["shape"])
+        yield from ((name, tensor["shape"]) for name, tensor in header.items() if name != "__metadata__")
+
+
+def matrix_weights(path: Path) -> int:
+    """How many weight matrices the model multiplies by (2-D tensors other than embedding tables): the linear
+    layers an int8 quantizer puts behind its quantizers (0 for a checkpoint in another format)."""
+    return sum(1 for name, shape in _tensor_shapes(path) if len(shape) == 2 and "embed" not in name.lower())
+
+
+@lru_cache(maxsize=8)
+def fp32_weight_bytes(path: Path) -> int:
+    """4 bytes per parameter, counted from the safetensors headers (no tensor is read); a checkpoint in
+    another format counts as its file size (as if fp32)."""
+    total = sum(4 * math.prod(shape) for _, shape in _tensor_shapes(path))
     if not total:
         total = sum(f.stat().st_size for f in path.glob("*.bin")) + sum(f.stat().st_size for f in path.glob("*.pt"))
     return total
