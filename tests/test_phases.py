@@ -1,4 +1,4 @@
-"""Speed phases (issue #19): every speed benchmark splits its time into call / tokenize / transfer / forward /
+"""Speed phases: every speed benchmark splits its time into call / tokenize / transfer / forward /
 post, reports end-to-end and model-only throughput, and the phases add up to the end-to-end time."""
 
 import json

@@ -31,16 +31,16 @@ DEFAULT_MULTIPLES: dict[str, float] = {
 HISTORY_RUNS = 5
 # Accuracy control without a measurement of its own: each trial scores the validation split once (NNCF: the
 # quantized model's pass and the saved model's check, then one per group of operations reverted; the float model's
-# come from the reference's cached validation; INC: one per configuration),
-# and on a base-size model those passes are its cost (2,260 s for openvino-qint8-ac on scifact, issue #32), far more
-# than the embedded run's multiple says. Their time is added from the reference's own items/s.
+# come from the reference's cached validation; INC: one per configuration), and on a base-size model those passes
+# are much of its cost (2,260 s for openvino-qint8-ac with an MPNet-base embedder on scifact), far more than the
+# embedded run's multiple says. Their time is added from the reference's own items/s.
 EXTRA_PASSES = 2
 # NNCF ranks every group of quantizers before its first trial (when plain int8 misses the limit): per group, a model
 # compile and the ranking queries scored. Measured (docs/measurements.md): groups 0.92 and 0.86 per weight matrix
-# (MiniLM-L6 reranker 35 of 38, BERT-base embedder 63 of 73); a compile 0.71 s (0.09 GB of fp32 weights) and 2.56 s
-# (0.41 GB); both runs ranked twice (a re-ranking after a step back; a second NNCF run). Scoring is counted at the
-# reference's rate: the int8 model ranked 1.9x faster on the base embedder, so the estimate errs long (932 s planned
-# for a build of 474 s with two ranking workers; 697 s with one).
+# (MiniLM-L6 reranker about 35 of 38, BERT-base embedder 63 of 73); a compile 0.71 s (0.09 GB of fp32 weights) and
+# 2.56 s (0.41 GB); both runs ranked twice (a re-ranking after a step back; a second NNCF run). Scoring is counted at
+# the reference's rate: the int8 model ranked 1.9x faster on the base embedder, so the estimate errs long (932 s
+# planned for a build of 474 s with two ranking workers; 697 s with one).
 GROUPS_PER_MATRIX = 0.9
 RANKINGS = 2
 COMPILE_S, COMPILE_S_PER_GB = 0.2, 5.8
