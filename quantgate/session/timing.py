@@ -8,7 +8,6 @@ import time
 from functools import cached_property
 
 from quantgate.variants import machine
-from quantgate.variants.candidate import fp32_weight_bytes, matrix_weights
 from quantgate.variants.memory import GB
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 from quantgate.variants.timeguard import (
@@ -67,9 +66,9 @@ class SessionTime:
         items = sum(len(s.keys) if self.candidate.kind == "reranker" else len(s.texts) for s in scored)
         if not seconds or not items:
             return 0.0
-        path = self.candidate.path
-        return tuning_seconds(self.thresholds.accuracy_control, items / seconds, spec.opts.get("accuracy_control")
-                              == "nncf", matrix_weights(path), fp32_weight_bytes(path) / GB)
+        nncf = spec.opts.get("accuracy_control") == "nncf"
+        return tuning_seconds(self.thresholds.accuracy_control, items / seconds, nncf, self.candidate.matrix_weights,
+                              self.candidate.fp32_weight_bytes / GB)
 
     def time_skip(self, spec: VariantSpec) -> str | None:
         """Why the time guard skips this variant (recorded in the verdict), or None; its estimate is kept."""

