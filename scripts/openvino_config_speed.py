@@ -8,7 +8,7 @@ import statistics
 import sys
 import time
 
-from quantgate.backends.common import runtime_facts
+from quantgate.backends import runtime_facts
 from quantgate.evaluation.data import load as load_data
 from quantgate.speed import bench
 from quantgate.variants.candidate import load_model

@@ -12,11 +12,11 @@ from tests.conftest import ROOT, thresholds_file
 def test_held_out_train_queries_are_never_calibrated_on_nor_evaluated(shared_reranker, scifact, tmp_path):
     gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path), data=(str(scifact),),
                                     thresholds=str(ROOT / "thresholds.toml"), device="cpu"))
-    validation = gate.validation
+    validation = gate.context.validation
     held_out = {validation.queries[q] for q in validation.candidates}
     assert len(held_out) == 100  # thresholds.toml validation_queries
     calibration_queries = {query for query, _ in gate.factory.calibration()[0]}
-    evaluation_queries = {gate.datasets[0].queries[q] for q in gate.datasets[0].test_qrels}
+    evaluation_queries = {gate.context.datasets[0].queries[q] for q in gate.context.datasets[0].test_qrels}
     assert not held_out & calibration_queries and not held_out & evaluation_queries
     for qid, docs in validation.candidates.items():  # every list holds its relevant passages and hard negatives
         relevant = set(validation.test_qrels[qid])
@@ -52,7 +52,7 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
         gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
                                         data=(str(evaluation),), validation_data=str(validation), device="cpu",
                                         thresholds=str(thresholds), calibration_samples=64, variants=(variant,)))
-        spec = gate.registry.variants[variant]
+        spec = gate.context.registry.variants[variant]
         assert gate.factory.tuning(spec).max_loss == limit  # the quality gate's own limit for this variant
         tuned[name] = gate.factory.artifact(spec).manifest["load"]
     loose, tight = tuned["loose"]["accuracy_control"], tuned["tight"]["accuracy_control"]
@@ -60,7 +60,7 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
           f"tight {tight['loss']:+.4f} ({tuned['tight']['ops_float']} float ops)")
     assert loose["reference"] == tight["reference"]  # the same validation split and metric
     # ...and the reference is the candidate's own (torch-fp32) validation MAP, scored once and cached for both
-    assert loose["reference"] == round(gate.reference_validation()[0], 6)
+    assert loose["reference"] == round(gate.store.reference_validation()[0], 6)
     for result in (loose, tight):
         assert result["met"] == (result["loss"] <= result["max_loss"])
     assert tight["loss"] <= loose["loss"] + 1e-9, (loose, tight)
@@ -74,7 +74,7 @@ def test_a_reverted_matmul_with_a_smoothed_input_and_its_original_weight_is_refu
     import openvino as ov
     from openvino import opset13 as ops
 
-    from quantgate.backends.openvino import check_smoothing
+    from quantgate.backends.openvino_ir import check_smoothing
 
     rng = np.random.default_rng(0)
     weight, scale = rng.normal(size=(4, 8)).astype(np.float32), rng.uniform(0.2, 0.5, size=8).astype(np.float32)

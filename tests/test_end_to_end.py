@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from quantgate.variants import machine
+from quantgate.backends import openvino
 from tests.conftest import thresholds_file
 from tests.test_plugin import run_gate
 from tests.test_registry import ALL_IDS, DEPLOYED_IDS
@@ -38,7 +38,7 @@ def test_full_matrix_builds_scores_then_rebuilds_nothing(kind, request, scifact,
     assert counts.get("passed", 0) + counts.get("skipped", 0) == len(ALL_IDS) and "failed" not in counts, _summary(cold)
     # torch-fp32 is always built; every variant that ran built its artifact, but the bf16 OpenVINO variants
     # run the files of openvino / openvino-qint8 (where the CPU has bf16: else they skip)
-    shared = 0 if machine.capability_missing("cpu-bf16") else len(DEPLOYED_IDS)
+    shared = 0 if openvino.cpu_bf16_missing() else len(DEPLOYED_IDS)
     assert f"artifacts built this run: {counts['passed'] - shared};" in cold.stdout, _summary(cold)
     assert counts["passed"] >= 13  # everything but CUDA/native-fp16/bf16-only variants runs on any x86 CPU
     warm = run_gate(*args, path=BUILD_GATE)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from quantgate.backends import openvino
 from quantgate.evaluation.scoring import score
 from quantgate.variants import machine
 from quantgate.variants.factory import skip_reason
@@ -15,7 +16,7 @@ from tests.test_backends import _factory
 from tests.test_plugin import run_gate
 from tests.test_registry import DEPLOYED_IDS
 
-NO_BF16 = machine.capability_missing("cpu-bf16")
+NO_BF16 = openvino.cpu_bf16_missing()
 needs_bf16 = pytest.mark.skipif(NO_BF16 is not None, reason=str(NO_BF16))
 
 

@@ -94,7 +94,8 @@ def test_every_backend_family_satisfies_the_contract():
     skip reason and memory estimate answer for every variant of the family."""
     import inspect
 
-    from quantgate.backends import FAMILIES, Backend, backend, weight_patterns
+    from quantgate.backends import FAMILIES, Backend, backend, ran_with, weight_patterns
+    from quantgate.variants import machine
     from quantgate.variants.memory import Estimate
 
     for family in FAMILIES:
@@ -104,6 +105,20 @@ def test_every_backend_family_satisfies_the_contract():
             expected = len(inspect.signature(getattr(Backend, name)).parameters) - 1  # less self
             assert len(inspect.signature(getattr(module, name)).parameters) == expected, f"{family}.{name}"
         assert module.WEIGHT_FILES and all(isinstance(p, str) for p in module.WEIGHT_FILES)
+        if hasattr(module, "runtime_facts"):  # a runtime of its own: named, read back and described by its module
+            assert isinstance(module.RUNTIME, str) and callable(module.ran_with), family
+    runtimes = {backend(f).RUNTIME for f in FAMILIES if hasattr(backend(f), "runtime_facts")}
+    assert runtimes == {"torch", "onnxruntime", "openvino"}
+    assert ran_with({"runtime": "openvino", "inference_precision": "bf16"}) == "OpenVINO bf16"
+    assert ran_with({"runtime": "something else"}) == "" and ran_with({}) == ""
+    for spec in VARIANTS.values():  # every requirement a spec names is answered by its backend or by machine
+        for requirement in spec.requires:
+            own = getattr(spec.backend, "REQUIREMENTS", {}).get(requirement)
+            assert own is not None or requirement in ("cuda", "fp16", "bf16") or requirement.startswith("cpu:"), spec.id
+            assert own is None or requirement not in ("cuda", "fp16", "bf16")
+    for own in ("cpu-bf16", "ort-cuda"):  # a backend's own requirement is answered in its module only
+        with pytest.raises(ValueError, match="unknown machine requirement"):
+            machine.capability_missing(own)
     for spec in VARIANTS.values():
         for device in ("cpu", "cuda"):
             why = spec.backend.skip_reason(spec, device)

@@ -1,8 +1,10 @@
 """One module per backend family, each satisfying the `Backend` contract below: `build(ctx, out_dir) ->
 load_info`, `load(ctx, artifact) -> model` (a sentence-transformers CrossEncoder or SentenceTransformer,
 so every variant exposes `predict(pairs, batch_size=)` or `encode(texts, batch_size=)`), `release`,
-`skip_reason`, `model_skip`, `runtime_options`, `WEIGHT_FILES` and `memory_estimate`. A new backend is one module and
-one line in FAMILIES; tests/test_backends.py checks every family against the contract.
+`skip_reason`, `model_skip`, `runtime_options`, `WEIGHT_FILES` and `memory_estimate`. A family that runs on a
+runtime of its own also says what a loaded model runs with: `RUNTIME` (its name in the verdict), `runtime_facts`
+(read back from the runtime) and `ran_with` (how the report names it). A new backend is one module and one line in
+FAMILIES; tests/test_backends.py checks every family against the contract.
 Heavy libraries are imported inside these functions only."""
 
 from __future__ import annotations
@@ -45,6 +47,25 @@ class Backend(Protocol):
 def backend(family: str) -> Backend:
     """The module of a family (imported on first use: importing it imports no heavy library)."""
     return importlib.import_module(FAMILIES[family])  # type: ignore[return-value]
+
+
+def runtime_facts(model) -> dict[str, Any]:
+    """What a loaded model runs with, from the family module that knows its runtime ({} when none does)."""
+    for family in FAMILIES:
+        read = getattr(backend(family), "runtime_facts", None)
+        if read is not None and (facts := read(model)) is not None:
+            return facts
+    return {}
+
+
+def ran_with(runtime: dict[str, Any]) -> str:
+    """'OpenVINO bf16' / 'torch bfloat16 cuda:0' / 'ONNX Runtime CPUExecutionProvider', by the runtime's family
+    module ("" for facts no family module wrote)."""
+    for family in FAMILIES:
+        module = backend(family)
+        if runtime.get("runtime") is not None and getattr(module, "RUNTIME", None) == runtime["runtime"]:
+            return module.ran_with(runtime)
+    return ""
 
 
 def weight_patterns() -> tuple[str, ...]:

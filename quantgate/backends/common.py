@@ -55,28 +55,6 @@ def tokenize(model, items: list, **kwargs: Any):
     return tokenizer([str(t) for t in items], truncation=True, max_length=max_length(model), **kwargs)
 
 
-def runtime_facts(model) -> dict[str, Any]:
-    """What a loaded model runs with, read back from its runtime rather than the options asked for: OpenVINO's
-    compiled inference precision (the CPU plugin may differ from the hint: bf16 falls back to f32 on a CPU
-    without it), ONNX Runtime's providers, torch's dtype and device."""
-    inner = model.transformers_model
-    compiled = getattr(inner, "request", None)
-    if hasattr(compiled, "get_compiled_model"):  # a stateful IR's InferRequest (optimum-intel OVModelForCausalLM)
-        compiled = compiled.get_compiled_model()
-    if hasattr(compiled, "get_property"):  # an OpenVINO CompiledModel (optimum-intel OVModel)
-        return {"runtime": "openvino",
-                "inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
-                "execution_mode": str(compiled.get_property("EXECUTION_MODE_HINT")).rsplit(".", 1)[-1],
-                "threads": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
-    if hasattr(inner, "providers"):  # an ONNX Runtime session (optimum ORTModel)
-        return {"runtime": "onnxruntime", "providers": list(inner.providers)}
-    parameter = next(inner.parameters(), None) if hasattr(inner, "parameters") else None
-    if parameter is not None:
-        return {"runtime": "torch", "dtype": str(parameter.dtype).removeprefix("torch."),
-                "device": str(parameter.device)}
-    return {}
-
-
 def feed_position_ids(model):
     """Give an exported graph the `position_ids` it declares as an input, with the values the candidate's own
     forward uses (0 .. length-1 on every row: Qwen3's and Gemma3's models count from their cache position, not

@@ -24,9 +24,33 @@ from quantgate.variants.cache import Artifact
 from quantgate.variants.registry import VariantSpec
 
 PLAIN = "onnx/model.onnx"
+RUNTIME = "onnxruntime"
 WEIGHT_FILES = ("*.onnx", "*.onnx_data")
 __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
-           "memory_estimate"]
+           "memory_estimate", "RUNTIME", "runtime_facts", "ran_with"]
+
+
+def runtime_facts(model) -> dict[str, Any] | None:
+    """The execution providers of the loaded ONNX Runtime session (optimum's ORTModel), or None for another runtime."""
+    inner = model.transformers_model
+    return {"runtime": RUNTIME, "providers": list(inner.providers)} if hasattr(inner, "providers") else None
+
+
+def ran_with(runtime: dict[str, Any]) -> str:
+    return f"ONNX Runtime {'/'.join(runtime['providers'])}"
+
+
+def ort_cuda_missing() -> str | None:
+    """Why ONNX Runtime cannot run on a CUDA GPU here (onnxruntime-gpu installed, a GPU present), or None."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers() and machine.has_cuda():
+        return None
+    return ("needs ONNX Runtime's CUDAExecutionProvider: a CUDA GPU and onnxruntime-gpu installed in place of "
+            "onnxruntime (README: GPU)")
+
+
+REQUIREMENTS = {"ort-cuda": ort_cuda_missing}  # what a spec's `requires` may name besides machine's own
 
 
 def skip_reason(spec: VariantSpec, device: str) -> str | None:
@@ -34,7 +58,7 @@ def skip_reason(spec: VariantSpec, device: str) -> str | None:
         return None
     if spec.precision == "int8":
         return f"{spec.id} runs on the CPU only (--gate-device cuda)"
-    why = machine.capability_missing("ort-cuda")
+    why = ort_cuda_missing()
     return f"{spec.id} on --gate-device cuda {why}" if why else None
 
 

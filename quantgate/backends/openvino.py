@@ -36,9 +36,9 @@ from quantgate.backends.common import (
     load_st,
     release,
     remove_files,
-    runtime_facts,
     tokenize,
 )
+from quantgate.backends.openvino_ir import check_smoothing, op_precision
 from quantgate.progress import Tracked, bar
 from quantgate.variants import machine
 from quantgate.variants.cache import Artifact
@@ -47,8 +47,22 @@ from quantgate.variants.registry import VariantSpec
 PLAIN = "openvino/openvino_model.xml"
 QINT8 = "openvino/openvino_model_qint8_quantized.xml"
 QINT8_AC = "openvino/openvino_model_qint8_ac.xml"
+RUNTIME = "openvino"
 WEIGHT_FILES = ("*.xml", "*.bin")
 skip_reason = cpu_only
+
+
+def cpu_bf16_missing() -> str | None:
+    """Why OpenVINO's CPU plugin cannot run bf16 here, or None: it computes in bf16 where the CPU has native bf16 (its
+    default there), else it runs a bf16 request in f32."""
+    flags = machine.NATIVE_FLAGS["bf16"]
+    if any(f in machine.cpu_flags() for f in flags):
+        return None
+    return (f"needs a CPU with native bf16 ({' or '.join(flags)}; this CPU: {machine.cpu_summary()}): without it "
+            "OpenVINO's CPU plugin runs a bf16 request in f32, which the f32 variant already gates")
+
+
+REQUIREMENTS = {"cpu-bf16": cpu_bf16_missing}  # what a spec's `requires` may name besides machine's own
 
 
 def model_skip(spec: VariantSpec, model) -> str | None:
@@ -59,7 +73,25 @@ def model_skip(spec: VariantSpec, model) -> str | None:
 
 
 __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
-           "memory_estimate"]
+           "memory_estimate", "RUNTIME", "runtime_facts", "ran_with", "header_lines"]
+
+
+def runtime_facts(model) -> dict[str, Any] | None:
+    """What the compiled model runs with, read back rather than the options asked for (the CPU plugin may differ
+    from the hint: bf16 falls back to f32 on a CPU without it), or None when the model is not OpenVINO's."""
+    compiled = getattr(model.transformers_model, "request", None)
+    if hasattr(compiled, "get_compiled_model"):  # a stateful IR's InferRequest (optimum-intel OVModelForCausalLM)
+        compiled = compiled.get_compiled_model()
+    if not hasattr(compiled, "get_property"):  # an OpenVINO CompiledModel (optimum-intel OVModel)
+        return None
+    return {"runtime": RUNTIME,
+            "inference_precision": compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+            "execution_mode": str(compiled.get_property("EXECUTION_MODE_HINT")).rsplit(".", 1)[-1],
+            "threads": int(compiled.get_property("INFERENCE_NUM_THREADS"))}
+
+
+def ran_with(runtime: dict[str, Any]) -> str:
+    return f"OpenVINO {runtime['inference_precision']}"
 
 
 def runtime_options(ctx: BuildContext) -> dict[str, Any]:
@@ -233,57 +265,11 @@ def header_lines(selected: list[VariantSpec], device: str) -> list[str]:
     openvino = [v for v in selected if v.family == "openvino"]
     if not openvino or device != "cpu":
         return []
-    native = machine.capability_missing("cpu-bf16") is None
+    native = cpu_bf16_missing() is None
     asked = ", ".join(f"{v.id} {v.opts.get('inference_precision', 'f32')}" for v in openvino)
     return [f"quantgate: OpenVINO asked for: {asked}; its CPU plugin's default here: "
             f"{'bf16 (native bf16)' if native else 'f32 (no native bf16)'}; what each ran with is read back "
             "from its compiled model (verdict, summary.md)"]
-
-
-def _reaches(node, found, through: tuple[str, ...], hops: int) -> bool:
-    """Whether `node`, or a node upstream of it along `through` ops within `hops` steps, is `found`."""
-    return found(node) or (hops > 0 and node.get_type_name() in through
-                           and any(_reaches(v.get_node(), found, through, hops - 1) for v in node.input_values()))
-
-
-def op_precision(model) -> dict[str, Any]:
-    """How many MatMuls run in int8 (an input comes through a FakeQuantize), how many in float, and of
-    those how many keep int8 weights (decompressed to float at run time)."""
-    def fake_quantize(node) -> bool:
-        return node.get_type_name() == "FakeQuantize"
-
-    def int8(node) -> bool:
-        return fake_quantize(node) or (node.get_type_name() == "Constant"
-                                       and node.get_element_type().get_type_name() in ("i8", "u8"))
-
-    matmuls = [op for op in model.get_ops() if op.get_type_name() == "MatMul"]
-    floats = [op for op in matmuls
-              if not any(_reaches(v.get_node(), fake_quantize, ("Reshape", "Transpose", "Convert"), 3)
-                         for v in op.input_values())]
-    weights = ("Multiply", "Subtract", "Convert", "Reshape", "Transpose")
-    return {"op_type": "MatMul", "ops": len(matmuls), "ops_int8": len(matmuls) - len(floats), "ops_float": len(floats),
-            "ops_float_int8_weights": sum(1 for op in floats
-                                          if _reaches(op.input_value(1).get_node(), int8, weights, 4))}
-
-
-def check_smoothing(quantized, original) -> None:
-    """Refuse a model in which a MatMul takes a SmoothQuant-scaled activation but the original,
-    unscaled float weight (what NNCF's restorer leaves when it reverts weights to the original)."""
-    import numpy as np
-
-    weights = {op.get_friendly_name(): op.input_value(1).get_node() for op in original.get_ops()
-               if op.get_type_name() == "MatMul"}
-    for op in quantized.get_ops():
-        if op.get_type_name() != "MatMul" or op.get_friendly_name() not in weights:
-            continue
-        activation, weight = op.input_value(0).get_node(), op.input_value(1).get_node()
-        before = weights[op.get_friendly_name()]
-        if ("nncf_smooth_quant" in activation.get_friendly_name() and weight.get_type_name() == "Constant"
-                and before.get_type_name() == "Constant"
-                and np.array_equal(weight.get_data(), before.get_data())):
-            raise RuntimeError(
-                f"{op.get_friendly_name()}: SmoothQuant scales its input but its weight is the original "
-                "one (an operation reverted to float with its weights restored): the model is wrong")
 
 
 def ov_config(ctx: BuildContext) -> dict[str, str]:

@@ -9,11 +9,27 @@ from quantgate.backends.common import BuildContext, builds_any, estimate, load_s
 from quantgate.variants.cache import Artifact
 from quantgate.variants.registry import VariantSpec
 
+RUNTIME = "torch"
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
 skip_reason = no_skip  # fp16/bf16 name their machine capability in the spec's `requires`
 model_skip = builds_any  # transformers loads what it loads: the reference is the candidate itself
 __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
-           "memory_estimate"]
+           "memory_estimate", "RUNTIME", "runtime_facts", "ran_with"]
+
+
+def runtime_facts(model) -> dict[str, Any] | None:
+    """The dtype and device of the loaded module's weights, or None when it is not a torch module."""
+    import torch
+
+    inner = model.transformers_model
+    parameter = next(inner.parameters(), None) if isinstance(inner, torch.nn.Module) else None
+    if parameter is None:
+        return None
+    return {"runtime": RUNTIME, "dtype": str(parameter.dtype).removeprefix("torch."), "device": str(parameter.device)}
+
+
+def ran_with(runtime: dict[str, Any]) -> str:
+    return f"torch {runtime['dtype']} {runtime['device']}"
 
 
 def runtime_options(ctx: BuildContext) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from quantgate.backends import ran_with
 from quantgate.reporting.formats import format_lines
 from quantgate.reporting.sections import (
     DECISION_MARK,
@@ -57,22 +58,11 @@ def _row(vid: str, entry: dict) -> dict:
     }
 
 
-def _ran_with(runtime: dict) -> str:
-    """'OpenVINO bf16' / 'torch bfloat16 cuda:0' / 'ONNX Runtime CPUExecutionProvider': what loading read back."""
-    if runtime.get("runtime") == "openvino":
-        return f"OpenVINO {runtime['inference_precision']}"
-    if runtime.get("runtime") == "onnxruntime":
-        return f"ONNX Runtime {'/'.join(runtime['providers'])}"
-    if runtime.get("runtime") == "torch":
-        return f"torch {runtime['dtype']} {runtime['device']}"
-    return ""
-
-
 def runtime_lines(rows: list[dict]) -> list[str]:
     """What each variant ran with, read back after loading (not the options asked for)."""
-    ran = [f"`{r['variant']}` {_ran_with(r['runtime'])}"
+    ran = [f"`{r['variant']}` {ran_with(r['runtime'])}"
            + (f" (the files of `{r['runtime']['artifact_of']}`)" if r["runtime"].get("artifact_of") else "")
-           for r in rows if _ran_with(r["runtime"])]
+           for r in rows if ran_with(r["runtime"])]
     return [f"Ran with (read back from each loaded model): {' · '.join(ran)}.", ""] if ran else []
 
 
@@ -83,7 +73,7 @@ def _precision_note(row: dict) -> str:
     control = load.get("accuracy_control")
     if not control:
         runtime = row.get("runtime") or {}
-        return f" ({_ran_with(runtime)})" if runtime.get("runtime") == "openvino" else ""
+        return f" ({ran_with(runtime)})" if runtime.get("runtime") == "openvino" else ""
     ops = f"{load['ops_int8']} of {load['ops']} {load['op_type']} in int8, " if "ops" in load else ""
     return (f" (accuracy-controlled: {ops}tuning's validation MAP loss {control['loss']:+.2%} "
             f"{'<=' if control['met'] else '>'} {control['max_loss']:.2%}, {'met' if control['met'] else 'not met'})")

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from quantgate.backends.common import BuildContext, runtime_facts
+from quantgate.backends import runtime_facts
+from quantgate.backends.common import BuildContext
 from quantgate.evaluation.data import inputs_fingerprint
 from quantgate.logs import logger, root_cause
 from quantgate.variants import machine
@@ -26,7 +27,8 @@ class BuildError(RuntimeError):
 def skip_reason(spec: VariantSpec, device: str) -> str | None:
     """Why `spec` cannot run on this machine and device, or None."""
     for requirement in spec.requires:
-        why = machine.capability_missing(requirement)
+        own = getattr(spec.backend, "REQUIREMENTS", {}).get(requirement)  # a backend's own, e.g. OpenVINO's cpu-bf16
+        why = own() if own is not None else machine.capability_missing(requirement)
         if why:
             return f"{spec.id} {why}"
     return spec.backend.skip_reason(spec, device)

@@ -53,15 +53,6 @@ def cpu_summary() -> str:
 
 
 @lru_cache(maxsize=1)
-def ort_cuda() -> bool:
-    """True when ONNX Runtime can run on a CUDA GPU (onnxruntime-gpu installed, a GPU present)."""
-    try:
-        import onnxruntime
-    except ImportError:
-        return False
-    return "CUDAExecutionProvider" in onnxruntime.get_available_providers() and has_cuda()
-
-
 def has_cuda() -> bool:
     """True when torch sees a CUDA device. Imports torch: call it lazily."""
     try:
@@ -75,7 +66,8 @@ NATIVE_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "am
 
 
 def capability_missing(requirement: str) -> str | None:
-    """Why this machine lacks `requirement`, or None when it has it."""
+    """Why this machine lacks `requirement` (cuda, fp16, bf16, cpu:FLAG), or None when it has it. A requirement only
+    one backend knows is answered by its module (`REQUIREMENTS`: OpenVINO's cpu-bf16, ONNX Runtime's ort-cuda)."""
     if requirement == "cuda":
         return None if has_cuda() else "needs a CUDA GPU (none on this machine)"
     if requirement in ("fp16", "bf16"):
@@ -84,15 +76,6 @@ def capability_missing(requirement: str) -> str | None:
             return None
         return (f"needs native {requirement} matmul: a CUDA GPU or a CPU with {' or '.join(flags)} (this CPU: "
                 f"{cpu_summary()}); without them torch emulates {requirement} about 25x slower than fp32")
-    if requirement == "cpu-bf16":  # OpenVINO's CPU plugin: bf16 where the CPU has it (its default there), else f32
-        flags = NATIVE_FLAGS["bf16"]
-        if any(f in cpu_flags() for f in flags):
-            return None
-        return (f"needs a CPU with native bf16 ({' or '.join(flags)}; this CPU: {cpu_summary()}): without it "
-                "OpenVINO's CPU plugin runs a bf16 request in f32, which the f32 variant already gates")
-    if requirement == "ort-cuda":
-        return None if ort_cuda() else ("needs ONNX Runtime's CUDAExecutionProvider: a CUDA GPU and onnxruntime-gpu "
-                                        "installed in place of onnxruntime (README: GPU)")
     if requirement.startswith("cpu:"):
         flag = requirement[4:]
         return None if flag in cpu_flags() else f"needs the CPU flag {flag} (this CPU: {cpu_summary()})"
