@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate.decisions import sequential
 from quantgate.evaluation.agreement import describe_worst
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import replayed
@@ -15,16 +14,17 @@ from quantgate.variants.registry import REFERENCE_ID
 
 @pytest.mark.gate(order=1, name="agreement")
 def test_agreement(gate_session, variant_spec):
+    context = gate_session.context
     if variant_spec.id == REFERENCE_ID:
         pytest.skip("torch-fp32 is the reference")
     if replayed(gate_session, variant_spec, "agreement") is not None:
         return
     try:
-        evaluation = sequential.run(gate_session, variant_spec)
+        evaluation = gate_session.evaluator.evaluation(variant_spec)
     except (ScoreError, BuildError) as err:
         gate_session.run.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
-    limits = gate_session.thresholds.agreement_limits(variant_spec.id, gate_session.candidate.kind)
+    limits = context.thresholds.agreement_limits(variant_spec.id, context.candidate.kind)
     failures = evaluation.agreement_failures
     gate_session.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "crossed": evaluation.crossed,
                                                            "results": [r.to_dict() for r in evaluation.agreement]},

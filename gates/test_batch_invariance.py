@@ -15,13 +15,14 @@ from quantgate.fixtures.outcomes import replayed
 
 @pytest.mark.gate(order=1.5, name="batch")
 def test_batch_invariance(gate_session, variant_spec):
+    context = gate_session.context
     if replayed(gate_session, variant_spec, "batch") is not None:
         return
     model = gate_session.factory.load(variant_spec)
-    dataset = gate_session.evaluation_sets()[0]
+    dataset = context.evaluation_sets()[0]
     pairs = [(q, p) for _, _, q, p in dataset.reranking_pairs(top_k=2, max_queries=invariance.PAIRS // 2)]
-    result = invariance.measure(model, gate_session.candidate.kind, pairs)
-    limits = gate_session.thresholds.agreement_limits(variant_spec.id, gate_session.candidate.kind)
+    result = invariance.measure(model, context.candidate.kind, pairs)
+    limits = context.thresholds.agreement_limits(variant_spec.id, context.candidate.kind)
     limits = {k: v for k, v in limits.items() if k == "batch_max_abs_error"}
     failures = crossed({"batch_max_abs_error": result.max_abs_error}, limits, AGREEMENT_METRICS, dataset.name)
     gate_session.run.verdict.record(variant_spec.id, "batch", {**result.to_dict(), "limits": limits}, failures)

@@ -13,6 +13,7 @@ from quantgate.variants.factory import BuildError
 
 @pytest.mark.gate(order=0, name="build")
 def test_variant_builds_and_scores(gate_session, variant_spec):
+    context = gate_session.context
     if replayed(gate_session, variant_spec, "build") is not None:
         return
     try:
@@ -20,8 +21,8 @@ def test_variant_builds_and_scores(gate_session, variant_spec):
         manifest, why = verify(artifact.path)
         assert manifest is not None, f"{variant_spec.id}: artifact {artifact.path} is not intact: {why}"
         model = gate_session.factory.load(variant_spec)
-        result = score(model, gate_session.candidate.kind, gate_session.datasets[0],
-                       batch_size=gate_session.settings.batch_size, top_k=4, max_queries=4)
+        result = score(model, context.candidate.kind, context.datasets[0],
+                       batch_size=context.settings.batch_size, top_k=4, max_queries=4)
     except (BuildError, ScoreError) as err:
         gate_session.run.verdict.record(variant_spec.id, "build", {}, [str(err)])
         pytest.fail(str(err), pytrace=False)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate.decisions import sequential
 from quantgate.evaluation import quality
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import replayed
@@ -21,7 +20,7 @@ def test_quality(gate_session, variant_spec):
         undecided = [d["dataset"] + " " + d["metric"] for d in saved.get("decisions", []) if d["decision"] != "pass"]
         return _inconclusive(gate_session, variant_spec, [f"{u}: inconclusive (resumed)" for u in undecided])
     try:
-        evaluation = sequential.run(gate_session, variant_spec)
+        evaluation = gate_session.evaluator.evaluation(variant_spec)
     except (ScoreError, BuildError, quality.HubTaskError) as err:
         gate_session.run.verdict.record(variant_spec.id, "quality", {"decision": "fail"}, [str(err)])
         pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
@@ -41,9 +40,10 @@ def test_quality(gate_session, variant_spec):
 
 
 def _inconclusive(gate_session, variant_spec, undecided: list[str]) -> None:
+    context = gate_session.context
     if undecided:
         message = (f"{variant_spec.id}: INCONCLUSIVE against {REFERENCE_ID} (the data do not decide "
                    "whether the loss is within the limit):\n  " + "\n  ".join(undecided))
-        if gate_session.thresholds.decision["inconclusive"] == "fail":
+        if context.thresholds.decision["inconclusive"] == "fail":
             pytest.fail(message + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
-        gate_session.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
+        context.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")

@@ -18,47 +18,49 @@ NO_BASELINE = "no --gate-baseline: pass the model in production (a directory, a 
 
 @pytest.mark.gate(after="reference", name="regression")
 def test_regression(gate_session):
-    if gate_session.baseline is None:
+    context = gate_session.context
+    if context.baseline is None:
         pytest.skip(NO_BASELINE)
-    if gate_session.settings.shard and gate_session.settings.shard[0] != 1:
+    if context.settings.shard and context.settings.shard[0] != 1:
         pytest.skip("the regression against the baseline is gated by shard 1")
     try:
-        result = regression.run(gate_session)
+        result = regression.run(context, gate_session.store, gate_session.evaluator)
     except (ScoreError, BuildError, HubTaskError) as err:
-        gate_session.run.verdict.header["regression"] = {"baseline": gate_session.baseline.header(), "decision": "fail",
-                                                 "failures": [str(err)]}
+        gate_session.run.verdict.header["regression"] = {"baseline": context.baseline.header(), "decision": "fail",
+                                                         "failures": [str(err)]}
         pytest.fail(f"the baseline could not be gated: {err}", pytrace=False)
     gate_session.run.verdict.header["regression"] = result.to_dict()
     if failures := result.failures():
-        pytest.fail(f"the candidate is worse than the baseline {gate_session.baseline.source}:\n  "
+        pytest.fail(f"the candidate is worse than the baseline {context.baseline.source}:\n  "
                     + "\n  ".join(failures), pytrace=False)
     if undecided := result.undecided():
-        message = (f"INCONCLUSIVE against the baseline {gate_session.baseline.source} (the data do not decide "
+        message = (f"INCONCLUSIVE against the baseline {context.baseline.source} (the data do not decide "
                    "whether the candidate loses more than the limit):\n  " + "\n  ".join(undecided))
-        if gate_session.thresholds.decision["inconclusive"] == "fail":
+        if context.thresholds.decision["inconclusive"] == "fail":
             pytest.fail(message + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
-        gate_session.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
+        context.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
 
 
 @pytest.mark.gate(order=4, name="regression-speed")
 def test_regression_speed(gate_session, variant_spec, speed_batch):
-    if gate_session.baseline is None:
+    context = gate_session.context
+    if context.baseline is None:
         pytest.skip(NO_BASELINE)
     label = f"b{speed_batch}" if speed_batch else "bauto"
     current = gate_session.run.speed.get((variant_spec.id, label))
     if current is None:
         pytest.skip(f"{variant_spec.id} was not timed at {label} in this run (the speed gate did not run)")
     batch = speed_batch or gate_session.run.auto_batches[variant_spec.id][0]
-    compared = regression.speed(gate_session, variant_spec.id, batch, current)
+    compared = regression.speed(context, variant_spec.id, batch, current)
     if compared is None:
         pytest.skip(f"no speed history of the baseline's {variant_spec.id} at batch {batch} on this machine: gate "
                     "the baseline once here with --benchmark-autosave "
-                    f"(storage {gate_session.settings.benchmark_storage})")
+                    f"(storage {context.settings.benchmark_storage})")
     payload, failures = compared
     if not payload["decided"]:
-        gate_session.progress(f"{variant_spec.id} at batch {batch}: speed against the baseline not decided, "
-                      f"{payload['baseline_runs']} run of the baseline on this machine (the rule needs "
-                      f"{bench.MIN_RUNS} to know its spread): gate the baseline again with --benchmark-autosave")
+        context.progress(f"{variant_spec.id} at batch {batch}: speed against the baseline not decided, "
+                         f"{payload['baseline_runs']} run of the baseline on this machine (the rule needs "
+                         f"{bench.MIN_RUNS} to know its spread): gate the baseline again with --benchmark-autosave")
     gate_session.run.verdict.record(variant_spec.id, f"regression-speed-{label}", payload, failures)
     if failures:
         pytest.fail("\n".join(failures), pytrace=False)

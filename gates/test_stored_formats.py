@@ -28,6 +28,7 @@ from quantgate.variants.registry import REFERENCE_ID
 
 @pytest.mark.gate(order=2.5, name="stored-format")
 def test_stored_format(gate_session, variant_spec, stored_format, benchmark):
+    context = gate_session.context
     fmt = formats.parse(stored_format)
     if (why := _skip(gate_session, variant_spec)) is not None:
         pytest.skip(why)
@@ -37,28 +38,28 @@ def test_stored_format(gate_session, variant_spec, stored_format, benchmark):
     if gate_session.resumed_entry(variant_spec) is not None:
         pytest.skip("resumed from the saved verdict: its embeddings are not in this run (--gate-no-resume judges "
                     "its stored formats)")
-    settings = gate_session.thresholds.embedding_formats
+    settings = context.thresholds.embedding_formats
     records, searched = [], None
-    for dataset in gate_session.evaluation_sets():
-        vectors = gate_session.stored_vectors(variant_spec, dataset)
+    for dataset in context.evaluation_sets():
+        vectors = gate_session.store.stored_vectors(variant_spec, dataset)
         if vectors is None:
             continue
         qids, queries, doc_ids, corpus = vectors
         try:
-            formats.check_dimensions([fmt], corpus.shape[1], gate_session.candidate.source)
+            formats.check_dimensions([fmt], corpus.shape[1], context.candidate.source)
             ranges, calibration = _ranges(gate_session, variant_spec, dataset, fmt, corpus, doc_ids)
         except QuantgateUsageError as err:
             pytest.exit(f"quantgate: {err}", returncode=pytest.ExitCode.USAGE_ERROR)
         quality, index = formats.evaluate(fmt, queries, qids, corpus, doc_ids, dataset.test_qrels, ranges,
                                           settings["rescore_multiplier"])
         own = _float32(gate_session, variant_spec, dataset)
-        reference = None if variant_spec.id == REFERENCE_ID else _float32(gate_session, gate_session.reference, dataset)
-        variant_limit = gate_session.thresholds.quality_limits(variant_spec.id)["retrieval_ndcg10_max_loss"]
-        thresholds = gate_session.thresholds
+        reference = None if variant_spec.id == REFERENCE_ID else _float32(gate_session, context.reference, dataset)
+        variant_limit = context.thresholds.quality_limits(variant_spec.id)["retrieval_ndcg10_max_loss"]
+        thresholds = context.thresholds
         record = decide.judge(dataset.name, quality, own, reference, thresholds.format_limit(fmt), variant_limit,
                               thresholds.decision["confidence"], thresholds.decision["min_queries"])
         record.update(calibration=calibration, rescore_multiplier=settings["rescore_multiplier"] if fmt.rescore
-                      else None, matryoshka_declared=formats.declares_matryoshka(gate_session.candidate.path) if fmt.dim
+                      else None, matryoshka_declared=formats.declares_matryoshka(context.candidate.path) if fmt.dim
                       else None)
         records.append(record)
         searched = searched or (index, queries)
@@ -73,9 +74,10 @@ def test_stored_format(gate_session, variant_spec, stored_format, benchmark):
 
 
 def _skip(gate_session, spec) -> str | None:
-    if gate_session.candidate.kind != "embedder":
+    context = gate_session.context
+    if context.candidate.kind != "embedder":
         return "stored formats are an embedder's vectors; the candidate is a reranker"
-    if spec.id == REFERENCE_ID or gate_session.settings.embedding_formats_for == "all":
+    if spec.id == REFERENCE_ID or context.settings.embedding_formats_for == "all":
         return None
     entry = gate_session.run.verdict.variants.get(spec.id)
     decision = decision_of(entry) if entry else "not gated"
@@ -89,25 +91,26 @@ def _ranges(gate_session, spec, dataset, fmt, corpus: np.ndarray, doc_ids: list[
     """int8 / uint8 ranges: --gate-embedding-ranges, else calibrated on the train split's passages (never a test
     query), or on the whole corpus when the split names fewer than [embedding_formats] calibration_min; saved in
     the report either way, so publish pushes exactly the ranges that were gated."""
+    context = gate_session.context
     if not fmt.calibrated:
         return None, {}
     dims = fmt.dimensions(corpus.shape[1])
-    if gate_session.settings.embedding_ranges:
-        ranges = formats.load_ranges(gate_session.settings.embedding_ranges)
+    if context.settings.embedding_ranges:
+        ranges = formats.load_ranges(context.settings.embedding_ranges)
         if ranges.shape[1] != dims:
-            raise QuantgateUsageError(f"--gate-embedding-ranges {gate_session.settings.embedding_ranges}: "
+            raise QuantgateUsageError(f"--gate-embedding-ranges {context.settings.embedding_ranges}: "
                                       f"{ranges.shape[1]} dimensions, but {fmt.id} stores {dims}")
-        source = f"given: {gate_session.settings.embedding_ranges}"
+        source = f"given: {context.settings.embedding_ranges}"
     else:
         train = {d for rel in dataset.qrels.get("train", {}).values() for d in rel if d in dataset.corpus}
         rows = [i for i, d in enumerate(doc_ids) if d in train]
-        if len(rows) < gate_session.thresholds.embedding_formats["calibration_min"]:
+        if len(rows) < context.thresholds.embedding_formats["calibration_min"]:
             rows = list(range(len(doc_ids)))
             source = f"the whole corpus ({len(rows)} passages: the train split names {len(train)})"
         else:
             source = f"{len(rows)} passages of the train split"
         ranges = formats.calibration_ranges(corpus[rows], fmt)
-    folder = Path(gate_session.settings.report_dir).resolve() / "stored-formats" / spec.id
+    folder = Path(context.settings.report_dir).resolve() / "stored-formats" / spec.id
     path = folder / f"{dataset.name}-{dims}d-ranges.npy"
     formats.save_ranges(ranges, path)
     return ranges, {"ranges_file": str(path), "ranges_from": source, "ranges_sha256": file_sha256(path)}
@@ -118,7 +121,7 @@ def _float32(gate_session, spec, dataset) -> formats.FormatQuality:
     is compared with. Once per run, variant and data set."""
     memo = gate_session.run.formats
     if (spec.id, dataset.name) not in memo:
-        qids, queries, doc_ids, corpus = gate_session.stored_vectors(spec, dataset)
+        qids, queries, doc_ids, corpus = gate_session.store.stored_vectors(spec, dataset)
         memo[spec.id, dataset.name] = formats.evaluate(formats.parse("float32"), queries, qids, corpus, doc_ids,
                                                        dataset.test_qrels, None, 1)[0]
     return memo[spec.id, dataset.name]
@@ -146,6 +149,6 @@ def _outcome(gate_session, spec, fmt, payload: dict) -> None:
     if failed:
         pytest.fail(f"{spec.id}@{fmt.id} loses too much retrieval quality:\n  " + "\n  ".join(failed), pytrace=False)
     undecided = [u for r in payload["datasets"] for u in decide.undecided(r)]
-    if undecided and gate_session.thresholds.decision["inconclusive"] == "fail":
+    if undecided and gate_session.context.thresholds.decision["inconclusive"] == "fail":
         pytest.fail(f"{spec.id}@{fmt.id}: INCONCLUSIVE:\n  " + "\n  ".join(undecided)
                     + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)

@@ -38,15 +38,15 @@ def main() -> None:
                                         thresholds=str(ROOT / "thresholds.toml"), max_queries=20, top_k=5,
                                         retrieval=False, calibration_samples=32))
         gate.resolve()
-        spec = gate.registry.variants[args.variant]
+        spec = gate.context.registry.variants[args.variant]
         if spec.depends_on:
-            gate.factory.artifact(gate.registry.variants[spec.depends_on])
+            gate.factory.artifact(gate.context.registry.variants[spec.depends_on])
         memory.release()
         before = memory.rss()
         sampler = memory.PeakSampler().start()  # the kernel's exact mark when the build raises it
         if args.loaded_model:
-            folder = gate.factory.artifact(gate.registry.variants["onnx"]).path
-            cls = CrossEncoder if gate.candidate.kind == "reranker" else SentenceTransformer
+            folder = gate.factory.artifact(gate.context.registry.variants["onnx"]).path
+            cls = CrossEncoder if gate.context.candidate.kind == "reranker" else SentenceTransformer
             model = cls(str(folder), backend="onnx", model_kwargs={"file_name": "onnx/model.onnx"})
             export_optimized_onnx_model(model, spec.opts["optimize"], tempfile.mkdtemp(dir=cache))
             del model

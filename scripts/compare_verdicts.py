@@ -18,7 +18,10 @@ from pathlib import Path
 
 # leaf or branch names that are time, memory, place or run bookkeeping, not the gate's answer
 TIMING = {"memory", "wall_seconds", "build_seconds", "cached", "seconds", "scoring_seconds", "written_at",
-          "peak_rss_mb", "rss_mb", "path", "resume_key", "runtime", "artifact", "finished", "resumed", "log"}
+          "peak_rss_mb", "rss_mb", "path", "resume_key", "runtime", "artifact", "finished", "resumed", "log",
+          "time",  # the time guard's estimate and the actual wall time
+          "queries_per_s", "search_ms_p50", "search_ms_p99", "search_seconds",  # a stored format's search speed
+          "ranges_file"}  # under the report folder
 TIMED_GATES = ("speed-", "regression-speed-")
 
 

@@ -15,7 +15,7 @@ import gc
 import statistics
 import time
 
-from quantgate.backends.common import runtime_facts
+from quantgate.backends import runtime_facts
 from quantgate.session.core import GateSession, GateSettings
 from quantgate.speed import bench
 from quantgate.variants.candidate import load_model
@@ -52,12 +52,12 @@ def main() -> None:
     parser.add_argument("--variants", default=None, help="ids or globs, comma-separated (default: every CPU variant)")
     args = parser.parse_args()
     gate = GateSession(GateSettings(candidate=args.candidate, data=(args.data,), thresholds=None, device="cpu"))
-    kind = gate.candidate.kind
-    items = bench.speed_items(gate.datasets[0], kind, BATCH)
+    kind = gate.context.candidate.kind
+    items = bench.speed_items(gate.context.datasets[0], kind, BATCH)
     print(f"{kind} {args.candidate}, {args.data} items, batch {BATCH}, median of {ROUNDS} rounds, alternating\n")
     print("| variant | gate: precision | gate items/s | plain sentence-transformers: precision | plain items/s "
           "| ratio |\n|---|---|---:|---|---:|---:|")
-    for spec in gate.registry.select(args.variants.split(",") if args.variants else None):
+    for spec in gate.context.registry.select(args.variants.split(",") if args.variants else None):
         if gate.factory.skip_reason(spec) or spec.family not in ("torch", "onnx", "openvino"):
             continue
         artifact = gate.factory.artifact(spec)

@@ -37,13 +37,13 @@ def main() -> None:
                                     retrieval=False),
                        progress=lambda msg: print(msg, flush=True))
     gate.resolve()
-    dataset = gate.datasets[0]
+    dataset = gate.context.datasets[0]
     out = Path(args.out)
     for vid in ids:
         target = out / f"{vid}.npz"
         if target.is_file():
             continue
-        save_scores(gate.scores(gate.registry.variants[vid], dataset), target)
+        save_scores(gate.store.scores(gate.context.registry.variants[vid], dataset), target)
         print(f"saved {target}", flush=True)
 
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from quantgate.decisions.sequential import agreement_check as check_variant
 from quantgate.evaluation.agreement import compare, ranking_agreement
 from quantgate.evaluation.data import default_data
 from quantgate.evaluation.scoring import ScoreError, Scores, check_finite
@@ -25,7 +24,7 @@ def _session(cache, candidate=None, data=(), max_queries=None, top_k=None, retri
                                     data=tuple(str(d) for d in data), thresholds=str(thresholds),
                                     max_queries=max_queries, top_k=top_k, device="cpu", retrieval=retrieval))
     for name, options in MUTANTS.items():
-        gate.registry.register(VariantSpec(name, "mutant", "fp32", f"injected regression {options}", options))
+        gate.context.registry.register(VariantSpec(name, "mutant", "fp32", f"injected regression {options}", options))
     return gate
 
 
@@ -43,7 +42,7 @@ def embedder_gate(scifact, tmp_path_factory):
 @pytest.mark.parametrize("vid", FP32_EQUIVALENT)
 @pytest.mark.parametrize("which", ["reranker_gate", "embedder_gate"])
 def test_fp32_equivalent_variants_pass_default_limits(request, which, vid):
-    results, failures, _ = check_variant(request.getfixturevalue(which), VARIANTS[vid])
+    results, failures, _ = request.getfixturevalue(which).evaluator.agreement_check(VARIANTS[vid])
     assert failures == [], failures
     assert results[0].metrics["kendall_tau_mean"] > 0.99
 
@@ -51,19 +50,20 @@ def test_fp32_equivalent_variants_pass_default_limits(request, which, vid):
 @pytest.mark.parametrize("which", ["reranker_gate", "embedder_gate"])
 def test_perturbed_weights_fail(request, which):
     gate = request.getfixturevalue(which)
-    _, failures, _ = check_variant(gate, gate.registry.variants["mutant-noise"])
+    _, failures, _ = gate.evaluator.agreement_check(gate.context.registry.variants["mutant-noise"])
     assert any("max_abs_error" in f for f in failures) and any("kendall_tau" in f for f in failures), failures
 
 
 @pytest.mark.parametrize("which", ["reranker_gate", "embedder_gate"])
 def test_tiny_noise_below_the_limits_passes(request, which):
     gate = request.getfixturevalue(which)
-    _, failures, _ = check_variant(gate, gate.registry.variants["mutant-tiny-noise"])
+    _, failures, _ = gate.evaluator.agreement_check(gate.context.registry.variants["mutant-tiny-noise"])
     assert failures == []
 
 
 def test_dropped_activation_fails_even_though_the_ranking_is_identical(reranker_gate):
-    results, failures, _ = check_variant(reranker_gate, reranker_gate.registry.variants["mutant-no-activation"])
+    dropped = reranker_gate.context.registry.variants["mutant-no-activation"]
+    results, failures, _ = reranker_gate.evaluator.agreement_check(dropped)
     assert results[0].metrics["kendall_tau_mean"] == pytest.approx(1.0)  # sigmoid is monotonic
     assert any(f.startswith("[trec-dl19] max_abs_error") for f in failures)
     assert any("mean_abs_error" in f for f in failures)

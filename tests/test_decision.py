@@ -115,9 +115,9 @@ def test_a_half_precision_reranker_is_scored_through_the_fp32_activation(tiny_re
 
     gate = GateSession(GateSettings(candidate=str(tiny_reranker), cache_dir=str(tmp_path), device="cpu",
                                     thresholds=str(ROOT / "thresholds.toml"), variants=("torch-fp16",)))
-    model = gate.factory.load(gate.registry.variants["torch-fp16"])
+    model = gate.factory.load(gate.context.registry.variants["torch-fp16"])
     assert next(model.parameters()).dtype.is_floating_point and isinstance(model.activation_fn, Fp32Activation)
-    saved = json.loads((gate.factory.artifact(gate.registry.variants["torch-fp16"]).path /
+    saved = json.loads((gate.factory.artifact(gate.context.registry.variants["torch-fp16"]).path /
                         "config.json").read_text())
     assert "Fp32Activation" not in json.dumps(saved)  # the wrapper is for scoring only, never saved
 

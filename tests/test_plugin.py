@@ -1,4 +1,6 @@
-"""The pytest plugin end to end: collection, options, one clear error per bad input."""
+"""The pytest plugin end to end: collection, order, options, skips and one clear error per bad input, through
+pytester (in-process, isolated: the packaged gates by `--pyargs quantgate.gates`); what needs a fresh process (what
+`--help` imports) or a real run's subprocess stays a subprocess."""
 
 import json
 import os
@@ -23,21 +25,34 @@ def run_gate(*args: str, timeout: int = 1800, path: str = "gates/") -> subproces
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+pytest_plugins = ["pytester"]
+
+
 def collected_ids(out: str) -> list[str]:
     return re.findall(r"test_variant_builds_and_scores\[([^\]]+)\]", out)
 
 
-def test_collect_lists_every_id_for_the_embedder():
-    out = run_gate("--collect-only", "-q")
-    assert out.returncode == 0, out.stderr
-    assert collected_ids(out.stdout) == ALL_IDS
+@pytest.fixture
+def collect(pytester: pytest.Pytester, native_libraries):
+    """`pytest --pyargs quantgate.gates --collect-only ARGS` in-process: (exit code, stdout, stderr)."""
+    def run(*args: str, quiet: bool = True) -> tuple[int, str, str]:
+        result = pytester.runpytest_inprocess("--pyargs", "quantgate.gates", "--collect-only",
+                                              *(["-q"] if quiet else []), "--gate-embedding-formats", "none", *args)
+        return int(result.ret), result.stdout.str(), result.stderr.str()
+    return run
 
 
-def test_every_gate_of_a_variant_runs_together_the_reference_first():
+def test_collect_lists_every_id_for_the_embedder(collect):
+    code, out, err = collect()
+    assert code == 0, err
+    assert collected_ids(out) == ALL_IDS
+
+
+def test_every_gate_of_a_variant_runs_together_the_reference_first(collect):
     """One variant at a time (bounded memory): build, agreement, quality and speed of one variant, then the next."""
-    out = run_gate("--collect-only", "-q", "--variants", "onnx,torch-fp32,openvino")
-    assert out.returncode == 0, out.stderr
-    items = re.findall(r"::(test_\w+)(?:\[([^\]]+)\])?", out.stdout)
+    code, out, err = collect("--variants", "onnx,torch-fp32,openvino")
+    assert code == 0, err
+    items = re.findall(r"::(test_\w+)(?:\[([^\]]+)\])?", out)
     batched = ("test_speed", "test_regression_speed")
     variants = [param.split("-", 1)[1] if name in batched else param or None for name, param in items]
     assert list(dict.fromkeys(variants)) == ["torch-fp32", None, "onnx", "openvino"]
@@ -50,15 +65,14 @@ def test_every_gate_of_a_variant_runs_together_the_reference_first():
                     "test_speed[b1]", "test_speed[b32]", "test_regression_speed[b1]", "test_regression_speed[b32]"]
 
 
-def test_collect_lists_every_id_for_the_reranker(shared_reranker):
-    out = run_gate("--collect-only", "-q", "--candidate", str(shared_reranker))
-    assert out.returncode == 0, out.stderr
-    assert collected_ids(out.stdout) == ALL_IDS
+def test_collect_lists_every_id_for_the_reranker(collect, shared_reranker):
+    code, out, err = collect("--candidate", str(shared_reranker))
+    assert code == 0, err
+    assert collected_ids(out) == ALL_IDS
 
 
-def test_report_header_says_what_reproduces_the_run(shared_reranker):
-    out = run_gate("--collect-only", "--candidate", str(shared_reranker), "--variants", "onnx-qint8-*")
-    text = out.stdout
+def test_report_header_says_what_reproduces_the_run(collect, shared_reranker):
+    _, text, _ = collect("--candidate", str(shared_reranker), "--variants", "onnx-qint8-*", quiet=False)
     assert f"quantgate: candidate {shared_reranker}; kind auto" in text
     assert "thresholds" in text and "sha256" in text and "libraries torch 2.13.0" in text
     assert collected_ids(text) == SEED_IDS[8:12]
@@ -70,18 +84,18 @@ def test_report_header_says_what_reproduces_the_run(shared_reranker):
         (["--variants", "onx-O2"], "Did you mean 'onnx-O2'"),
         (["--candidate", "/nonexistent/model"], "does not exist"),
         (["--gate-data", "/nonexistent/data"], "does not exist; pass a BEIR-format folder"),
-        (["--gate-thresholds", "pyproject.toml"], "unknown section"),
+        (["--gate-thresholds", str(ROOT / "pyproject.toml")], "unknown section"),
         (["--gate-artifact", "no-equals-sign"], "expected NAME=PATH"),
         (["--gate-artifact", "x=/nonexistent.onnx"], "does not exist"),
         (["--gate-batch-size", "0"], "expected a positive integer"),
         (["--gate-mutant", "m=noise:lots"], "takes a number"),
     ],
 )
-def test_bad_input_gets_one_clear_error_before_anything_runs(args, message):
-    out = run_gate("--collect-only", "-q", *args, timeout=120)
-    assert out.returncode == pytest.ExitCode.USAGE_ERROR
-    assert message in out.stderr, out.stderr
-    assert "Traceback" not in out.stderr
+def test_bad_input_gets_one_clear_error_before_anything_runs(collect, args, message):
+    code, out, err = collect(*args)
+    assert code == pytest.ExitCode.USAGE_ERROR
+    assert message in err, err
+    assert "Traceback" not in err + out
 
 
 @pytest.mark.parametrize(
@@ -122,12 +136,12 @@ def test_help_and_collection_load_no_model_and_no_data():
     assert _imports_after(["tests/test_config.py", "-q"]) <= {"torch"}  # an unrelated run under the plugin
 
 
-def test_an_artifact_is_gated_whatever_variants_selects(tmp_path):
+def test_an_artifact_is_gated_whatever_variants_selects(collect, tmp_path):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"not a model yet")  # collection never opens it
-    out = run_gate("--collect-only", "-q", "--variants", "onnx-O1", "--gate-artifact", f"mine={model}")
-    assert out.returncode == 0, out.stderr
-    assert collected_ids(out.stdout) == ["onnx-O1", "mine"]
+    code, out, err = collect("--variants", "onnx-O1", "--gate-artifact", f"mine={model}")
+    assert code == 0, err
+    assert collected_ids(out) == ["onnx-O1", "mine"]
 
 
 def test_mteb_task_by_name_offline_says_the_hub_is_unreachable_and_what_to_use(tmp_path):
@@ -139,3 +153,19 @@ def test_mteb_task_by_name_offline_says_the_hub_is_unreachable_and_what_to_use(t
     assert "--gate-data with a local BEIR folder" in out.stdout
     verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
     assert verdict["data"] == [] and verdict["data_source"] == "--gate-tasks"  # no local data was looked for
+
+
+def test_a_variant_this_machine_cannot_run_is_skipped_with_its_reason_before_any_work(pytester, native_libraries):
+    """Decided at collection from the spec's requirements (onnx-O4 needs CUDA and ONNX Runtime's CUDA provider):
+    every test of the variant is skipped with the reason, nothing is built."""
+    from quantgate.variants import machine
+
+    if machine.has_cuda():
+        pytest.skip("this machine has a CUDA GPU: onnx-O4 may run here")
+    result = pytester.runpytest_inprocess("--pyargs", "quantgate.gates", "-rs", "--variants", "onnx-O4", "-k", "O4",
+                                          "--gate-cache", str(pytester.path / "cache"), "--gate-report", "report",
+                                          "--gate-embedding-formats", "none")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("skipped", 0) >= 4 and "passed" not in outcomes and "failed" not in outcomes, outcomes
+    assert "onnx-O4 needs a CUDA GPU (none on this machine)" in result.stdout.str()
+    assert not (pytester.path / "cache").exists() or not any((pytester.path / "cache").rglob("*.onnx"))

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from quantgate.decisions import sequential
 from quantgate.evaluation import quality
 from quantgate.variants.registry import VARIANTS
 from tests.conftest import ROOT
@@ -29,7 +28,7 @@ def embedder_gate(tmp_path_factory):
 def test_fp32_equivalent_variants_pass(request, which):
     gate = request.getfixturevalue(which)
     for vid in ("onnx", "openvino"):
-        qualities, decisions, failures = sequential.quality_check(gate, VARIANTS[vid])
+        qualities, decisions, failures = gate.evaluator.quality_check(VARIANTS[vid])
         assert failures == [], failures
         assert all(abs(d.loss) < 1e-3 and d.decision == "pass" for d in decisions), decisions
     tasks = {(q.task, m) for q in qualities for m in q.scores}
@@ -40,7 +39,8 @@ def test_fp32_equivalent_variants_pass(request, which):
 
 
 def test_a_degraded_variant_fails(reranker_gate):
-    _, decisions, failures = sequential.quality_check(reranker_gate, reranker_gate.registry.variants["mutant-noise"])
+    noise = reranker_gate.context.registry.variants["mutant-noise"]
+    _, decisions, failures = reranker_gate.evaluator.quality_check(noise)
     assert failures, [d.to_dict() for d in decisions]
     assert any("FAIL, lower bound" in f and "one-sided 97% bounds" in f for f in failures)
 
@@ -48,7 +48,7 @@ def test_a_degraded_variant_fails(reranker_gate):
 def test_twelve_queries_leave_a_degraded_variant_to_agreement(embedder_gate):
     """Under min_queries a changed variant's quality is undecided ("needs about N queries"); the broken
     variant still fails, on agreement, at the first look."""
-    evaluation = sequential.run(embedder_gate, embedder_gate.registry.variants["mutant-noise"])
+    evaluation = embedder_gate.evaluator.evaluation(embedder_gate.context.registry.variants["mutant-noise"])
     assert evaluation.decision == "fail" and evaluation.agreement_failures
     assert all(d.decision == "inconclusive" for d in evaluation.decisions)
 
@@ -57,12 +57,12 @@ def test_numbers_agree_with_running_mteb_directly(reranker_gate):
     import mteb
 
     gate = reranker_gate
-    dataset = gate.datasets[0]
-    ours = quality.quality_of(gate, gate.reference, dataset, "reranking")
-    groups = gate.scores(gate.reference, dataset).by_query()
+    dataset = gate.context.datasets[0]
+    ours = gate.evaluator.quality_of(gate.context.reference, dataset, "reranking")
+    groups = gate.store.scores(gate.context.reference, dataset).by_query()
     qids = sorted(ours.per_query["map"])
     task = quality.build_task(dataset, qids, {q: groups[q][0] for q in qids})
-    model = gate.factory.load(gate.reference)
+    model = gate.factory.load(gate.context.reference)
     direct = mteb.evaluate(model, task, cache=None, show_progress_bar=False, encode_kwargs={"batch_size": 32})
     scores = direct.task_results[0].scores["test"][0]
     assert scores["map_at_1000"] == pytest.approx(ours.scores["map"], abs=1e-4)
@@ -74,14 +74,15 @@ def test_numbers_agree_with_running_mteb_directly(reranker_gate):
 def test_embedder_retrieval_from_the_scoring_pass_equals_mteb_encoding_the_corpus(tmp_path):
     """Embedders encode the corpus once, in the scoring pass; retrieval from those embeddings gives
     mteb's own numbers (mteb encoding the corpus itself through its SentenceTransformer wrapper)."""
-    from quantgate.evaluation.quality import evaluate_model, quality_of
+    from quantgate.evaluation.quality import evaluate_model
     from quantgate.session.core import GateSession, GateSettings
 
     gate = GateSession(GateSettings(cache_dir=str(tmp_path), thresholds=str(ROOT / "thresholds.toml"), device="cpu",
                                     variants=("torch-fp32",)))
-    dataset = gate.datasets[0]
-    one_pass = quality_of(gate, gate.reference, dataset, "retrieval")
-    mteb_own = evaluate_model(dataset, gate.factory.load(gate.reference), gate.order(dataset), 32)
+    dataset = gate.context.datasets[0]
+    one_pass = gate.evaluator.quality_of(gate.context.reference, dataset, "retrieval")
+    mteb_own = evaluate_model(dataset, gate.factory.load(gate.context.reference), gate.context.order(dataset), 32)
     assert one_pass.scores["ndcg_at_10"] == pytest.approx(mteb_own.scores["ndcg_at_10"], abs=1e-4)
     assert one_pass.per_query["ndcg_at_10"].keys() == mteb_own.per_query["ndcg_at_10"].keys()
-    assert len(gate.scores(gate.reference, dataset).texts) >= len(dataset.corpus)  # the corpus was in the pass
+    # the corpus was in the pass
+    assert len(gate.store.scores(gate.context.reference, dataset).texts) >= len(dataset.corpus)

@@ -7,7 +7,6 @@ import re
 import pytest
 
 from quantgate.backends.mutant import parse
-from quantgate.decisions import sequential
 from quantgate.session.core import GateSession, GateSettings
 from tests.conftest import ROOT
 
@@ -29,7 +28,7 @@ def _gate(cache, candidate, data, top_k):
                                     data=(str(data),), thresholds=str(ROOT / "thresholds.toml"), max_queries=10,
                                     top_k=top_k, retrieval=False, device="cpu"))
     for name, body in {**INJECTED, **BELOW_LIMITS}.items():
-        gate.registry.register(parse(f"{name}={body}"))
+        gate.context.registry.register(parse(f"{name}={body}"))
     return gate
 
 
@@ -40,8 +39,8 @@ def gates(shared_reranker, scifact, tmp_path_factory):
 
 
 def _failures(gate, name):
-    spec = gate.registry.variants[name]
-    return sequential.agreement_check(gate, spec)[1] + sequential.quality_check(gate, spec)[2]
+    spec = gate.context.registry.variants[name]
+    return gate.evaluator.agreement_check(spec)[1] + gate.evaluator.quality_check(spec)[2]
 
 
 @pytest.mark.parametrize("kind", ["reranker", "embedder"])
@@ -64,9 +63,9 @@ STABLE = ("torch-fp32", "onnx", "openvino", "openvino-qint8")
 
 def _verdict_of(gate) -> dict:
     verdict = {}
-    for spec in gate.selected:
-        results, failures, _ = sequential.agreement_check(gate, spec)
-        _, losses, quality_failures = sequential.quality_check(gate, spec)
+    for spec in gate.context.selected:
+        results, failures, _ = gate.evaluator.agreement_check(spec)
+        _, losses, quality_failures = gate.evaluator.quality_check(spec)
         verdict[spec.id] = {
             "passed": not failures and not quality_failures and all(l.decision == "pass" for l in losses),
             "agreement": [r.metrics for r in results],
@@ -119,7 +118,7 @@ def test_loading_every_backend_unpickles_nothing(tiny_reranker, scifact, tmp_pat
     gate = GateSession(GateSettings(candidate=str(tiny_reranker), cache_dir=str(tmp_path / "cache"),
                                     data=(str(scifact),), thresholds=str(ROOT / "thresholds.toml"), max_queries=2,
                                     top_k=5, device="cpu", variants=("torch-fp32", "onnx", "openvino", "inc-int8")))
-    for spec in gate.selected:
+    for spec in gate.context.selected:
         files = gate.factory.artifact(spec).manifest["files"]
         artifact = gate.factory.artifact(spec).path
         ir_weights = {f.removesuffix(".xml") + ".bin" for f in files if f.endswith(".xml")}  # OpenVINO: raw bytes
@@ -132,8 +131,8 @@ def test_loading_every_backend_unpickles_nothing(tiny_reranker, scifact, tmp_pat
 
     for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
         monkeypatch.setattr(module, name, refuse)
-    for spec in gate.selected:
-        scores = gate.scores(spec, gate.evaluation_sets()[0])
+    for spec in gate.context.selected:
+        scores = gate.store.scores(spec, gate.context.evaluation_sets()[0])
         assert len(scores.keys) > 0
 
 

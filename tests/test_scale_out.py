@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from quantgate.results.merge import MergeError, merge_verdicts
-from quantgate.session.core import shard
+from quantgate.session.settings import shard
 from quantgate.variants.registry import REFERENCE_ID, VARIANTS
 from tests.conftest import ROOT
 from tests.test_plugin import run_gate

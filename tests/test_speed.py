@@ -81,7 +81,7 @@ def test_gate_is_no_slower_than_plain_sentence_transformers(tmp_path, benchmark)
     ours = gate.factory.load(spec)
     artifact = gate.factory.artifact(spec)
     plain = SentenceTransformer(str(artifact.path), backend="onnx", model_kwargs={"file_name": "onnx/model.onnx"})
-    items = bench.speed_items(gate.datasets[0], "embedder", 32)
+    items = bench.speed_items(gate.context.datasets[0], "embedder", 32)
     import time
 
     def timed(model):

@@ -97,31 +97,6 @@ def of_scores(dataset: EvalSet, task: str, scores: Scores, qids: list[str], name
     return evaluate_embeddings(dataset, scores, qids, name)
 
 
-def quality_of(gate, spec, dataset: EvalSet | str, task: str, scores: Scores | None = None,
-               qids: list[str] | None = None) -> TaskQuality:
-    """One variant's quality on one task. With `scores` (a sequential look): on the queries scored so far;
-    without: on the whole evaluation order, computed once per run (the reference's is shared)."""
-    if scores is not None:
-        return of_scores(dataset, task, scores, qids, spec.id)
-    memo = gate.run.quality
-    key = (spec.id, dataset if isinstance(dataset, str) else dataset.name, task)
-    if key not in memo:
-        if task == "hub":
-            hub_task = next(t for t in gate.hub_tasks if t.metadata.name == dataset)
-            memo[key] = evaluate_hub_task(hub_task, gate.factory.load(spec), gate.candidate.kind,
-                                          gate.settings.batch_size)
-        elif task == "reranking":
-            memo[key] = evaluate_scores(dataset, gate.scores(spec, dataset), spec.id)
-        elif dataset.candidates:  # the corpus was encoded with the candidate lists: one pass
-            memo[key] = evaluate_embeddings(dataset, gate.scores(spec, dataset), gate.order(dataset), spec.id)
-        else:
-            gate.progress(f"retrieval over the full corpus of {dataset.name} ({len(dataset.corpus)} passages) "
-                          f"with {spec.id}")
-            memo[key] = evaluate_model(dataset, gate.factory.load(spec), gate.order(dataset),
-                                       gate.settings.batch_size)
-    return memo[key]
-
-
 class HubTaskError(RuntimeError):
     """An mteb task named with --gate-tasks could not be run (no hub offline, wrong kind...)."""
 

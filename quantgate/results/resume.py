@@ -21,19 +21,21 @@ from quantgate.variants.registry import VariantSpec
 PARTIAL_GLOB = "verdict.*.json"  # what each pytest-xdist worker writes after each of its variants
 
 
-def inputs_key(gate) -> str:
+def inputs_key(context) -> str:
     """Everything besides the artifact that decides a variant's gate results in this run."""
     from quantgate.speed.bench import machine_key  # noqa: PLC0415 -- bench imports the data layer
 
-    s = gate.settings
-    return cache_key(FORMAT, gate.candidate.content_hash, gate.thresholds.sha256,
-                     [d.fingerprint() for d in gate.datasets], list(s.tasks), s.max_queries, s.top_k, s.batch_size,
-                     s.retrieval, list(s.speed_batches), s.speed_rounds, s.latency_inputs, gate.device, gate.threads,
-                     machine_key(), s.calibration_samples)
+    s = context.settings
+    return cache_key(FORMAT, context.candidate.content_hash, context.thresholds.sha256,
+                     [d.fingerprint() for d in context.datasets], list(s.tasks), s.max_queries, s.top_k, s.batch_size,
+                     s.retrieval, list(s.speed_batches), s.speed_rounds, s.latency_inputs, context.device,
+                     context.threads, machine_key(), s.calibration_samples)
 
 
-def variant_key(gate, spec: VariantSpec) -> str:
-    return cache_key(gate.factory.key(spec), spec.key_material(), inputs_key(gate))  # the spec: its runtime options
+def variant_key(context, factory, spec: VariantSpec) -> str:
+    """What a saved result of the variant must match to be taken: its artifact (`factory.key`), runtime options and
+    this run's inputs."""
+    return cache_key(factory.key(spec), spec.key_material(), inputs_key(context))  # the spec: its runtime options
 
 
 def saved_variants(report_dir: str | Path) -> tuple[dict[str, dict[str, Any]], list[str]]:

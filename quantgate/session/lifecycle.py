@@ -1,7 +1,8 @@
 """A variant's life in a gate run: all its gates run together (the plugin orders them so), then its model is
 released and the verdict is written, marked incomplete, so a killed run keeps every finished variant and
 the next run resumes from them (quantgate.results.resume); and the run's end: the verdict and reports written, a
-complete verdict kept in the quality history. A part of GateSession (quantgate.session.core)."""
+complete verdict kept in the quality history. A part of GateSession (quantgate.session.core), which provides
+context, run, factory and cache."""
 
 from __future__ import annotations
 
@@ -24,18 +25,18 @@ class VariantLifecycle:
         why = self.factory.model_skip(spec)
         if why:
             self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
-            self.progress(why)
+            self.context.progress(why)
         return why
 
     def memory_skip(self, spec: VariantSpec) -> str | None:
         """Why this variant is skipped by the memory guard (recorded in the verdict), or None."""
         if self.resumed_entry(spec) is not None:
             return None
-        limit = self.settings.memory_limit_gb
+        limit = self.context.settings.memory_limit_gb
         why = self.factory.memory_reason(spec, int(limit * memory.GB) if limit else None)
         if why:
             self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
-            self.progress(why)
+            self.context.progress(why)
         return why
 
     # -- started, finished -----------------------------------------------------------------------
@@ -51,9 +52,9 @@ class VariantLifecycle:
         cost the whole of its weights at each build's peak."""
         self.run.current = None
         peak = self.run.sampler.stop()  # also for a variant skipped before its tests ran
-        spec = self.registry.variants.get(variant)
+        spec = self.context.registry.variants.get(variant)
         # the reference too when a team's check loaded it beside this variant (gate_reference on new inputs)
-        loaded = [s for s in (spec, self.reference) if s is not None and self._release(s)]
+        loaded = [s for s in (spec, self.context.reference) if s is not None and self._release(s)]
         if not loaded:
             memory.release()
         entry = self.run.verdict.variants.get(variant)
@@ -65,7 +66,7 @@ class VariantLifecycle:
                                "rss_after_release_mb": round(memory.rss() / memory.MB, 1),
                                "released": spec in loaded}
             entry["wall_seconds"] = round(time.perf_counter() - self.run.started.get(variant, time.perf_counter()), 1)
-            entry["resume_key"] = resume.variant_key(self, spec)
+            entry["resume_key"] = resume.variant_key(self.context, self.factory, spec)
             self.record_time(spec, entry)
         self.run.verdict.header["peak_rss_mb"] = round(memory.process_peak() / memory.MB, 1)
         finished = self.run.verdict.header.setdefault("finished", [])
@@ -82,34 +83,35 @@ class VariantLifecycle:
         from quantgate.reporting.report import write_reports  # noqa: PLC0415 -- matplotlib only once a verdict is written
 
         self._attach_artifacts()
-        worker = self.settings.worker_id
+        worker = self.context.settings.worker_id
         if worker:
-            self.run.verdict.write(self.settings.report_dir, False, name=f"verdict.{worker}.json")
+            self.run.verdict.write(self.context.settings.report_dir, False, name=f"verdict.{worker}.json")
             return
-        path = self.run.verdict.write(self.settings.report_dir, False)
+        path = self.run.verdict.write(self.context.settings.report_dir, False)
         write_reports(self.run.verdict.to_dict(False), path.parent, final=False)
 
     # -- resuming ---------------------------------------------------------------------------------
     def load_saved(self) -> None:
         """Read what an incomplete earlier run finished (once, at resolve)."""
-        if not self.settings.resume:
+        if not self.context.settings.resume:
             return
-        self.run.saved, sources = resume.saved_variants(self.settings.report_dir)
+        self.run.saved, sources = resume.saved_variants(self.context.settings.report_dir)
         if self.run.saved:
-            self.progress(f"resuming: {len(self.run.saved)} finished variant(s) in {', '.join(sources)}; each is "
-                          "taken when its artifact and inputs are unchanged (--gate-no-resume computes everything)")
+            self.context.progress(f"resuming: {len(self.run.saved)} finished variant(s) in {', '.join(sources)}; "
+                                  "each is taken when its artifact and inputs are unchanged (--gate-no-resume "
+                                  "computes everything)")
 
     def resumed_entry(self, spec: VariantSpec) -> dict[str, Any] | None:
         """The saved entry of a variant this run resumes, put into this run's verdict on first use."""
         if spec.id in self.run.resumed:
             return self.run.resumed[spec.id]
         saved = self.run.saved.get(spec.id)
-        if saved is None or saved.get("resume_key") != resume.variant_key(self, spec):
+        if saved is None or saved.get("resume_key") != resume.variant_key(self.context, self.factory, spec):
             return None
         self.run.resumed[spec.id] = saved
         self.run.verdict.variants[spec.id] = saved
         self.run.verdict.header.setdefault("resumed", []).append(spec.id)
-        self.progress(f"{spec.id}: resumed from the saved verdict (same artifact and inputs): not recomputed")
+        self.context.progress(f"{spec.id}: resumed from the saved verdict (same artifact and inputs): not recomputed")
         return saved
 
     def resumed_gate(self, spec: VariantSpec, gate_name: str) -> dict[str, Any] | None:
@@ -119,7 +121,7 @@ class VariantLifecycle:
     # -- what went wrong ----------------------------------------------------------------------
     def log_failure(self, variant: str, gate_name: str, excinfo, sections, decided: bool) -> str:
         """A failed or crashed gate's traceback and captured output, into the report's log file; where it is."""
-        path = logs.attach(self.settings.report_dir)
+        path = logs.attach(self.context.settings.report_dir)
         logs.write_failure(path, variant, gate_name, excinfo, sections)
         return str(path)
 
@@ -128,9 +130,9 @@ class VariantLifecycle:
         machine, the model's architecture, the memory guard), or a failure saying no gate recorded anything."""
         skipped = self.run.verdict.header.setdefault("skipped", {})
         for variant in self.run.expected:
-            if variant in self.run.verdict.variants or variant in skipped or variant not in self.owned:
+            if variant in self.run.verdict.variants or variant in skipped or variant not in self.context.owned:
                 continue
-            why = skip_reason(self.registry.variants[variant], self.device)
+            why = skip_reason(self.context.registry.variants[variant], self.context.device)
             if why:
                 skipped[variant] = why
             elif variant in self.run.ran:
@@ -146,15 +148,15 @@ class VariantLifecycle:
         self._attach_artifacts()
         lines = []
         if self.run.verdict.variants or "regression" in self.run.verdict.header:  # the regression gate alone too
-            path = self.run.verdict.write(self.settings.report_dir, complete)
+            path = self.run.verdict.write(self.context.settings.report_dir, complete)
             write_reports(self.run.verdict.to_dict(complete), path.parent)
             lines.append(f"verdict: {path}{'' if complete else ' (incomplete run: nothing passes)'}")
             for partial in path.parent.glob(resume.PARTIAL_GLOB) if complete else ():  # workers', merged above
                 partial.unlink(missing_ok=True)
             if self.run.resumed:
                 lines.append(f"resumed (not recomputed): {', '.join(self.run.resumed)}")
-            if complete and not self.settings.shard:  # a sharded run is kept once merged (quantgate merge)
-                lines.append(f"kept in the quality history: {keep(path, self.history_dir)}")
+            if complete and not self.context.settings.shard:  # a sharded run is kept once merged (quantgate merge)
+                lines.append(f"kept in the quality history: {keep(path, self.context.history_dir)}")
         built, taken = self.builds()
         if built + taken:
             lines.append(f"artifacts built this run: {built}; from cache: {taken} ({self.cache.root})")

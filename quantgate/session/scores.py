@@ -1,9 +1,11 @@
-"""How a gate session scores variants: the seeded evaluation order, the reference's scores (shared through
-the cache), and a variant's scores extended chunk by chunk for sequential decisions. A part of GateSession
-(quantgate.session.core), which provides settings, thresholds, candidate, factory, cache, run and progress."""
+"""The score store: every variant's scores in a gate run — the reference's shared through the cache, a variant's
+extended chunk by chunk for sequential decisions, the baseline's and accuracy control's validation scores kept
+across runs. It reads the run's context, loads models through the variant factory (made on first use: `models`)
+and keeps what it scored in the run's memo (`GateRun.scores`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,25 +13,33 @@ import numpy as np
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import evaluate_scores
 from quantgate.evaluation.scoring import Scores, cached_scores, save_scores, score
+from quantgate.results.run import GateRun
+from quantgate.session.context import GateContext
 from quantgate.variants.cache import cache_key
+from quantgate.variants.factory import VariantFactory
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 
 
-class SessionScores:
-    def order(self, dataset: EvalSet) -> list[str]:
-        """The seeded order of the data set's test queries every variant walks, cut to --gate-max-queries."""
-        return dataset.evaluation_order(self.thresholds.decision["seed"], self.settings.max_queries)
+class ScoreStore:
+    def __init__(self, context: GateContext, run: GateRun, models: Callable[[], VariantFactory]) -> None:
+        self.context = context
+        self.run = run
+        self.models = models
+
+    def load(self, spec: VariantSpec):
+        """The variant's loaded model (built or taken from the cache on first use)."""
+        return self.models().load(spec)
 
     def scores(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
         """Scores of one variant on the whole evaluation order of a data set, computed once per run (the
         reference's from the cache). Variants under a sequential decision use `score_more`."""
         key = (spec.id, dataset.name)
         memo = self.run.scores
-        if key not in memo or len(memo[key].by_query()) < len(self.order(dataset)):
+        if key not in memo or len(memo[key].by_query()) < len(self.context.order(dataset)):
             if spec.id == REFERENCE_ID:  # shared by every worker and shard on this cache: computed once
                 memo[key] = self._shared_reference(spec, dataset)
             else:
-                memo[key] = self._score(spec, dataset, self.order(dataset))
+                memo[key] = self._score(spec, dataset, self.context.order(dataset))
             self._timed(spec, dataset, memo[key])
         return memo[key]
 
@@ -46,12 +56,12 @@ class SessionScores:
         scored and the whole corpus, unit-length float64; None when the pass encoded no corpus (a reranker, no
         retrieval, or retrieval left to mteb's wrapper on a folder without candidate lists)."""
         scores = self.scores(spec, dataset) if spec.id == REFERENCE_ID else self.run.scores.get((spec.id, dataset.name))
-        if scores is None or scores.embeddings is None or not dataset.candidates or not self.settings.retrieval:
+        if scores is None or scores.embeddings is None or not dataset.candidates or not self.context.settings.retrieval:
             return None
         rows = {t: i for i, t in enumerate(scores.texts)}
         if any(text not in rows for text in dataset.corpus.values()):
             return None
-        qids = [q for q in self.order(dataset) if dataset.queries[q] in rows]
+        qids = [q for q in self.context.order(dataset) if dataset.queries[q] in rows]
         doc_ids = sorted(dataset.corpus)
         return (qids, scores.embeddings[[rows[dataset.queries[q]] for q in qids]], doc_ids,
                 scores.embeddings[[rows[dataset.corpus[d]] for d in doc_ids]])
@@ -62,45 +72,44 @@ class SessionScores:
 
     def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None,
                factory=None, name: str | None = None) -> Scores:
-        model = (factory or self.factory).load(spec)
+        model = (factory or self.models()).load(spec)
         name = name or spec.id
-        self.progress(f"scoring {name} on {dataset.name} ({len(qids)} queries)")
+        self.context.progress(f"scoring {name} on {dataset.name} ({len(qids)} queries)")
         started = known.seconds if known is not None else 0.0
-        result = score(model, self.candidate.kind, dataset, batch_size=self.settings.batch_size,
-                       top_k=self.settings.top_k, qids=qids, known=known,
+        result = score(model, self.context.candidate.kind, dataset, batch_size=self.context.settings.batch_size,
+                       top_k=self.context.settings.top_k, qids=qids, known=known,
                        retrieval_queries=self._retrieval_queries(dataset, qids))
-        self.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
-                      f"{result.seconds - started:.1f}s for this chunk")
+        self.context.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
+                              f"{result.seconds - started:.1f}s for this chunk")
         return result
 
     def _retrieval_queries(self, dataset: EvalSet, qids: list[str]) -> list[str] | None:
         """Embedders evaluated on full-corpus retrieval: the corpus is encoded in the scoring pass."""
-        if self.candidate.kind != "embedder" or not self.settings.retrieval:
+        if self.context.candidate.kind != "embedder" or not self.context.settings.retrieval:
             return None
         return [dataset.queries[q] for q in qids]
 
     def _scores_path(self, factory, spec: VariantSpec, dataset: EvalSet, order: list[str], prefix: str) -> Path:
-        s = self.settings
+        s = self.context.settings
         name = cache_key(factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
                          self._retrieval_queries(dataset, order) is not None)[:24]
-        return self.cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
+        return self.models().cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
 
     def baseline_scores(self, factory, dataset: EvalSet, qids: list[str]) -> Scores:
         """The baseline model's scores (`factory`: the baseline's) on `qids`, a prefix of the evaluation order,
         extended as sequential looks need more. The prefix scored so far is kept in the cache under the
         baseline's content hash and the uncut order, so a baseline gated run after run is scored once."""
-        spec = self.reference
-        path = self._scores_path(factory, spec, dataset, dataset.evaluation_order(self.thresholds.decision["seed"]),
-                                 "baseline")
+        spec, seed = self.context.reference, self.context.thresholds.decision["seed"]
+        path = self._scores_path(factory, spec, dataset, dataset.evaluation_order(seed), "baseline")
         memo = ("baseline", dataset.name)
-        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+        with self.models().cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
             known = self.run.scores.get(memo) or self._cached(path, "baseline")
             have = {q for q, _ in known.keys} if known is not None else set()
             if missing := [q for q in qids if q not in have]:
                 known = self._score(spec, dataset, missing, known, factory=factory, name="the baseline")
                 save_scores(known, path)
             elif known is not None and memo not in self.run.scores:
-                self.progress(f"baseline scores of {dataset.name} from {path}")
+                self.context.progress(f"baseline scores of {dataset.name} from {path}")
         self.run.scores[memo] = known
         wanted = set(qids)
         return known.head(sum(1 for q, _ in known.keys if q in wanted))  # always a prefix of the same order
@@ -108,13 +117,13 @@ class SessionScores:
     def _cached(self, path: Path, whose: str) -> Scores | None:
         result, why = cached_scores(path)
         if why:
-            self.progress(f"{whose} scores in {path}: {why}: computing them again")
+            self.context.progress(f"{whose} scores in {path}: {why}: computing them again")
         return result
 
     def _kept(self, path: Path, whose: str, compute) -> tuple[Scores, bool]:
         """Scores kept in the cache at `path` (sha256-checked, under its lock, so workers and shards compute them
         once), else `compute()` saved there; and whether they came from the cache."""
-        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+        with self.models().cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
             result = self._cached(path, whose)
             if result is not None:
                 return result, True
@@ -123,26 +132,26 @@ class SessionScores:
             return result, False
 
     def _shared_reference(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
-        order = self.order(dataset)
-        path = self._scores_path(self.factory, spec, dataset, order, spec.id)
+        order = self.context.order(dataset)
+        path = self._scores_path(self.models(), spec, dataset, order, spec.id)
         result, cached = self._kept(path, "reference", lambda: self._score(spec, dataset, order))
         if cached:
-            self.progress(f"reference scores of {dataset.name} from {path}")
+            self.context.progress(f"reference scores of {dataset.name} from {path}")
             self.run.verdict.header["reference_scores_cached"] = True  # the time guard's unit counts their seconds
         return result
 
     def reference_validation(self) -> tuple[float, dict[str, float]]:
         """The reference's MAP and per-query AP on accuracy control's validation split: scored once, kept in the
         cache with its sha256 (as the evaluation scores are), shared by every tuned variant and later runs."""
-        validation, spec = self.validation, self.reference
+        validation, spec = self.context.validation, self.context.reference
         key = (spec.id, validation.name)
         if key not in self.run.scores:
             def compute() -> Scores:
-                self.progress(f"scoring {spec.id} on {validation.name} (accuracy control's validation split)")
-                return score(self.factory.load(spec), self.candidate.kind, validation,
-                             batch_size=self.settings.batch_size)
+                self.context.progress(f"scoring {spec.id} on {validation.name} (accuracy control's validation split)")
+                return score(self.models().load(spec), self.context.candidate.kind, validation,
+                             batch_size=self.context.settings.batch_size)
 
-            path = self._scores_path(self.factory, spec, validation, sorted(validation.candidates), "validation")
+            path = self._scores_path(self.models(), spec, validation, sorted(validation.candidates), "validation")
             self.run.scores[key] = self._kept(path, "reference validation", compute)[0]
         quality = evaluate_scores(validation, self.run.scores[key], "validation")
         return quality.scores["map"], quality.per_query["map"]

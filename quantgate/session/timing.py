@@ -1,6 +1,6 @@
 """How a gate session holds a time budget: the time guard (quantgate.variants.timeguard) asked before each variant,
 the plan printed once the reference has been timed, each variant's estimate and actual time in the verdict. A part
-of GateSession (quantgate.session.core), which provides settings, run, registry, factory, cache and progress."""
+of GateSession (quantgate.session.core), which provides context, run, factory and cache."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ class SessionTime:
     def time_guard(self) -> TimeGuard:
         from quantgate.results.history import load  # noqa: PLC0415 -- reads the kept verdicts once
 
-        runs, _ = load(self.history_dir) if self.history_dir.is_dir() else ([], [])
-        budget = self.settings.time_budget_min
+        runs, _ = load(self.context.history_dir) if self.context.history_dir.is_dir() else ([], [])
+        budget = self.context.settings.time_budget_min
         cpu = machine.cpu_summary()
         return TimeGuard(budget * 60 if budget else None, self.run.began, measurements(runs, cpu), units(runs, cpu))
 
@@ -43,8 +43,8 @@ class SessionTime:
         reference: every variant's estimate, the reference's own included; otherwise said to come later."""
         unit = self._unit()
         if unit is None:
-            self.progress("plan: once the reference is timed (no earlier run of this candidate and data on this "
-                          "machine in the kept verdicts)")
+            self.context.progress("plan: once the reference is timed (no earlier run of this candidate and data on "
+                                  "this machine in the kept verdicts)")
             return
         self._plan(unit, "from earlier runs of this candidate and data on this machine, before any work",
                    with_reference=True)
@@ -63,12 +63,13 @@ class SessionTime:
             return 0.0
         scored = [self.run.scores[key] for key in self.run.scores if key[0] == REFERENCE_ID]
         seconds = sum(s.seconds for s in scored)
-        items = sum(len(s.keys) if self.candidate.kind == "reranker" else len(s.texts) for s in scored)
+        items = sum(len(s.keys) if self.context.candidate.kind == "reranker" else len(s.texts) for s in scored)
         if not seconds or not items:
             return 0.0
         nncf = spec.opts.get("accuracy_control") == "nncf"
-        return tuning_seconds(self.thresholds.accuracy_control, items / seconds, nncf, self.candidate.matrix_weights,
-                              self.candidate.fp32_weight_bytes / GB)
+        candidate = self.context.candidate
+        return tuning_seconds(self.context.thresholds.accuracy_control, items / seconds, nncf, candidate.matrix_weights,
+                              candidate.fp32_weight_bytes / GB)
 
     def time_skip(self, spec: VariantSpec) -> str | None:
         """Why the time guard skips this variant (recorded in the verdict), or None; its estimate is kept."""
@@ -78,16 +79,16 @@ class SessionTime:
         now = time.perf_counter()
         left = self.time_guard.left(now)
         done = set(self.run.verdict.header.get("finished", [])) | set(self.run.saved)
-        later = [s for s in self.selected if s.id in self.owned and s.id not in done]
+        later = [s for s in self.context.selected if s.id in self.context.owned and s.id not in done]
         planned = self.run.verdict.header.get("plan", {}).get("estimated_s", {})  # record_time, after the reference
         remaining = sum(planned.get(s.id, 0.0) for s in later)
-        self.progress(f"{spec.id}: estimated {minutes(estimate.seconds)} (from {estimate.source}); about "
-                      f"{minutes(remaining)} for the {len(later)} variant(s) left"
-                      + (f", {minutes(max(left, 0))} of the budget left" if left is not None else ""))
+        self.context.progress(f"{spec.id}: estimated {minutes(estimate.seconds)} (from {estimate.source}); about "
+                              f"{minutes(remaining)} for the {len(later)} variant(s) left"
+                              + (f", {minutes(max(left, 0))} of the budget left" if left is not None else ""))
         why = self.time_guard.skip_reason(estimate, now)
         if why:
             self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
-            self.progress(why)
+            self.context.progress(why)
         return why
 
     def record_time(self, spec: VariantSpec, entry: dict) -> None:
@@ -100,10 +101,12 @@ class SessionTime:
 
     def _plan(self, unit: float, basis: str, with_reference: bool = False) -> None:
         """Every variant's estimate in the header and one line; `with_reference`: the reference is still ahead."""
-        plan = {s.id: e.seconds for s in self.selected if s.id in self.owned and (e := self.estimate(s)) is not None}
-        ahead = (unit if with_reference and REFERENCE_ID in self.owned else 0.0) + sum(plan.values())
+        owned = self.context.owned
+        plan = {s.id: e.seconds for s in self.context.selected if s.id in owned and (e := self.estimate(s)) is not None}
+        ahead = (unit if with_reference and REFERENCE_ID in self.context.owned else 0.0) + sum(plan.values())
         self.run.verdict.header["plan"] = {"estimated_s": {v: round(s, 1) for v, s in plan.items()},
                                            "budget_s": self.time_guard.budget_s, "basis": basis,
                                            "reference_s": round(unit, 1)}
-        self.progress(f"plan ({basis}): {len(plan)} variant(s) besides the reference, about {minutes(ahead)} in all"
-                      + (f" (budget {minutes(self.time_guard.budget_s)})" if self.time_guard.budget_s else ""))
+        budget = f" (budget {minutes(self.time_guard.budget_s)})" if self.time_guard.budget_s else ""
+        self.context.progress(f"plan ({basis}): {len(plan)} variant(s) besides the reference, about {minutes(ahead)} "
+                              f"in all{budget}")

@@ -70,20 +70,21 @@ def make_call(model, kind: str, items: list, batch_size: int) -> Callable[[], An
     return lambda: model.encode(items, batch_size=batch_size, show_progress_bar=False)
 
 
-def model_only(gate, spec, model, phases) -> tuple[float | None, dict | None]:
+def model_only(context, factory, spec, model, phases) -> tuple[float | None, dict | None]:
     """On CUDA: model-only seconds from back-to-back forwards and, for torch variants, the raw transformers
     forward of the same files in the variant's dtype beside it (G-P3: the gate's within 10%). On a CPU the
     forward phase is the model-only figure: (None, None)."""
-    if gate.device != "cuda" or phases.features is None:
+    if context.device != "cuda" or phases.features is None:
         return None, None
     import torch
 
     from quantgate.speed.phases import back_to_back, raw_model
 
-    dtype = gate.factory.runtime.get(spec.id, {}).get("dtype") if spec.family == "torch" else None
-    raw = raw_model(model, gate.candidate.kind, dtype, gate.device, gate.candidate.trust_remote_code) if dtype else None
+    dtype = factory.runtime.get(spec.id, {}).get("dtype") if spec.family == "torch" else None
+    candidate = context.candidate
+    raw = raw_model(model, candidate.kind, dtype, context.device, candidate.trust_remote_code) if dtype else None
     try:
-        return back_to_back(phases, gate.settings.speed_rounds, raw)
+        return back_to_back(phases, context.settings.speed_rounds, raw)
     finally:
         del raw
         torch.cuda.empty_cache()
