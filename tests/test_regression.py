@@ -13,11 +13,13 @@ from quantgate.baseline.production import BaselineError, check, resolve_baseline
 from quantgate.config import ThresholdsError, load_thresholds
 from quantgate.decisions.decision import Sequence, evaluate
 from quantgate.results import history
-from tests.conftest import ROOT
+from tests.conftest import ROOT, thresholds_file
 from tests.test_plugin import run_gate
 
 NOISE = 0.3  # std of the Gaussian noise on every Linear weight, x that weight's std (quantgate's noise mutant)
-QUERIES, TOP_K = "100", "10"  # 100 queries: the first look at which a loss can be decided ([decision] min_queries)
+# 40 queries, looks at 20 and 40, and min_queries 20 in the runs' thresholds (the project's 100 is for a loss near
+# the limit; this retrain's is far above it): 400 pairs a run instead of 1,000
+QUERIES, TOP_K, MIN_QUERIES = "40", "10", 20
 
 
 def noisy_copy(source, out, level: float = NOISE, seed: int = 0):
@@ -34,7 +36,7 @@ def noisy_copy(source, out, level: float = NOISE, seed: int = 0):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, shared_reranker, scifact):
-    """Three real gate runs on scifact (100 queries, top 10 candidates), sharing cache, benchmark storage and
+    """Three real gate runs on scifact (40 queries, top 10 candidates), sharing cache, benchmark storage and
     quality history: (a) the shared reranker (a copy, deleted afterwards) against itself as the baseline;
     (b) a noisy retrain against (a)'s verdict.json, no baseline weights left; (c) the same retrain against the
     shared reranker's directory (its scores partly cached by (a))."""
@@ -44,6 +46,7 @@ def runs(tmp_path_factory, shared_reranker, scifact):
     common = ["-q", "--variants", "torch-fp32", "--gate-data", str(scifact), "--gate-max-queries", QUERIES,
               "--gate-top-k", TOP_K, "--gate-cache", str(tmp / "cache"), "--gate-history", str(tmp / "history"),
               "--gate-speed-rounds", "2", "--gate-latency-inputs", "20", "--benchmark-autosave",
+              "--gate-thresholds", str(thresholds_file(tmp / "limits", min_queries=MIN_QUERIES)),
               f"--benchmark-storage=file://{tmp / 'benchmarks'}"]
     out = {}
     for name, candidate, baseline in [("a", production, production), ("b", retrain, tmp / "report-a" / "verdict.json"),
@@ -112,7 +115,8 @@ def test_history_shows_quality_and_speed_over_three_runs(runs):
     tmp, _ = runs
     done = subprocess.run([sys.executable, "-m", "quantgate.cli", "history", "--verdicts", str(tmp / "history"),
                            "--storage", str(tmp / "benchmarks"), "--quality-plot", str(tmp / "quality.png"),
-                           "--plot", str(tmp / "speed.png")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                           "--plot", str(tmp / "speed.png"), "--thresholds", str(tmp / "limits" / "thresholds.toml")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     table = done.stdout
     assert "quality, 3 kept verdicts" in table
@@ -134,6 +138,7 @@ def test_a_baseline_of_another_architecture_compares_fine(runs, shared_reranker,
     result = run_gate("-q", "-k", "test_regression", "--variants", "torch-fp32", "--candidate", str(shared_reranker),
                       "--gate-baseline", str(tiny_reranker), "--gate-data", str(scifact), "--gate-max-queries",
                       QUERIES, "--gate-top-k", TOP_K, "--gate-cache", str(tmp / "cache"),
+                      "--gate-thresholds", str(tmp / "limits" / "thresholds.toml"),
                       "--gate-report", str(tmp / "report-tiny"))
     assert result.returncode == 0, result.stdout[-3000:]
     verdict = json.loads((tmp / "report-tiny" / "verdict.json").read_text())
