@@ -1,2 +1,2 @@
-"""One gate run: the settings the user asked for, the session the plugin builds once (candidate, data, device
-resolved), the scores it keeps, and each variant's life in the run."""
+"""One gate run: the settings the user asked for, the frozen context they resolve to (candidate, data, device), the
+score store, and the plugin's session object with each variant's life in the run."""

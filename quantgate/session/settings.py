@@ -15,7 +15,7 @@ from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 
 @dataclass(frozen=True)
 class GateSettings:
-    """What the user asked for; GateSession turns it into resolved objects."""
+    """What the user asked for; GateContext.from_settings checks it and resolves what it names on first use."""
 
     candidate: str | None = None
     kind: str = "auto"
