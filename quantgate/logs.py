@@ -61,8 +61,8 @@ def detach(report_dir: str | Path) -> None:
         handler.close()
 
 
-def write_failure(path: Path, variant: str, gate: str, excinfo, sections) -> None:
+def write_failure(path: Path, variant: str, gate_name: str, excinfo, sections) -> None:
     """The whole traceback of a failed or crashed gate and the output the test captured."""
     text = "".join(traceback.format_exception(excinfo.type, excinfo.value, excinfo.tb))
     captured = "\n".join(f"--- {title} ---\n{body}" for title, body in sections if body.strip())
-    logger.error("%s: %s\n%s%s", variant, gate, text, f"\n{captured}" if captured else "")
+    logger.error("%s: %s\n%s%s", variant, gate_name, text, f"\n{captured}" if captured else "")

@@ -74,11 +74,11 @@ class Verdict:
                     for vid, entry in data.get("variants", {}).items()}
         return cls({k: v for k, v in data.items() if k not in skip}, variants)
 
-    def record(self, variant: str, gate: str, payload: dict[str, Any], failures: list[str]) -> None:
+    def record(self, variant: str, gate_name: str, payload: dict[str, Any], failures: list[str]) -> None:
         entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
         self.writes += 1
-        entry["gates"][gate] = {**payload, "passed": not failures, "failures": failures}
-        entry["failures"].extend(f"{gate}: {f}" for f in failures)
+        entry["gates"][gate_name] = {**payload, "passed": not failures, "failures": failures}
+        entry["failures"].extend(f"{gate_name}: {f}" for f in failures)
 
     def record_format(self, variant: str, fmt: str, payload: dict[str, Any]) -> None:
         """A stored format of the variant's vectors (VARIANT@FORMAT): kept apart from its gates, so a format that
