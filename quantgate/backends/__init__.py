@@ -61,11 +61,9 @@ def runtime_facts(model) -> dict[str, Any]:
 def ran_with(runtime: dict[str, Any]) -> str:
     """'OpenVINO bf16' / 'torch bfloat16 cuda:0' / 'ONNX Runtime CPUExecutionProvider', by the runtime's family
     module ("" for facts no family module wrote)."""
-    for family in FAMILIES:
-        module = backend(family)
-        if runtime.get("runtime") is not None and getattr(module, "RUNTIME", None) == runtime["runtime"]:
-            return module.ran_with(runtime)
-    return ""
+    name = runtime.get("runtime")
+    module = next((m for m in map(backend, FAMILIES) if name and getattr(m, "RUNTIME", None) == name), None)
+    return module.ran_with(runtime) if module is not None else ""
 
 
 def weight_patterns() -> tuple[str, ...]:

@@ -72,7 +72,7 @@ def _factory(context: GateContext, store: ScoreStore):
     """The baseline model's own factory: its fp32 torch artifact, in the same cache, on the same device."""
     from quantgate.variants.factory import VariantFactory  # noqa: PLC0415 -- torch only when a baseline model is gated
 
-    return VariantFactory(context.baseline.candidate, context.registry.variants, store.models().cache,
+    return VariantFactory(context.baseline.candidate, context.registry.variants, store.cache,
                           device=context.device, threads=context.threads, progress=context.progress)
 
 

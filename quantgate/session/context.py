@@ -205,7 +205,7 @@ class GateContext:
             "quantgate: time: each variant's estimate is printed before it starts, the plan once the reference is "
             "timed" + (f"; budget {s.time_budget_min:g} min (--gate-time-budget: a variant that does not fit is "
                         "skipped)" if s.time_budget_min else ""),
-            f"quantgate: device {s.device}; cpu {machine.cpu_summary()}; threads {s.threads or os.cpu_count()} "
+            f"quantgate: device {s.device}; cpu {machine.cpu_summary()}; threads {self.threads} "
             "(torch, ONNX Runtime intra-op, OpenVINO)",
             *openvino_backend.header_lines(list(self.selected), self.device),
             phases.header_line(),

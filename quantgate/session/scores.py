@@ -30,6 +30,11 @@ class ScoreStore:
         """The variant's loaded model (built or taken from the cache on first use)."""
         return self.models().load(spec)
 
+    @property
+    def cache(self):
+        """The artifact cache the factory builds into; scores are kept beside the artifacts, under its locks."""
+        return self.models().cache
+
     def scores(self, spec: VariantSpec, dataset: EvalSet) -> Scores:
         """Scores of one variant on the whole evaluation order of a data set, computed once per run (the
         reference's from the cache). Variants under a sequential decision use `score_more`."""
@@ -93,7 +98,7 @@ class ScoreStore:
         s = self.context.settings
         name = cache_key(factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
                          self._retrieval_queries(dataset, order) is not None)[:24]
-        return self.models().cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
+        return self.cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
 
     def baseline_scores(self, factory, dataset: EvalSet, qids: list[str]) -> Scores:
         """The baseline model's scores (`factory`: the baseline's) on `qids`, a prefix of the evaluation order,
@@ -102,7 +107,7 @@ class ScoreStore:
         spec, seed = self.context.reference, self.context.thresholds.decision["seed"]
         path = self._scores_path(factory, spec, dataset, dataset.evaluation_order(seed), "baseline")
         memo = ("baseline", dataset.name)
-        with self.models().cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
             known = self.run.scores.get(memo) or self._cached(path, "baseline")
             have = {q for q, _ in known.keys} if known is not None else set()
             if missing := [q for q in qids if q not in have]:
@@ -123,7 +128,7 @@ class ScoreStore:
     def _kept(self, path: Path, whose: str, compute) -> tuple[Scores, bool]:
         """Scores kept in the cache at `path` (sha256-checked, under its lock, so workers and shards compute them
         once), else `compute()` saved there; and whether they came from the cache."""
-        with self.models().cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
             result = self._cached(path, whose)
             if result is not None:
                 return result, True
@@ -148,7 +153,7 @@ class ScoreStore:
         if key not in self.run.scores:
             def compute() -> Scores:
                 self.context.progress(f"scoring {spec.id} on {validation.name} (accuracy control's validation split)")
-                return score(self.models().load(spec), self.context.candidate.kind, validation,
+                return score(self.load(spec), self.context.candidate.kind, validation,
                              batch_size=self.context.settings.batch_size)
 
             path = self._scores_path(self.models(), spec, validation, sorted(validation.candidates), "validation")

@@ -103,7 +103,7 @@ class SessionTime:
         """Every variant's estimate in the header and one line; `with_reference`: the reference is still ahead."""
         owned = self.context.owned
         plan = {s.id: e.seconds for s in self.context.selected if s.id in owned and (e := self.estimate(s)) is not None}
-        ahead = (unit if with_reference and REFERENCE_ID in self.context.owned else 0.0) + sum(plan.values())
+        ahead = (unit if with_reference and REFERENCE_ID in owned else 0.0) + sum(plan.values())
         self.run.verdict.header["plan"] = {"estimated_s": {v: round(s, 1) for v, s in plan.items()},
                                            "budget_s": self.time_guard.budget_s, "basis": basis,
                                            "reference_s": round(unit, 1)}
