@@ -5,19 +5,7 @@ calibration inputs from the local train split -- not sentence-transformers'
 `export_static_quantized_openvino_model`, which downloads glue/sst2 from the hub and
 calibrates a reranker on single sentences.
 
-Accuracy-controlled int8 (`openvino-qint8-ac`) runs NNCF's `quantize_with_accuracy_control`
-with the same calibration and quantization settings as `openvino-qint8`, the variant's
-relative MAP limit (`DropType.RELATIVE`: NNCF's default drop is absolute) and a validation
-function that scores the held-out validation split through the same sentence-transformers
-model and mteb evaluation the gate uses (quantgate.evaluation.tuning).
-
-Those settings include SmoothQuant (alpha 0.95 on MatMuls): activations are multiplied by a
-per-channel scale and the weights divided by it. NNCF 3.4's accuracy restorer, reverting an
-operation "to floating point" (`RestoreMode.ACTIVATIONS_AND_WEIGHTS`), puts back the *original*
-weight but leaves the scale on the activation: the reverted MatMul computes a different function
-(measured here: Kendall tau vs fp32 0.94 -> 0.71 after reverting 4 MatMuls). With SmoothQuant on,
-operations are therefore reverted with `RestoreMode.ONLY_ACTIVATIONS` (float activations, the
-smoothed weights stay int8), and every saved model is checked for that mismatch.
+Accuracy-controlled int8 (`openvino-qint8-ac`) is built in quantgate.backends.openvino_ac.
 """
 
 from __future__ import annotations
@@ -38,8 +26,8 @@ from quantgate.backends.common import (
     remove_files,
     tokenize,
 )
-from quantgate.backends.openvino_ir import check_smoothing, op_precision
-from quantgate.progress import Tracked, bar
+from quantgate.backends.openvino_ir import op_precision
+from quantgate.progress import Tracked
 from quantgate.variants import machine
 from quantgate.variants.cache import Artifact
 from quantgate.variants.registry import VariantSpec
@@ -48,6 +36,8 @@ PLAIN = "openvino/openvino_model.xml"
 QINT8 = "openvino/openvino_model_qint8_quantized.xml"
 QINT8_AC = "openvino/openvino_model_qint8_ac.xml"
 RUNTIME = "openvino"
+# openvino-qint8-ac (quantgate.backends.openvino_ac): enters its cache key, so a change of method rebuilds it
+TUNING_METHOD = "nncf accuracy control: compressed weights validated, groups ranked coarse to fine"
 WEIGHT_FILES = ("*.xml", "*.bin")
 skip_reason = cpu_only
 
@@ -126,11 +116,13 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
             raise RuntimeError(f"the OpenVINO export wrote no {PLAIN} in {out}")
         return {"backend": "openvino", "file_name": PLAIN}
     if ctx.spec.opts.get("accuracy_control") == "nncf":
-        return _build_accuracy_controlled(ctx, out)
+        from quantgate.backends import openvino_ac
+
+        return openvino_ac.build(ctx, out)
     return _build_static_int8(ctx, out)
 
 
-def _calibration_samples(ctx: BuildContext, out: Path):
+def calibration_samples(ctx: BuildContext, out: Path):
     """The plain IR copied from the dependency, loaded, and its calibration samples (one unpadded
     sequence each, as at inference with batch 1)."""
     if not ctx.calibration:
@@ -156,7 +148,7 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
     import nncf
     from optimum.intel import OVConfig, OVQuantizationConfig, OVQuantizer
 
-    model, samples = _calibration_samples(ctx, out)
+    model, samples = calibration_samples(ctx, out)
     ov_model = model.transformers_model
     config = OVConfig(quantization_config=OVQuantizationConfig(num_samples=len(samples)))
     quantizer = OVQuantizer.from_pretrained(ov_model)
@@ -171,92 +163,6 @@ def _build_static_int8(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
     return {"backend": "openvino", "file_name": QINT8, "calibration_samples": len(samples),
             **op_precision(ov.Core().read_model(out / QINT8))}
-
-
-def _build_accuracy_controlled(ctx: BuildContext, out: Path) -> dict[str, Any]:
-    import nncf
-    import openvino as ov
-    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters, RestoreMode
-    from optimum.intel import OVQuantizationConfig
-
-    tuning = ctx.tuning
-    kind = ctx.candidate.kind
-    model, samples = _calibration_samples(ctx, out)
-    ov_model = model.transformers_model
-    original_request = ov_model.request
-
-    trials = bar(None, f"{ctx.spec.id}: accuracy-control validations", "validation")
-
-    def validate(compiled_model, qids) -> tuple[float, list[float]]:
-        """The gate's metric with NNCF's compiled model in place of the variant's own."""
-        ov_model.request = compiled_model
-        try:
-            value, per_query = tuning.quality(model, kind, list(qids))
-        finally:
-            ov_model.request = original_request
-        trials.set_postfix_str(f"MAP {value:.4f} on {len(per_query)} queries", refresh=False)
-        trials.update(1)
-        return value, per_query
-
-    # openvino-qint8's settings exactly (optimum-intel's OVQuantizationConfig -> NNCF arguments)
-    settings = OVQuantizationConfig(num_samples=len(samples)).to_nncf_dict()
-    settings.pop("mode", None)
-    settings["advanced_quantization_parameters"] = settings.pop("advanced_parameters")
-    smoothed = settings["advanced_quantization_parameters"].smooth_quant_alphas.matmul > 0
-    restore = RestoreMode.ONLY_ACTIVATIONS if smoothed else RestoreMode.ACTIVATIONS_AND_WEIGHTS
-    reference, _ = tuning.reference_quality()
-    # NNCF validates with weights still behind FakeQuantize and compresses them to int8 only when it
-    # returns: the saved model's numerics differ (measured here: validation MAP 0.7181 vs 0.7098). So
-    # the returned model is validated again; when it misses the limit, NNCF runs once more, asked for
-    # that gap less (each run is one of the trials thresholds.toml allows).
-    drop, attempts, quantized = tuning.max_loss, [], None
-    for _ in range(min(2, tuning.max_trials)):
-        seen: list[float] = []
-        calls = iter(range(2))
-
-        def recording(compiled_model, qids, seen=seen, calls=calls):
-            # NNCF's first two calls are of its float model (a one-item metric-mode probe, the initial validation):
-            # the reference's cached validation answers them, the candidate as the quality gate measures it
-            if next(calls, None) is not None:
-                return tuning.reference_quality(list(qids))
-            value, per_query = validate(compiled_model, qids)
-            if len(per_query) == len(tuning.qids):
-                seen.append(value)  # NNCF's full validations; the last is of the model it returns
-            return value, per_query
-
-        quantized = nncf.quantize_with_accuracy_control(
-            ov_model.model,
-            nncf.Dataset(Tracked(samples, f"{ctx.spec.id}: calibrating")),
-            nncf.Dataset(tuning.qids),
-            recording,
-            max_drop=drop,
-            drop_type=nncf.DropType.RELATIVE,
-            advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-                max_num_iterations=tuning.max_trials,
-                ranking_subset_size=min(tuning.ranking_queries, len(tuning.qids)),
-                # a second worker compiles the next group while one is validated: 697 s -> 484 s, base embedder
-                num_ranking_workers=2,
-                restore_mode=restore,
-            ),
-            **settings,
-        )
-        value, _ = validate(ov.compile_model(quantized, "CPU", ov_config(ctx)), tuning.qids)
-        nncf_loss, loss = tuning.loss(reference, seen[-1]), tuning.loss(reference, value)
-        attempts.append({"max_drop": round(drop, 6), "nncf_validated_loss": round(nncf_loss, 6),
-                         "saved_model_loss": round(loss, 6), **op_precision(quantized)})
-        gap = loss - nncf_loss  # what weight compression cost after NNCF's validation
-        asked = max(0.0, min(drop, nncf_loss) - gap)  # the same request again (a limit of 0) repeats the same run
-        if loss <= tuning.max_loss or nncf_loss > drop or gap <= 0 or asked >= drop:
-            break  # met; or NNCF itself fell short within its iterations; or nothing new to ask
-        drop = asked
-    trials.close()
-    check_smoothing(quantized, ov_model.model)
-    remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])
-    ov.save_model(quantized, out / QINT8_AC, compress_to_fp16=False)
-    return {"backend": "openvino", "file_name": QINT8_AC, "calibration_samples": len(samples),
-            **op_precision(quantized), "restore_mode": restore.value,
-            "accuracy_control": tuning.summary(reference, value, tool="nncf.quantize_with_accuracy_control",
-                                               attempts=attempts)}
 
 
 def header_lines(selected: list[VariantSpec], device: str) -> list[str]:

@@ -107,6 +107,8 @@ class VariantFactory:
         dependency = self.key(self.variants[spec.depends_on]) if spec.depends_on else None
         calibration = inputs_fingerprint(self.calibration()[0]) if spec.calibrated else None
         tuning = self.tuning(spec).key_material() if spec.tuned else None
+        if tuning and getattr(spec.backend, "TUNING_METHOD", None):  # how the backend tunes: a change rebuilds
+            tuning["method"] = spec.backend.TUNING_METHOD
         return cache_key(
             ARTIFACT_FORMAT,
             self.candidate.content_hash,

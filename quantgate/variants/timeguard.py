@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantgate.backends.openvino_ac import ranking_compiles
 from quantgate.variants.registry import REFERENCE_ID
 
 # wall(variant) / the reference's unit, one cold default run (every artifact built; the embedded embedder on
@@ -35,12 +36,12 @@ HISTORY_RUNS = 5
 # are much of its cost (2,260 s for openvino-qint8-ac with an MPNet-base embedder on scifact), far more than the
 # embedded run's multiple says. Their time is added from the reference's own items/s.
 EXTRA_PASSES = 2
-# NNCF ranks every group of quantizers before its first trial (when plain int8 misses the limit): per group, a model
-# compile and the ranking queries scored. Measured (docs/measurements.md): groups 0.92 and 0.86 per weight matrix
-# (MiniLM-L6 reranker about 35 of 38, BERT-base embedder 63 of 73); a compile 0.71 s (0.09 GB of fp32 weights) and
-# 2.56 s (0.41 GB); both runs ranked twice (a re-ranking after a step back; a second NNCF run). Scoring is counted at
-# the reference's rate: the int8 model ranked 1.9x faster on the base embedder, so the estimate errs long (932 s
-# planned for a build of 474 s with two ranking workers; 697 s with one).
+# NNCF ranks the groups of quantizers before its first trial (when plain int8 misses the limit), coarse to fine
+# (openvino_ac.ranking_compiles: about 2*sqrt(groups*trials) compiles), each a compile and the ranking queries scored.
+# Measured (docs/measurements.md): groups 0.92 and 0.86 per weight matrix (MiniLM-L6 reranker about 35 of 38,
+# BERT-base embedder 63 of 73); a compile 0.71 s (0.09 GB of fp32 weights) and 2.56 s (0.41 GB); the reranker's tight
+# build ranked twice (a re-ranking after a step back: 38 compiles in all). Scoring is counted at the reference's rate:
+# the int8 model ranked 1.9x faster on the base embedder, so the estimate errs long.
 GROUPS_PER_MATRIX = 0.9
 RANKINGS = 2
 COMPILE_S, COMPILE_S_PER_GB = 0.2, 5.8
@@ -50,13 +51,14 @@ def tuning_seconds(control: dict[str, int], items_per_s: float, nncf: bool, matr
                    weight_gb: float = 0.0) -> float:
     """An accuracy-controlled build's validation work at the reference's items/s: (max_trials + EXTRA_PASSES)
     passes of the validation split (a query's candidates and the query: C + 1 items); for NNCF, RANKINGS rankings of
-    its groups (GROUPS_PER_MATRIX x `matrices`), each a compile and the ranking queries scored."""
+    its groups (GROUPS_PER_MATRIX x `matrices`), each compile with the ranking queries scored."""
     per_query = control["validation_candidates"] + 1
     seconds = (control["max_trials"] + EXTRA_PASSES) * control["validation_queries"] * per_query / items_per_s
     if nncf:
         ranking_items = min(control["ranking_queries"], control["validation_queries"]) * per_query
         group_s = ranking_items / items_per_s + COMPILE_S + COMPILE_S_PER_GB * weight_gb
-        seconds += RANKINGS * GROUPS_PER_MATRIX * matrices * group_s
+        groups = max(1, round(GROUPS_PER_MATRIX * matrices))
+        seconds += RANKINGS * ranking_compiles(groups, control["max_trials"]) * group_s
     return seconds
 
 

@@ -1,16 +1,18 @@
-"""NNCF's accuracy control validates a model whose weights are still behind FakeQuantize and compresses them to int8
-only when it returns, so the saved model's loss is not the one NNCF decided on. This builds the shared reranker's
-tight `openvino-qint8-ac` as tests/test_accuracy_control.py does (30 scifact test queries held out, 12 x 10
-validation split, limit 0, 2 trials, 4 ranking queries, 64 calibration inputs), as NNCF does it (`plain`) or with
-every model NNCF validates compressed first, as the saved one will be (`compressed`: a patch of NNCF's
-OVPreparedModel, for measuring only), and prints the build time, the saved model's loss and NNCF's attempts.
+"""openvino-qint8-ac built three ways, to measure what each of quantgate's two changes to NNCF's accuracy restorer
+(quantgate.backends.openvino_ac) does: `nncf` (NNCF 3.4 as shipped: weights behind FakeQuantize while validated, one
+compile per group ranked), `compressed` (weights compressed before each validation, NNCF's ranking) and `default`
+(both changes: what the gate runs). The shared reranker's tight build as tests/test_accuracy_control.py sets it (30
+scifact test queries held out, 12 x 10 validation split, limit 0, 2 trials, 4 ranking queries, 64 calibration
+inputs); prints the build time, the saved model's loss, its float MatMuls and the compiles NNCF made.
 
-    python scripts/ac_weight_gap.py plain /tmp/gap/plain
-    python scripts/ac_weight_gap.py compressed /tmp/gap/compressed
+    python scripts/ac_methods.py nncf /tmp/ac/nncf
+    python scripts/ac_methods.py compressed /tmp/ac/compressed
+    python scripts/ac_methods.py default /tmp/ac/default
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -19,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nncf.quantization.algorithms.accuracy_control import openvino_backend
-from openvino._offline_transformations import compress_quantize_weights_transformation
 
+from quantgate.backends import openvino_ac
 from quantgate.evaluation.splits import split_test
 from quantgate.session.core import GateSession, GateSettings
 from tests.conftest import RERANKER, SCIFACT, thresholds_file
@@ -28,21 +30,25 @@ from tests.conftest import RERANKER, SCIFACT, thresholds_file
 VARIANT = "openvino-qint8-ac"
 
 
-def compress_before_validating() -> None:
+def count_compiles() -> list[int]:
+    compiles = [0]
     original = openvino_backend.OVPreparedModel.__init__
 
-    def prepared(self, model, use_fp32_precision: bool = True) -> None:
-        copy = model.clone()
-        compress_quantize_weights_transformation(copy)
-        original(self, copy, use_fp32_precision)
+    def counted(self, *args, **kwargs) -> None:
+        compiles[0] += 1
+        original(self, *args, **kwargs)
 
-    openvino_backend.OVPreparedModel.__init__ = prepared
+    openvino_backend.OVPreparedModel.__init__ = counted
+    return compiles
 
 
 def main() -> None:
     mode, out = sys.argv[1], Path(sys.argv[2])
-    if mode == "compressed":
-        compress_before_validating()
+    if mode in ("nncf", "compressed"):
+        openvino_ac.ranked_coarse_to_fine = lambda max_trials: contextlib.nullcontext()
+    if mode == "nncf":
+        openvino_ac.validated_compressed = contextlib.nullcontext
+    compiles = count_compiles()
     validation, evaluation = split_test(SCIFACT, out / "split", 30, seed=0)
     thresholds = thresholds_file(out / "thresholds", {VARIANT: 0.0}, validation_queries=12, validation_candidates=10,
                                  max_trials=2, ranking_queries=4)
@@ -54,7 +60,7 @@ def main() -> None:
     load = gate.factory.artifact(gate.context.registry.variants[VARIANT]).manifest["load"]
     control = load["accuracy_control"]
     print(json.dumps({"mode": mode, "build_s": round(time.perf_counter() - started, 1), "loss": control["loss"],
-                      "ops_float": load["ops_float"], "attempts": control.get("attempts")}, indent=1))
+                      "ops_float": load["ops_float"], "nncf_compiles": compiles[0]}, indent=1))
 
 
 if __name__ == "__main__":
