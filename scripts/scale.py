@@ -4,8 +4,9 @@ Models are built from a config (BERT base: 12 layers x 768, 110M parameters; lar
 the tokenizer of --tokenizer and random weights (seeded): quality is not the point, memory and time are.
 Each model is gated on a small subset of --data under `/usr/bin/time -v`, with the memory guard's limit set
 to the bound the gate must keep (2 GB + 4 x the fp32 weights), so a variant that would not fit is skipped
-with its reason instead of the run being killed. Per variant: peak RSS (sampled) and wall time from the
-verdict; per run: maximum RSS and elapsed time from time -v.
+with its reason instead of the run being killed. Per variant: peak RSS (sampled), wall time and the time guard's
+estimate from the verdict, build time (calibration and accuracy control's tuning included) from the artifact's
+manifest, scoring time; per run: maximum RSS and elapsed time from time -v.
 
     python scripts/scale.py --tokenizer ../shared/models/minilm-l6-scifact-reranker \
         --data ../shared/data/scifact --out /tmp/scale --sizes base,large --kinds reranker,embedder
@@ -27,6 +28,7 @@ import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer, models
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
+from quantgate.variants.cache import MANIFEST
 from quantgate.variants.candidate import fp32_weight_bytes
 from quantgate.variants.memory import GB, bound
 from quantgate.variants.registry import ordered
@@ -85,8 +87,18 @@ def gate(model: Path, args, out: Path, limit_gb: float) -> dict:
     return {"returncode": proc.returncode, "seconds": round(time.perf_counter() - started, 1),
             "max_rss_gb": round(int(peak_kb.group(1)) / 2**20, 3) if peak_kb else None,
             "complete": verdict.get("complete"), "skipped": verdict.get("skipped", {}),
-            "variants": {vid: {"decision": e.get("decision"), **e.get("memory", {}), "wall_s": e.get("wall_seconds")}
+            "variants": {vid: {"decision": e.get("decision"), **e.get("memory", {}), **times(vid, e, verdict)}
                          for vid, e in verdict.get("variants", {}).items()}}
+
+
+def times(vid: str, entry: dict, verdict: dict) -> dict:
+    """Where a variant's wall time went: its build (the artifact's manifest; calibration and accuracy control's
+    tuning are part of it), its scoring of the gate's data, and what the time guard planned for it."""
+    manifest = Path(entry.get("artifact", {}).get("path", "/nonexistent")) / MANIFEST
+    build = json.loads(manifest.read_text()).get("build_seconds") if manifest.is_file() else None
+    scoring = sum(s for key, s in verdict.get("scoring_seconds", {}).items() if key.startswith(f"{vid}@"))
+    return {"wall_s": entry.get("wall_seconds"), "build_s": build, "scoring_s": round(scoring, 1),
+            "estimated_s": entry.get("time", {}).get("estimated_s")}
 
 
 def main() -> None:
@@ -131,11 +143,13 @@ def table(results: dict) -> str:
     for name, r in results.items():
         lines += [f"### {name}: {r['parameters_m']}M parameters, bound {r['bound_gb']:.2f} GB; run max RSS "
                   f"{r['max_rss_gb']} GB in {r['seconds'] / 60:.1f} min (exit {r['returncode']}, complete "
-                  f"{r['complete']})", "", "| variant | decision | peak RSS GB | wall s |", "|---|---|---:|---:|"]
+                  f"{r['complete']})", "", "| variant | decision | peak RSS GB | build s | scoring s | wall s | "
+                  "planned s |", "|---|---|---:|---:|---:|---:|---:|"]
         for vid in ordered(r["variants"]):
             v = r["variants"][vid]
             peak = v.get("peak_rss_mb")
-            lines.append(f"| {vid} | {v['decision']} | {peak / 1024 if peak else 0:.2f} | {v.get('wall_s')} |")
+            lines.append(f"| {vid} | {v['decision']} | {peak / 1024 if peak else 0:.2f} | {v.get('build_s')} | "
+                         f"{v.get('scoring_s')} | {v.get('wall_s')} | {v.get('estimated_s')} |")
         lines += [f"- skipped: {why}" for why in r["skipped"].values()] + [""]
     return "\n".join(lines)
 
