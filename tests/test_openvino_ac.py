@@ -11,7 +11,7 @@ pytest.importorskip("nncf")
 
 from nncf.quantization.algorithms.accuracy_control import algorithm, ranker
 
-from quantgate.backends.openvino_ac import ranked_coarse_to_fine
+from quantgate.backends.openvino_ac import ranked_coarse_to_fine, validated_compressed
 
 
 def ranked(benefit: list[float], max_trials: int, monkeypatch) -> tuple[list[int], int]:
@@ -60,3 +60,47 @@ def test_the_best_groups_of_each_refined_block_are_ranked_one_by_one(monkeypatch
 def test_a_few_groups_are_ranked_one_by_one_as_nncf_does(monkeypatch):
     order, compiles = ranked([0.3, 0.1, 0.2, 0.0, 0.4], 3, monkeypatch)
     assert order == [3, 1, 2, 0, 4] and compiles == 5
+
+
+def test_no_ranking_once_the_last_trial_is_made(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ranker.Ranker, "rank_groups_of_quantizers", lambda self, groups, *a: calls.append(1) or groups)
+    monkeypatch.setattr(algorithm, "revert_operations_to_floating_point_precision", lambda *a, **k: "reverted")
+    graph = SimpleNamespace(topological_sort=lambda: [])
+    with ranked_coarse_to_fine(2):
+        restorer_ranker = algorithm.Ranker(4, None, None, None)
+        for trial in range(3):
+            restorer_ranker.rank_groups_of_quantizers([], None, graph, [], [])
+            if trial < 2:
+                assert algorithm.revert_operations_to_floating_point_precision() == "reverted"  # the loop's trial
+    assert len(calls) == 2  # the initial ranking and the re-ranking after trial 1; none after trial 2, the last
+
+
+def test_every_model_nncf_compiles_is_compressed_first(monkeypatch):
+    import openvino._offline_transformations as transformations
+    from nncf.quantization.algorithms.accuracy_control import openvino_backend
+
+    compiled = []
+
+    class Model:
+        compressed = False
+
+        def clone(self):
+            return Model()
+
+    class Prepared:  # NNCF's OVPreparedModel, without a compile
+        def __init__(self, model, use_fp32_precision=True):
+            compiled.append(model.compressed)
+
+    monkeypatch.setattr(openvino_backend, "OVPreparedModel", Prepared)
+    monkeypatch.setattr(transformations, "compress_quantize_weights_transformation",
+                        lambda model: setattr(model, "compressed", True))
+    monkeypatch.setattr(ranker.Ranker, "rank_groups_of_quantizers",
+                        lambda self, groups, *a: [openvino_backend.OVPreparedModel(Model()) for _ in groups] and groups)
+    graph = SimpleNamespace(topological_sort=lambda: [])
+    with validated_compressed(), ranked_coarse_to_fine(3):
+        openvino_backend.OVPreparedModel(Model())  # the quantized model's validation
+        algorithm.Ranker(4, None, None, None).rank_groups_of_quantizers([1, 2], None, graph, [], [])
+        openvino_backend.OVPreparedModel(Model())  # a trial's validation
+    assert compiled == [True, True, True, True]
+    assert openvino_backend.OVPreparedModel is Prepared
