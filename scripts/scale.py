@@ -58,9 +58,13 @@ def build_model(size: str, kind: str, tokenizer_dir: Path, out: Path, max_length
     return out
 
 
-def thresholds_for_scale(out: Path, queries: int = 20, candidates: int = 5, trials: int = 3, ranking: int = 5) -> Path:
-    """thresholds.toml with a small accuracy-control validation split (tuning time, not its result, matters)."""
+def thresholds_for_scale(out: Path, queries: int = 20, candidates: int = 5, trials: int = 3) -> Path:
+    """thresholds.toml with a small accuracy-control validation split (tuning time, not its result, matters); NNCF's
+    ranking queries keep the project's share of the split (10 of 100: 2 of 20)."""
     text = (ROOT / "thresholds.toml").read_text()
+    default = {key: int(re.search(rf"^{key} = (\d+)", text, flags=re.MULTILINE).group(1))
+               for key in ("validation_queries", "ranking_queries")}
+    ranking = max(1, round(queries * default["ranking_queries"] / default["validation_queries"]))
     for key, value in (("validation_queries", queries), ("validation_candidates", candidates), ("max_trials", trials),
                        ("ranking_queries", ranking)):
         text = re.sub(rf"^{key} = \d+", f"{key} = {value}", text, flags=re.MULTILINE)

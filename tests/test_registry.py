@@ -5,7 +5,15 @@ import pytest
 
 from quantgate.config import load_thresholds
 from quantgate.errors import QuantgateUsageError
-from quantgate.variants.registry import REFERENCE_ID, VARIANTS, Registry, UnknownVariantError, VariantSpec, select
+from quantgate.variants.registry import (
+    REFERENCE_ID,
+    VARIANTS,
+    Registry,
+    UnknownVariantError,
+    VariantSpec,
+    select,
+    untuned,
+)
 from tests.conftest import ROOT
 
 SEED_IDS = [
@@ -134,3 +142,10 @@ def test_every_backend_family_satisfies_the_contract():
 def test_a_new_family_is_refused_until_it_is_in_the_map():
     with pytest.raises(ValueError, match="unknown family 'tensorrt'"):
         VariantSpec("trt", "tensorrt", "fp16", "not a family yet")
+
+
+def test_each_accuracy_controlled_variant_starts_from_its_plain_int8_variant():
+    # the time guard counts a tuned build's validation passes at the rate its untuned variant scored in the run
+    assert {v.id: untuned(v).id for v in VARIANTS.values() if v.tuned} == {
+        "openvino-qint8-ac": "openvino-qint8", "inc-int8-autotune": "inc-int8"}
+    assert untuned(VARIANTS["openvino-qint8"]) is None  # only a tuned variant has one

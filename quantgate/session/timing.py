@@ -9,7 +9,7 @@ from functools import cached_property
 
 from quantgate.variants import machine
 from quantgate.variants.memory import GB
-from quantgate.variants.registry import REFERENCE_ID, VariantSpec
+from quantgate.variants.registry import REFERENCE_ID, VariantSpec, untuned
 from quantgate.variants.timeguard import (
     Estimate,
     TimeGuard,
@@ -57,19 +57,27 @@ class SessionTime:
         return self.time_guard.estimate(spec.id, cold, unit, self._tuning_seconds(spec) if cold else 0.0)
 
     def _tuning_seconds(self, spec: VariantSpec) -> float:
-        """An accuracy-controlled build's validation work (timeguard.tuning_seconds) at the reference's items/s in
-        this run."""
+        """An accuracy-controlled build's validation work (timeguard.tuning_seconds) at the items/s of the model it
+        scores: its untuned variant's in this run when that has scored (the base embedder's openvino-qint8 scored
+        3.7x the reference's rate), else the reference's."""
         if not spec.tuned:
             return 0.0
-        scored = [self.run.scores[key] for key in self.run.scores if key[0] == REFERENCE_ID]
-        seconds = sum(s.seconds for s in scored)
-        items = sum(len(s.keys) if self.context.candidate.kind == "reranker" else len(s.texts) for s in scored)
-        if not seconds or not items:
+        plain = untuned(spec)
+        rate = self._items_per_s(plain.id) if plain is not None else None
+        rate = rate or self._items_per_s(REFERENCE_ID)
+        if not rate:
             return 0.0
         nncf = spec.opts.get("accuracy_control") == "nncf"
         candidate = self.context.candidate
-        return tuning_seconds(self.context.thresholds.accuracy_control, items / seconds, nncf, candidate.matrix_weights,
+        return tuning_seconds(self.context.thresholds.accuracy_control, rate, nncf, candidate.matrix_weights,
                               candidate.fp32_weight_bytes / GB)
+
+    def _items_per_s(self, variant: str) -> float | None:
+        """What a variant scored in this run per second: pairs for a reranker, texts for an embedder."""
+        scored = [self.run.scores[key] for key in self.run.scores if key[0] == variant]
+        seconds = sum(s.seconds for s in scored)
+        items = sum(len(s.keys) if self.context.candidate.kind == "reranker" else len(s.texts) for s in scored)
+        return items / seconds if seconds and items else None
 
     def time_skip(self, spec: VariantSpec) -> str | None:
         """Why the time guard skips this variant (recorded in the verdict), or None; its estimate is kept."""

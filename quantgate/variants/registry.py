@@ -178,6 +178,16 @@ def torch_auto() -> VariantSpec:
                        "(torch_dtype='auto', as sentence-transformers' model_kwargs allow)", (("dtype", "auto"),))
 
 
+def untuned(spec: VariantSpec, registry: dict[str, VariantSpec] | None = None) -> VariantSpec | None:
+    """The variant an accuracy-controlled one starts from (openvino-qint8 for openvino-qint8-ac, inc-int8 for
+    inc-int8-autotune): same family and precision, not tuned, an artifact of its own, every option of it in `spec`."""
+    registry = VARIANTS if registry is None else registry
+    opts = spec.opts
+    return next((s for s in registry.values() if s.family == spec.family and s.precision == spec.precision
+                 and not s.tuned and s.artifact_of is None and s.options
+                 and all(opts.get(k) == v for k, v in s.options)), None) if spec.tuned else None
+
+
 def ordered(ids) -> list[str]:
     """Variant ids in registry order (the reference first), others after by id."""
     index = {vid: i for i, vid in enumerate(VARIANTS)}

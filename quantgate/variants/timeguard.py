@@ -34,14 +34,16 @@ HISTORY_RUNS = 5
 # quantized model's pass and the saved model's check, then one per group of operations reverted; the float model's
 # come from the reference's cached validation; INC: one per configuration), and on a base-size model those passes
 # are much of its cost (2,260 s for openvino-qint8-ac with an MPNet-base embedder on scifact), far more than the
-# embedded run's multiple says. Their time is added from the reference's own items/s.
+# embedded run's multiple says. Their time is added from measured items/s (below).
 EXTRA_PASSES = 2
 # NNCF ranks the groups of quantizers before its first trial (when plain int8 misses the limit), coarse to fine
 # (openvino_ac.ranking_compiles: about 2*sqrt(groups*trials) compiles), each a compile and the ranking queries scored.
 # Measured (docs/measurements.md): groups 0.92 and 0.86 per weight matrix (MiniLM-L6 reranker about 35 of 38,
-# BERT-base embedder 63 of 73); a compile 0.71 s (0.09 GB of fp32 weights) and 2.56 s (0.41 GB); the reranker's tight
-# build ranked twice (a re-ranking after a step back: 38 compiles in all). Scoring is counted at the reference's rate:
-# the int8 model ranked 1.9x faster on the base embedder, so the estimate errs long.
+# BERT-base embedder 63 of 73); a compile 0.71 s (0.09 GB of fp32 weights) and 2.3-2.6 s (0.41 GB); the reranker's
+# tight build ranked twice (a re-ranking after a step back with a trial left: 38 compiles in all), the base embedder
+# once (its step back came at the last trial, where no ranking is made). RANKINGS counts the second as the usual
+# worst case, so a first run's estimate errs long. Passes and rankings are scored at the rate of the model they
+# score: the untuned int8 variant's in the run when it has scored (quantgate.session.timing), else the reference's.
 GROUPS_PER_MATRIX = 0.9
 RANKINGS = 2
 COMPILE_S, COMPILE_S_PER_GB = 0.2, 5.8
@@ -49,7 +51,7 @@ COMPILE_S, COMPILE_S_PER_GB = 0.2, 5.8
 
 def tuning_seconds(control: dict[str, int], items_per_s: float, nncf: bool, matrices: int = 0,
                    weight_gb: float = 0.0) -> float:
-    """An accuracy-controlled build's validation work at the reference's items/s: (max_trials + EXTRA_PASSES)
+    """An accuracy-controlled build's validation work at `items_per_s`: (max_trials + EXTRA_PASSES)
     passes of the validation split (a query's candidates and the query: C + 1 items); for NNCF, RANKINGS rankings of
     its groups (GROUPS_PER_MATRIX x `matrices`), each compile with the ranking queries scored."""
     per_query = control["validation_candidates"] + 1
