@@ -104,3 +104,16 @@ def test_every_model_nncf_compiles_is_compressed_first(monkeypatch):
         openvino_backend.OVPreparedModel(Model())  # a trial's validation
     assert compiled == [True, True, True, True]
     assert openvino_backend.OVPreparedModel is Prepared
+
+
+def test_the_ranking_reverts_groups_as_the_restorer_does():
+    # NNCF 3.4's restorer builds its ranker without its restore mode: with SmoothQuant's ONLY_ACTIVATIONS, groups
+    # were ranked by models with their original weights put back under smoothed activations
+    from nncf.quantization.advanced_parameters import RestoreMode
+
+    assert algorithm.Ranker(4, None, None, None)._restore_mode == RestoreMode.ACTIVATIONS_AND_WEIGHTS  # NNCF's own
+    with ranked_coarse_to_fine(3, RestoreMode.ONLY_ACTIVATIONS):
+        assert algorithm.Ranker(4, None, None, None)._restore_mode == RestoreMode.ONLY_ACTIVATIONS
+        # reverting activations and weights needs the FakeQuantize weights: no compressed copy to rank from
+        with ranked_coarse_to_fine(3, RestoreMode.ACTIVATIONS_AND_WEIGHTS):
+            assert algorithm.Ranker(4, None, None, None)._compressed([], None, None) is None

@@ -39,14 +39,15 @@ EXTRA_PASSES = 2
 # NNCF ranks the groups of quantizers before its first trial (when plain int8 misses the limit), coarse to fine
 # (openvino_ac.ranking_compiles: about 2*sqrt(groups*trials) compiles), each a compile and the ranking queries scored.
 # Measured (docs/measurements.md): groups 0.92 and 0.86 per weight matrix (MiniLM-L6 reranker about 35 of 38,
-# BERT-base embedder 63 of 73); a compile 0.71 s (0.09 GB of fp32 weights) and 2.3-2.6 s (0.41 GB); the reranker's
-# tight build ranked twice (a re-ranking after a step back with a trial left: 38 compiles in all), the base embedder
-# once (its step back came at the last trial, where no ranking is made). RANKINGS counts the second as the usual
-# worst case, so a first run's estimate errs long. Passes and rankings are scored at the rate of the model they
-# score: the untuned int8 variant's in the run when it has scored (quantgate.session.timing), else the reference's.
+# BERT-base embedder 63 of 73); a ranking model's compile (reverted from one compressed copy) 0.38 s alone for
+# MiniLM-L6 (0.09 GB of fp32 weights), 0.94 s in a BERT-base embedder's build (0.41 GB). That embedder's build
+# ranked once (26 models), the shared reranker's tight build compiled 21 models in all; RANKINGS = 2 allows a
+# re-ranking after a step back with a trial left, so a first run's estimate errs long. Passes and rankings are
+# scored at the rate of the model they score: the untuned int8 variant's in the run when it has scored
+# (quantgate.session.timing), else the reference's.
 GROUPS_PER_MATRIX = 0.9
 RANKINGS = 2
-COMPILE_S, COMPILE_S_PER_GB = 0.2, 5.8
+COMPILE_S, COMPILE_S_PER_GB = 0.2, 1.8
 
 
 def tuning_seconds(control: dict[str, int], items_per_s: float, nncf: bool, matrices: int = 0,
