@@ -117,3 +117,43 @@ def test_the_ranking_reverts_groups_as_the_restorer_does():
         # reverting activations and weights needs the FakeQuantize weights: no compressed copy to rank from
         with ranked_coarse_to_fine(3, RestoreMode.ACTIVATIONS_AND_WEIGHTS):
             assert algorithm.Ranker(4, None, None, None)._compressed([], None, None) is None
+
+
+def test_with_only_activations_reverted_the_ranking_reverts_from_one_compressed_copy(monkeypatch):
+    import openvino._offline_transformations as transformations
+    from nncf.quantization.advanced_parameters import RestoreMode
+    from nncf.quantization.algorithms.accuracy_control import openvino_backend
+
+    compressions, compiled, ranked_from = [], [], []
+
+    class Model:
+        compressed = False
+
+        def clone(self):
+            return Model()
+
+        def get_ops(self):  # the activation quantizer is still there once the weights are compressed
+            return [SimpleNamespace(get_friendly_name=lambda: "fq_activation")]
+
+    class Prepared:  # NNCF's OVPreparedModel, without a compile
+        def __init__(self, model, use_fp32_precision=True):
+            compiled.append(model.compressed)
+
+    def compress(model):
+        compressions.append(1)
+        model.compressed = True
+
+    def nncf_ranking(self, groups, model, *rest):
+        ranked_from.append(model.compressed)
+        return [openvino_backend.OVPreparedModel(model) for _ in groups] and groups
+
+    monkeypatch.setattr(openvino_backend, "OVPreparedModel", Prepared)
+    monkeypatch.setattr(transformations, "compress_quantize_weights_transformation", compress)
+    monkeypatch.setattr(ranker.Ranker, "rank_groups_of_quantizers", nncf_ranking)
+    group = ranker.GroupToRank([SimpleNamespace(node_name="fq_activation")], [])
+    with validated_compressed(), ranked_coarse_to_fine(3, RestoreMode.ONLY_ACTIVATIONS):
+        restorer_ranker = algorithm.Ranker(4, None, SimpleNamespace(get_op_with_weights_metatypes=lambda: []), None)
+        restorer_ranker.rank_groups_of_quantizers([group, group], Model(), SimpleNamespace(), [], [])
+        openvino_backend.OVPreparedModel(Model())  # a trial's validation
+    assert ranked_from == [True] and compiled == [True, True, True]  # every model compiled is compressed ...
+    assert len(compressions) == 2  # ... once for the ranking's two models, once for the trial
