@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import torch
@@ -62,8 +63,7 @@ def thresholds_for_scale(out: Path, queries: int = 20, candidates: int = 5, tria
     """thresholds.toml with a small accuracy-control validation split (tuning time, not its result, matters); NNCF's
     ranking queries keep the project's share of the split (10 of 100: 2 of 20)."""
     text = (ROOT / "thresholds.toml").read_text()
-    default = {key: int(re.search(rf"^{key} = (\d+)", text, flags=re.MULTILINE).group(1))
-               for key in ("validation_queries", "ranking_queries")}
+    default = tomllib.loads(text)["accuracy_control"]
     ranking = max(1, round(queries * default["ranking_queries"] / default["validation_queries"]))
     for key, value in (("validation_queries", queries), ("validation_candidates", candidates), ("max_trials", trials),
                        ("ranking_queries", ranking)):

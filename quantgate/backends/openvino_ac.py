@@ -128,9 +128,11 @@ def ranked_coarse_to_fine(max_trials: int, restore_mode=None):
             """The quantized model with its weights compressed, to revert every ranked group from, where no revert
             would remove a quantizer the compression folded into its weight (only weight quantizers of operations
             NNCF keeps int8 under ONLY_ACTIVATIONS are); else None."""
-            if self._restore_mode.value != "only_activations":
-                return None
+            from nncf.quantization.advanced_parameters import RestoreMode
             from openvino._offline_transformations import compress_quantize_weights_transformation
+
+            if self._restore_mode != RestoreMode.ONLY_ACTIVATIONS:
+                return None
 
             compressed = quantized_model.clone()
             compress_quantize_weights_transformation(compressed)
