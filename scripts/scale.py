@@ -82,7 +82,8 @@ def gate(model: Path, args, out: Path, limit_gb: float) -> dict:
                "--gate-memory-limit", f"{limit_gb:.3f}", "--gate-cache", str(out / "cache"), "--gate-report",
                str(report), "--gate-thresholds", str(thresholds_for_scale(out)), "--gate-no-resume",
                "--benchmark-storage", f"file://{out / 'benchmarks'}", "--benchmark-autosave",
-               *(["--variants", args.variants] if args.variants else [])]
+               *(["--variants", args.variants] if args.variants else []),
+               *(["--gate-time-budget", f"{args.budget:g}"] if args.budget else [])]
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     (out / "log.txt").write_text(proc.stdout + proc.stderr)
@@ -90,7 +91,7 @@ def gate(model: Path, args, out: Path, limit_gb: float) -> dict:
     verdict = json.loads((report / "verdict.json").read_text()) if (report / "verdict.json").is_file() else {}
     return {"returncode": proc.returncode, "seconds": round(time.perf_counter() - started, 1),
             "max_rss_gb": round(int(peak_kb.group(1)) / 2**20, 3) if peak_kb else None,
-            "complete": verdict.get("complete"), "skipped": verdict.get("skipped", {}),
+            "complete": verdict.get("complete"), "skipped": verdict.get("skipped", {}), "budget_min": args.budget,
             "variants": {vid: {"decision": e.get("decision"), **e.get("memory", {}), **times(vid, e, verdict)}
                          for vid, e in verdict.get("variants", {}).items()}}
 
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128, help="the models' truncation length (tokens)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=None, help="--variants (default: the whole CPU matrix)")
+    parser.add_argument("--budget", type=float, default=None, help="--gate-time-budget MINUTES (default: none)")
     parser.add_argument("--limit-gb", type=float, default=None,
                         help="the memory guard's limit (default: the bound); a large value measures without the guard")
     args = parser.parse_args()
@@ -145,10 +147,12 @@ def main() -> None:
 def table(results: dict) -> str:
     lines = []
     for name, r in results.items():
+        budget = f"; --gate-time-budget {r['budget_min']:g} min" if r.get("budget_min") else ""
         lines += [f"### {name}: {r['parameters_m']}M parameters, bound {r['bound_gb']:.2f} GB; run max RSS "
                   f"{r['max_rss_gb']} GB in {r['seconds'] / 60:.1f} min (exit {r['returncode']}, complete "
-                  f"{r['complete']})", "", "| variant | decision | peak RSS GB | build s | scoring s | wall s | "
-                  "planned s |", "|---|---|---:|---:|---:|---:|---:|"]
+                  f"{r['complete']}{budget})", "",
+                  "| variant | decision | peak RSS GB | build s | scoring s | wall s | planned s |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         for vid in ordered(r["variants"]):
             v = r["variants"][vid]
             peak = v.get("peak_rss_mb")

@@ -86,3 +86,43 @@ def test_embedder_retrieval_from_the_scoring_pass_equals_mteb_encoding_the_corpu
     assert one_pass.per_query["ndcg_at_10"].keys() == mteb_own.per_query["ndcg_at_10"].keys()
     # the corpus was in the pass
     assert len(gate.store.scores(gate.context.reference, dataset).texts) >= len(dataset.corpus)
+
+
+def test_a_variant_that_runs_the_same_model_takes_its_scores(embedder_gate, tmp_path):
+    """Optimum's arm64 and avx512 dynamic int8 presets write the same graph: the second variant takes the first's
+    scores, and they are exactly what it scores on its own; avx2's graph differs and is scored."""
+    gate = embedder_gate
+    variants = gate.context.registry.variants
+    arm64, avx512, avx2 = (variants[f"onnx-qint8-{isa}"] for isa in ("arm64", "avx512", "avx2"))
+    assert gate.factory.outputs_key(arm64) == gate.factory.outputs_key(avx512) != gate.factory.outputs_key(avx2)
+    first, second, third = (gate.evaluator.evaluation(spec) for spec in (arm64, avx512, avx2))
+    assert [u.get("scores_of") for u in second.usage] == ["onnx-qint8-arm64"] * len(second.usage)
+    assert all("scores_of" not in u for u in first.usage + third.usage)
+    assert [d.to_dict() for d in second.decisions] == [d.to_dict() for d in first.decisions]
+    dataset = gate.context.datasets[0].name
+    assert gate.run.scores[("onnx-qint8-avx512", dataset)].seconds == 0.0
+
+    alone = _session(tmp_path)
+    alone.evaluator.evaluation(alone.context.registry.variants["onnx-qint8-avx512"])
+    own = alone.run.scores[("onnx-qint8-avx512", dataset)]
+    taken = gate.run.scores[("onnx-qint8-avx512", dataset)]
+    assert own.keys == taken.keys and np.array_equal(own.scores, taken.scores)
+    assert ("onnx-qint8-avx512", dataset) not in alone.run.shared
+
+
+def test_scores_from_other_calls_are_not_taken(embedder_gate):
+    """Dynamic int8 takes each activation's range from the batch it is in: scores of the same model made in other
+    calls (here the twin in two chunks, the variant in one) are not taken."""
+    gate = embedder_gate
+    variants = gate.context.registry.variants
+    dataset = gate.context.datasets[0]
+    order = gate.context.order(dataset)
+    twin, variant = variants["onnx-qint8-avx512"], variants["onnx-qint8-avx512_vnni"]
+    half = gate.store.score_more(twin, dataset, order[:len(order) // 2], None)
+    gate.store.score_more(twin, dataset, order[len(order) // 2:], half)
+    gate.run.shared.pop((variant.id, dataset.name), None)
+    for (vid, name) in [k for k in gate.run.scores if k[0] != twin.id and k[0].startswith("onnx-qint8")]:
+        gate.run.scores.pop((vid, name))
+    gate.store.score_more(variant, dataset, order, None)
+    assert (variant.id, dataset.name) not in gate.run.shared
+    assert gate.run.scores[(variant.id, dataset.name)].seconds > 0

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from quantgate.session.core import GateSession
+from quantgate.session.settings import GateSettings
 from quantgate.variants import timeguard
 from quantgate.variants.timeguard import TimeGuard, measurements
 from tests.conftest import ROOT
@@ -123,3 +125,19 @@ def test_the_weight_matrices_counted_from_the_headers_are_the_models_linear_laye
     model = (CrossEncoder if fixture == "tiny_reranker" else SentenceTransformer)(str(path), device="cpu")
     linear = sum(isinstance(m, torch.nn.Linear) for m in model.modules())
     assert matrix_weights(path) == linear > 0
+
+
+def test_a_variant_that_builds_its_sources_artifact_is_estimated_with_that_build(tmp_path):
+    """openvino-qint8-bf16 runs openvino-qint8's IR: while openvino-qint8 is ahead in the run, its own multiple; once
+    openvino-qint8 was skipped, that variant's cold estimate on top (it builds the IR), so it does not fit either."""
+    gate = GateSession(GateSettings(cache_dir=str(tmp_path / "cache"), device="cpu"))
+    gate.run.verdict.variants["torch-fp32"] = {"wall_seconds": 10.0}
+    variants = gate.context.registry.variants
+    bf16, source = variants["openvino-qint8-bf16"], variants["openvino-qint8"]
+    alone = gate.estimate(bf16)
+    assert alone.seconds == pytest.approx(10.0 * timeguard.DEFAULT_MULTIPLES["openvino-qint8-bf16"])
+    gate.run.verdict.header.setdefault("skipped", {})["openvino-qint8"] = "time guard: ..."
+    first = gate.estimate(source)
+    both = gate.estimate(bf16)
+    assert both.seconds == pytest.approx(alone.seconds + first.seconds) and both.seconds > first.seconds
+    assert "plus openvino-qint8's build first" in both.source

@@ -27,7 +27,7 @@ PLAIN = "onnx/model.onnx"
 RUNTIME = "onnxruntime"
 WEIGHT_FILES = ("*.onnx", "*.onnx_data")
 __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
-           "memory_estimate", "RUNTIME", "runtime_facts", "ran_with"]
+           "memory_estimate", "RUNTIME", "runtime_facts", "ran_with", "outputs_key"]
 
 
 def runtime_facts(model) -> dict[str, Any] | None:
@@ -145,6 +145,16 @@ def _optimize_or_quantize(opts: dict[str, Any], out: Path) -> str:
         for produced in Path(tmp).glob(written[0].name + "*"):  # the graph and its external data, if any
             shutil.move(produced, out / "onnx" / produced.name)
     return written[0].name
+
+
+def outputs_key(ctx: BuildContext, artifact: Artifact) -> dict[str, Any]:
+    """What decides a built variant's outputs: the graph's bytes under any file name (Optimum's arm64, avx512 and
+    avx512_vnni dynamic int8 presets write byte-identical graphs for BERT-family models, under three names), every
+    other file, and how ONNX Runtime runs it (provider, threads). Equal keys score equally, chunk for chunk."""
+    files = dict(artifact.manifest["files"])
+    load_info = dict(artifact.load_info)
+    graph = files.pop(load_info.pop("file_name"))
+    return {"graph": graph, "files": files, "load": load_info, "device": ctx.device, "threads": ctx.threads}
 
 
 def load(ctx: BuildContext, artifact: Artifact):

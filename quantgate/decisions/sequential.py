@@ -195,8 +195,10 @@ class Evaluator:
         result.crossed += state["crossed"]
         result.decisions += decisions
         result.qualities += state["qualities"]
+        shared = self.run.shared.get((spec.id, dataset.name))
         result.usage.append({"dataset": dataset.name, "queries": done, "available": len(order),
-                             "pairs": len(state["scores"].keys), "stopped": stopped})
+                             "pairs": len(state["scores"].keys), "stopped": stopped,
+                             **({"scores_of": shared} if shared else {})})
         return bool(state["crossed"])
 
 

@@ -33,7 +33,9 @@ def _row(vid: str, entry: dict) -> dict:
         "variant": vid,
         "passed": entry.get("passed", False),
         "decision": decision_of(entry),
-        "queries": ", ".join(f"{u['queries']}/{u['available']}" for u in usage) or "–",
+        "queries": ", ".join(f"{u['queries']}/{u['available']}"
+                             + (f" (scores of {u['scores_of']}: the same model)" if u.get("scores_of") else "")
+                             for u in usage) or "–",
         "tasks": quality.get("tasks", []),
         "failures": entry.get("failures", []),
         "max_abs": metrics.get("max_abs_error"),

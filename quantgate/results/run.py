@@ -16,6 +16,8 @@ from quantgate.variants.memory import PeakSampler
 class GateRun:
     verdict: Verdict = field(default_factory=lambda: Verdict({}))
     scores: dict[tuple[str, str], Scores] = field(default_factory=dict)  # (variant, data set): filled by scoring
+    chunks: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (variant, data set): pairs after each call
+    shared: dict[tuple[str, str], str] = field(default_factory=dict)  # (variant, data set) -> whose scores it took
     quality: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (variant, data set, task): quality.py
     evaluations: dict[str, Any] = field(default_factory=dict)  # variant -> quantgate.decisions.sequential.Evaluation
     speed: dict[tuple[str, str], float] = field(default_factory=dict)  # (variant, batch label) -> items/s: speed gate

@@ -77,6 +77,8 @@ class ScoreStore:
 
     def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None,
                factory=None, name: str | None = None) -> Scores:
+        if factory is None and (shared := self._same_model_scores(spec, dataset, qids, known)) is not None:
+            return shared
         model = (factory or self.models()).load(spec)
         name = name or spec.id
         self.context.progress(f"scoring {name} on {dataset.name} ({len(qids)} queries)")
@@ -86,7 +88,44 @@ class ScoreStore:
                        retrieval_queries=self._retrieval_queries(dataset, qids))
         self.context.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
                               f"{result.seconds - started:.1f}s for this chunk")
+        if factory is None:
+            self.run.chunks[(spec.id, dataset.name)] = [*self._chunks(spec, dataset, known), len(result.keys)]
         return result
+
+    def _chunks(self, spec: VariantSpec, dataset: EvalSet, known: Scores | None) -> list[int]:
+        """The pair counts after each scoring call that made `known` (a fresh start: none)."""
+        return self.run.chunks.get((spec.id, dataset.name), [0]) if known is not None else [0]
+
+    def _same_model_scores(self, spec: VariantSpec, dataset: EvalSet, qids: list[str],
+                           known: Scores | None) -> Scores | None:
+        """The scores of `known` and `qids` taken from a variant of this run that runs the same model (the factory's
+        `outputs_key`) and was scored in the same calls (its chunks end where this one's would: dynamic int8 takes
+        each activation's range from the batch it is in, so only the same calls give the same numbers); None
+        when there is none. Nothing is inferred: the scoring seconds stay those of `known`."""
+        factory = self.models()
+        if spec.id == REFERENCE_ID or (mine := factory.outputs_key(spec)) is None:
+            return None
+        before = self._chunks(spec, dataset, known)
+        wanted = [*dict.fromkeys([q for q, _ in known.keys] if known is not None else []), *qids]
+        asked = set(wanted)
+        for (vid, name), theirs in self.run.scores.items():
+            twin = self.context.registry.variants.get(vid)
+            if name != dataset.name or vid == spec.id or twin is None or factory.outputs_key(twin) != mine:
+                continue
+            pairs = next((i for i, (q, _) in enumerate(theirs.keys) if q not in asked), len(theirs.keys))
+            chunks = self.run.chunks.get((vid, name), [])
+            if list(dict.fromkeys(q for q, _ in theirs.keys[:pairs])) != wanted \
+                    or [b for b in chunks if b <= pairs] != [*before, pairs]:
+                continue
+            self.run.shared[(spec.id, dataset.name)] = vid
+            self.run.chunks[(spec.id, dataset.name)] = [*before, pairs]
+            self.context.progress(f"{spec.id} runs the same model as {vid} (same graph bytes and runtime options): "
+                                  f"its scores on {dataset.name} ({len(wanted)} queries) are {vid}'s, not inferred "
+                                  "again")
+            head = theirs.head(pairs)
+            return Scores(dataset.name, head.keys, head.scores, head.texts, head.embeddings,
+                          known.seconds if known is not None else 0.0)
+        return None
 
     def _retrieval_queries(self, dataset: EvalSet, qids: list[str]) -> list[str] | None:
         """Embedders evaluated on full-corpus retrieval: the corpus is encoded in the scoring pass."""

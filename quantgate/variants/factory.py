@@ -187,6 +187,15 @@ class VariantFactory:
                 raise BuildError(f"{spec.id} built but failed to load: {root_cause(err)}") from err
         return self._models[spec.id]
 
+    def outputs_key(self, spec: VariantSpec) -> str | None:
+        """What decides the built variant's outputs (its backend's `outputs_key`: files by content, how they are run),
+        hashed; None when its backend does not say. Two variants with the same key score the same inputs the same."""
+        hook = getattr(spec.backend, "outputs_key", None)
+        if hook is None:
+            return None
+        ctx = BuildContext(self.candidate, spec, device=self.device, threads=self.threads)
+        return cache_key(spec.backend.__name__, hook(ctx, self.artifact(spec)))
+
     def is_loaded(self, variant: str) -> bool:
         return variant in self._models
 
