@@ -126,3 +126,18 @@ def test_scores_from_other_calls_are_not_taken(embedder_gate):
     gate.store.score_more(variant, dataset, order, None)
     assert (variant.id, dataset.name) not in gate.run.shared
     assert gate.run.scores[(variant.id, dataset.name)].seconds > 0
+
+
+def test_a_rerankers_scores_do_not_depend_on_the_looks_chunks(tiny_reranker, tmp_path):
+    """Dynamic int8 takes each activation's range from the batch: scored one query per call, a reranker's pairs get the
+    same scores in the sequential looks' chunks as in one pass."""
+    gate = _session(tmp_path, tiny_reranker)
+    dataset = gate.context.datasets[0]
+    order = gate.context.order(dataset)
+    variant = gate.context.registry.variants["onnx-qint8-avx2"]
+    first = gate.store.score_more(variant, dataset, order[:5], None)
+    chunked = gate.store.score_more(variant, dataset, order[5:], first)
+    gate.run.scores.pop((variant.id, dataset.name))
+    gate.run.chunks.pop((variant.id, dataset.name))
+    whole = gate.store.score_more(variant, dataset, order, None)
+    assert chunked.keys == whole.keys and np.array_equal(chunked.scores, whole.scores)

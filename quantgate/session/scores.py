@@ -12,7 +12,7 @@ import numpy as np
 
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import evaluate_scores
-from quantgate.evaluation.scoring import Scores, cached_scores, save_scores, score
+from quantgate.evaluation.scoring import SCORING, Scores, cached_scores, save_scores, score
 from quantgate.results.run import GateRun
 from quantgate.session.context import GateContext
 from quantgate.variants.cache import cache_key
@@ -136,7 +136,7 @@ class ScoreStore:
     def _scores_path(self, factory, spec: VariantSpec, dataset: EvalSet, order: list[str], prefix: str) -> Path:
         s = self.context.settings
         name = cache_key(factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
-                         self._retrieval_queries(dataset, order) is not None)[:24]
+                         self._retrieval_queries(dataset, order) is not None, SCORING)[:24]
         return self.cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
 
     def baseline_scores(self, factory, dataset: EvalSet, qids: list[str]) -> Scores:
