@@ -66,8 +66,8 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
     keys = [(qid, docid) for qid, docid, _, _ in pairs]
     started = time.perf_counter()
     if kind == "reranker":
-        values = _per_query(lambda chunk: activated_scores(model, chunk, batch_size), [(q, p) for _, _, q, p in pairs],
-                            [qid for qid, _, _, _ in pairs], f"scoring {dataset.name}")
+        values = _in_calls(lambda chunk: activated_scores(model, chunk, batch_size), [(q, p) for _, _, q, p in pairs],
+                           _query_ends([qid for qid, _, _, _ in pairs]), f"scoring {dataset.name}", "pair")
         result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64))
     else:
         texts = [q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]
@@ -75,9 +75,9 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
             texts += [*retrieval_queries, *dataset.corpus.values()]
         seen = set(known.texts) if known is not None else set()
         new = [t for t in dict.fromkeys(texts) if t not in seen]
-        emb = np.asarray(_chunked(lambda chunk: model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
-                                                             convert_to_numpy=True),
-                                  new, batch_size, f"encoding {dataset.name}", "text"),
+        emb = np.asarray(_in_calls(lambda chunk: model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
+                                                              convert_to_numpy=True),
+                                   new, _block_ends(len(new), batch_size), f"encoding {dataset.name}", "text"),
                          dtype=np.float64).reshape(len(new), -1) if new else np.zeros((0, 1))
         check_finite(emb, "embeddings")
         emb = unit_rows(emb)
@@ -98,40 +98,34 @@ SCORING = "rerankers: one call per query"  # how scores are batched: kept scores
 CHUNK_BATCHES = 16  # batches per predict()/encode() call: the progress bar moves at least this often
 
 
-def _chunked(call, items: list, batch_size: int, desc: str, unit: str) -> np.ndarray:
-    """`call` over `items` (an embedder's texts) in chunks of whole batches (its length sort runs within each chunk),
-    with a progress bar for long passes."""
+def _in_calls(call, items: list, ends: list[int], desc: str, unit: str) -> np.ndarray:
+    """`call` on the consecutive slices of `items` that end at `ends`, with a progress bar for long passes."""
     from quantgate.progress import bar
 
     if not items:
         return np.zeros(0)
-    step = batch_size * CHUNK_BATCHES
-    parts = []
+    parts, start = [], 0
     with bar(len(items), desc, unit) as progress:
-        for start in range(0, len(items), step):
-            chunk = items[start : start + step]
-            parts.append(np.asarray(call(chunk)))
-            progress.update(len(chunk))
-    return np.concatenate(parts)
-
-
-def _per_query(call, items: list, qids: list[str], desc: str) -> np.ndarray:
-    """`call` once per query, on its candidates: a reranker scores one query's list per call, as in production, so a
-    pair's batch mates (CrossEncoder.predict sorts each call by length) are its own query's candidates, whatever else
-    is scored in the same pass. Dynamic int8 takes each activation's range from the batch it is in: with 512-pair
-    calls the shared reranker's onnx-qint8-avx2 lost -0.49% MAP on scifact scored in the sequential looks' chunks and
-    -1.91% scored in one pass (opposite decisions); per query, the chunks of the looks change no score."""
-    from quantgate.progress import bar
-
-    if not items:
-        return np.zeros(0)
-    starts = [i for i in range(len(qids)) if i == 0 or qids[i] != qids[i - 1]] + [len(qids)]
-    parts = []
-    with bar(len(items), desc, "pair") as progress:
-        for start, end in zip(starts, starts[1:]):
+        for end in ends:
             parts.append(np.asarray(call(items[start:end])))
             progress.update(end - start)
+            start = end
     return np.concatenate(parts)
+
+
+def _block_ends(count: int, batch_size: int) -> list[int]:
+    """An embedder's texts in calls of whole batches (its length sort runs within each call)."""
+    step = batch_size * CHUNK_BATCHES
+    return [min(end, count) for end in range(step, count + step, step)]
+
+
+def _query_ends(qids: list[str]) -> list[int]:
+    """A reranker's pairs one query per call, as in production, so a pair's batch mates (CrossEncoder.predict sorts
+    each call by length) are its own query's candidates, whatever else is scored in the same pass. Dynamic int8 takes
+    each activation's range from the batch it is in: with 512-pair calls the shared reranker's onnx-qint8-avx2 lost
+    -0.49% MAP on scifact scored in the sequential looks' chunks and -1.91% scored in one pass (opposite decisions);
+    per query, the chunks of the looks change no score."""
+    return [i for i in range(1, len(qids)) if qids[i] != qids[i - 1]] + [len(qids)]
 
 
 def save_scores(result: Scores, path) -> None:
