@@ -128,10 +128,12 @@ def test_scores_from_other_calls_are_not_taken(embedder_gate):
     assert gate.run.scores[(variant.id, dataset.name)].seconds > 0
 
 
-def test_a_rerankers_scores_do_not_depend_on_the_looks_chunks(tiny_reranker, tmp_path):
-    """Dynamic int8 takes each activation's range from the batch: scored one query per call, a reranker's pairs get the
-    same scores in the sequential looks' chunks as in one pass."""
-    gate = _session(tmp_path, tiny_reranker)
+@pytest.mark.parametrize("model", ["tiny_reranker", "tiny_embedder"])
+def test_scores_do_not_depend_on_the_looks_chunks(request, model, tmp_path):
+    """Dynamic int8 takes each activation's range from the batch: a reranker scored one query per call, an embedder
+    encoding fixed blocks of the whole order's texts, get the same scores in the sequential looks' chunks as in one
+    pass."""
+    gate = _session(tmp_path, request.getfixturevalue(model))
     dataset = gate.context.datasets[0]
     order = gate.context.order(dataset)
     variant = gate.context.registry.variants["onnx-qint8-avx2"]
@@ -141,3 +143,22 @@ def test_a_rerankers_scores_do_not_depend_on_the_looks_chunks(tiny_reranker, tmp
     gate.run.chunks.pop((variant.id, dataset.name))
     whole = gate.store.score_more(variant, dataset, order, None)
     assert chunked.keys == whole.keys and np.array_equal(chunked.scores, whole.scores)
+
+
+def test_an_embedders_chunks_encode_the_blocks_of_one_pass():
+    """Every text has one block of the whole order: the chunks' calls are the one pass's calls, split between them."""
+    from quantgate.evaluation.scoring import CHUNK_BATCHES, _text_blocks
+
+    plan = [(f"q{i}", f"d{i}-{j}", f"query {i}", f"passage {i} {j}") for i in range(6) for j in range(7)]
+    texts = list(dict.fromkeys([q for _, _, q, _ in plan] + [p for _, _, _, p in plan]))
+    one, ends = _text_blocks(texts, plan, (), batch_size=1)
+    calls = [one[a:b] for a, b in zip([0, *ends], ends)]
+    assert all(len(call) == CHUNK_BATCHES for call in calls[:-1]) and sorted(one) == sorted(texts)
+    first = list(dict.fromkeys([q for _, _, q, _ in plan[:14]] + [p for _, _, _, p in plan[:14]]))
+    early, early_ends = _text_blocks(first, plan, (), batch_size=1)
+    later, later_ends = _text_blocks([t for t in texts if t not in early], plan, (), batch_size=1)
+    chunked = [early[a:b] for a, b in zip([0, *early_ends], early_ends)] + \
+        [later[a:b] for a, b in zip([0, *later_ends], later_ends)]
+    assert chunked == calls
+    outside, outside_ends = _text_blocks(["not in the plan", "query 0"], plan, (), batch_size=1)
+    assert outside == calls[0] + ["not in the plan"] and outside_ends == [CHUNK_BATCHES, CHUNK_BATCHES + 1]

@@ -76,7 +76,8 @@ class ScoreStore:
             round(result.seconds, 2)
 
     def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None,
-               factory=None, name: str | None = None) -> Scores:
+               factory=None, name: str | None = None, order: list[str] | None = None) -> Scores:
+        """`qids` scored after `known`; `order`, the order they are a chunk of (default: the run's)."""
         if factory is None and (shared := self._same_model_scores(spec, dataset, qids, known)) is not None:
             return shared
         model = (factory or self.models()).load(spec)
@@ -85,7 +86,8 @@ class ScoreStore:
         started = known.seconds if known is not None else 0.0
         result = score(model, self.context.candidate.kind, dataset, batch_size=self.context.settings.batch_size,
                        top_k=self.context.settings.top_k, qids=qids, known=known,
-                       retrieval_queries=self._retrieval_queries(dataset, qids))
+                       retrieval_queries=self._retrieval_queries(dataset, qids),
+                       order=order or self.context.order(dataset))
         self.context.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
                               f"{result.seconds - started:.1f}s for this chunk")
         if factory is None:
@@ -144,13 +146,15 @@ class ScoreStore:
         extended as sequential looks need more. The prefix scored so far is kept in the cache under the
         baseline's content hash and the uncut order, so a baseline gated run after run is scored once."""
         spec, seed = self.context.reference, self.context.thresholds.decision["seed"]
-        path = self._scores_path(factory, spec, dataset, dataset.evaluation_order(seed), "baseline")
+        uncut = dataset.evaluation_order(seed)
+        path = self._scores_path(factory, spec, dataset, uncut, "baseline")
         memo = ("baseline", dataset.name)
         with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
             known = self.run.scores.get(memo) or self._cached(path, "baseline")
             have = {q for q, _ in known.keys} if known is not None else set()
             if missing := [q for q in qids if q not in have]:
-                known = self._score(spec, dataset, missing, known, factory=factory, name="the baseline")
+                known = self._score(spec, dataset, missing, known, factory=factory, name="the baseline",
+                                    order=uncut)
                 save_scores(known, path)
             elif known is not None and memo not in self.run.scores:
                 self.context.progress(f"baseline scores of {dataset.name} from {path}")
