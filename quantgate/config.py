@@ -32,7 +32,7 @@ SPEED_KEYS = {"regression_pct": float, "spread_multiple": float, "history_runs":
 REGRESSION_KEYS = {"max_loss": float, "require_gain": bool, "min_gain": float}
 CALIBRATION_KEYS = {"samples": int, "seed": int}
 ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int, "max_trials": int,
-                         "ranking_queries": int}
+                         "ranking_queries": int, "min_validation_queries": int}
 FORMAT_KEYS = {"rescore_multiplier": int, "calibration_min": int}
 FORMAT_LOSS_KEYS = ("float32", "int8", "uint8", "binary", "ubinary", "int8-rescore", "uint8-rescore", "binary-rescore",
                     "ubinary-rescore", "truncation")
@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "regression": {"max_loss": 0.005, "require_gain": False, "min_gain": 0.0},
     "calibration": {"samples": 300, "seed": 0},
     "accuracy_control": {"validation_queries": 100, "validation_candidates": 20, "max_trials": 8,
-                         "ranking_queries": 10},
+                         "ranking_queries": 10, "min_validation_queries": 40},
     "embedding_formats": {"rescore_multiplier": 4, "calibration_min": 100,
                           "max_loss": {"float32": 0.0155, "int8": 0.0155, "uint8": 0.0155, "int8-rescore": 0.0155,
                                        "uint8-rescore": 0.0155, "binary": 0.10, "ubinary": 0.10,

@@ -1,18 +1,20 @@
 """The time guard (quantgate.variants.timeguard, quantgate.session.timing): estimates from measured rates, a budget
 held with a complete verdict, each skipped variant's reason."""
 
+import dataclasses
 import json
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from quantgate.session.core import GateSession
 from quantgate.session.settings import GateSettings
 from quantgate.variants import timeguard
 from quantgate.variants.timeguard import TimeGuard, measurements
-from tests.conftest import ROOT
+from tests.conftest import ROOT, thresholds_file
 
 
 def _verdict(cpu: str, reference: float, walls: dict[str, float], cached: bool = False) -> dict:
@@ -141,3 +143,84 @@ def test_a_variant_that_builds_its_sources_artifact_is_estimated_with_that_build
     both = gate.estimate(bf16)
     assert both.seconds == pytest.approx(alone.seconds + first.seconds) and both.seconds > first.seconds
     assert "plus openvino-qint8's build first" in both.source
+
+
+def test_the_validation_split_is_cut_to_the_most_queries_that_fit():
+    control = {"validation_queries": 100, "validation_candidates": 9, "max_trials": 3, "ranking_queries": 10,
+               "min_validation_queries": 40}
+    per_query = (3 + timeguard.EXTRA_PASSES) * 10 / 10.0  # 5 s a query at 10 items/s (INC: no ranking)
+    assert timeguard.fitted_validation(control, 100, 20.0, 20.0 + 100 * per_query, 10.0, nncf=False) == 100
+    assert timeguard.fitted_validation(control, 100, 20.0, 20.0 + 57.5 * per_query, 10.0, nncf=False) == 57
+    assert timeguard.fitted_validation(control, 100, 20.0, 20.0 + 40 * per_query, 10.0, nncf=False) == 40
+    assert timeguard.fitted_validation(control, 100, 20.0, 20.0 + 39 * per_query, 10.0, nncf=False) is None
+    assert timeguard.fitted_validation(control, 30, 0.0, 30 * per_query, 10.0, nncf=False) == 30  # a smaller split
+    # NNCF's rankings shrink with the queries too, and the largest n that fits is found whatever they cost
+    left = 20.0 + timeguard.tuning_seconds({**control, "validation_queries": 70}, 10.0, True, 73, 0.41)
+    assert timeguard.fitted_validation(control, 100, 20.0, left, 10.0, nncf=True, matrices=73, weight_gb=0.41) == 70
+
+
+def test_a_sample_of_the_validation_split_is_seeded_and_part_of_a_larger_one():
+    from quantgate.evaluation.data import EvalSet, validation_sample
+
+    split = EvalSet("validation(x)", ROOT, {}, {}, {"test": {}}, {f"q{i}": [f"d{i}"] for i in range(100)})
+    small, large = validation_sample(split, 10), validation_sample(split, 40)
+    assert len(small.candidates) == 10 and len(large.candidates) == 40 and small.name == split.name
+    assert set(small.candidates) < set(large.candidates) and small == validation_sample(split, 10)
+    assert set(small.candidates) != {f"q{i}" for i in range(10)}  # a sample, not the first queries by name
+
+
+def test_a_tuning_on_a_sample_is_compared_with_the_references_map_on_that_sample():
+    from quantgate.evaluation.data import EvalSet
+    from quantgate.evaluation.tuning import Tuning
+
+    per_query = {"a": 0.2, "b": 0.4, "c": 0.9}
+    split = EvalSet("validation(x)", ROOT, {}, {}, {"test": {}}, {"a": [], "b": [], "c": []})
+    whole = Tuning(0.01, 3, 2, split, reference=lambda: (0.5, per_query))
+    assert whole.reference_quality() == (0.5, [0.2, 0.4, 0.9])
+    sample = Tuning(0.01, 3, 2, dataclasses.replace(split, candidates={"a": [], "c": []}),
+                    reference=lambda: (0.5, per_query))
+    value, chosen = sample.reference_quality()
+    assert value == pytest.approx(0.55) and chosen == [0.2, 0.9]
+
+
+def test_an_accuracy_controlled_variant_that_does_not_fit_tunes_on_fewer_validation_queries(tmp_path):
+    """With a budget its whole validation split does not fit, openvino-qint8-ac is not skipped: it tunes on the
+    most queries that fit (its key with them); with less left than the least split takes, it is skipped."""
+    from quantgate.evaluation.scoring import Scores
+
+    thresholds = thresholds_file(tmp_path, min_validation_queries=2)  # the embedded data hold 6 validation queries
+
+    def session(budget_min: float) -> GateSession:
+        gate = GateSession(GateSettings(cache_dir=str(tmp_path / "cache"), device="cpu", time_budget_min=budget_min,
+                                        history_dir=str(tmp_path / "history"),  # no kept verdicts: the table
+                                        thresholds=str(thresholds)))
+        gate.run.verdict.variants["torch-fp32"] = {"wall_seconds": 1.0}
+        gate.run.scores[("torch-fp32", "x")] = Scores("x", [], np.zeros(0), texts=["t"] * 100, seconds=10.0)  # 10/s
+        return gate
+
+    gate = session(1e6)
+    spec = gate.context.registry.variants["openvino-qint8-ac"]
+    queries = len(gate.context.validation.candidates)
+    assert queries > gate.context.thresholds.accuracy_control["min_validation_queries"], queries
+    whole = gate.estimate(spec)
+    key = gate.factory.key(spec)
+    tuning_s = gate._tuning_seconds(spec)
+    assert gate.time_skip(spec) is None and not gate.run.validation_cuts  # fits: the whole split
+
+    # what is left holds the build's other work and the passes of 3/4 of the split, and half a query more
+    n = queries * 3 // 4
+    three_quarters, one_more = gate._tuning_seconds(spec, n), gate._tuning_seconds(spec, n + 1)
+    assert "plus its validation passes" in whole.source and one_more > three_quarters
+    budget_s = whole.seconds - tuning_s + (three_quarters + one_more) / 2
+    gate = session(budget_s / 60)
+    assert gate.time_skip(spec) is None, gate.run.verdict.header.get("skipped")
+    cut = gate.run.validation_cuts["openvino-qint8-ac"]
+    assert cut == n, (cut, n, queries)
+    assert len(gate.factory.tuning(spec).validation.candidates) == cut and gate.factory.key(spec) != key
+    estimate = gate.run.estimates["openvino-qint8-ac"]
+    assert estimate.seconds <= budget_s and f"cut from {queries} to {cut} queries" in estimate.source
+
+    gate = session(1 / 60)  # a second: not even the least split fits
+    why = gate.time_skip(spec)
+    assert why.startswith("time guard: openvino-qint8-ac is estimated at") and "min_validation_queries" in why
+    assert not gate.run.validation_cuts

@@ -211,6 +211,14 @@ def validation_set(sets: list[EvalSet], n_queries: int, candidates: int, seed: i
     return EvalSet(name, usable[0].path, corpus, queries, {"test": qrels}, lists)
 
 
+def validation_sample(validation: EvalSet, n_queries: int) -> EvalSet:
+    """`n_queries` of a validation split's queries, a seeded sample (a smaller sample is part of a larger one), with
+    the split's name: what the time guard tunes on when the whole split does not fit the budget."""
+    qids = sorted(validation.candidates)
+    random.Random("validation-sample").shuffle(qids)
+    return dataclasses.replace(validation, candidates={q: validation.candidates[q] for q in sorted(qids[:n_queries])})
+
+
 def _given_validation(given: EvalSet, n_queries: int, test_texts: set[str]) -> EvalSet:
     if not given.candidates:
         raise DataFormatError(f"--gate-validation-data {given.path}: needs a candidates.jsonl (the lists to rerank)")

@@ -62,9 +62,10 @@ class Tuning:
         of its queries' AP (mteb's MAP is that mean, over every query with a relevant passage: all of these)."""
         if self.reference is None:
             raise ValueError("this Tuning was made without the reference's validation scores")
-        value, per_query = self.reference()
-        if qids is None or list(qids) == self.qids:
-            return value, [per_query[q] for q in self.qids]
+        value, per_query = self.reference()  # of the whole split: a time guard's sample of it is a subset
+        qids = self.qids if qids is None else list(qids)
+        if sorted(qids) == sorted(per_query):
+            return value, [per_query[q] for q in qids]
         chosen = [per_query[q] for q in qids]
         return sum(chosen) / len(chosen), chosen
 

@@ -33,6 +33,7 @@ class GateRun:
     formats: dict[tuple[str, str], Any] = field(default_factory=dict)  # (variant, data set): its float32 index quality
     began: float = field(default_factory=time.perf_counter)  # the session's start: the time budget counts from it
     estimates: dict[str, Any] = field(default_factory=dict)  # variant -> quantgate.variants.timeguard.Estimate
+    validation_cuts: dict[str, int] = field(default_factory=dict)  # tuned variant -> validation queries (time guard)
     regression: Any = None  # quantgate.baseline.regression.BaselineComparison: the candidate against --gate-baseline
 
     def fold_worker(self, payload: dict[str, Any]) -> None:

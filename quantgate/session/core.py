@@ -8,7 +8,7 @@ from functools import cached_property
 
 from quantgate import logs
 from quantgate.decisions.sequential import Evaluator
-from quantgate.evaluation.data import calibration_inputs
+from quantgate.evaluation.data import calibration_inputs, validation_sample
 from quantgate.results.run import GateRun
 from quantgate.session.context import EMBEDDED_NOTE, GateContext
 from quantgate.session.lifecycle import VariantLifecycle
@@ -112,7 +112,10 @@ class GateSession(VariantLifecycle, SessionTime):
 
         c = self.context
         control = c.thresholds.accuracy_control
+        validation = c.validation
+        if spec.id in self.run.validation_cuts:  # the time guard's, to fit the budget (quantgate.session.timing)
+            validation = validation_sample(validation, self.run.validation_cuts[spec.id])
         return Tuning(c.thresholds.quality_limits(spec.id)["reranking_map_max_loss"], control["max_trials"],
-                      control["ranking_queries"], c.validation, c.settings.batch_size,
+                      control["ranking_queries"], validation, c.settings.batch_size,
                       reference=self.store.reference_validation)
 

@@ -13,6 +13,7 @@ from quantgate.variants.registry import REFERENCE_ID, VariantSpec, untuned
 from quantgate.variants.timeguard import (
     Estimate,
     TimeGuard,
+    fitted_validation,
     measurements,
     minutes,
     reference_unit,
@@ -73,21 +74,51 @@ class SessionTime:
         ahead = first.id in self.context.owned and first.id not in self.run.verdict.header.get("skipped", {})
         return None if ahead else first
 
-    def _tuning_seconds(self, spec: VariantSpec) -> float:
-        """An accuracy-controlled build's validation work (timeguard.tuning_seconds) at the items/s of the model it
-        scores: its untuned variant's in this run when that has scored (the base embedder's openvino-qint8 scored
-        3.7x the reference's rate), else the reference's."""
-        if not spec.tuned:
-            return 0.0
+    def _tuning_rate(self, spec: VariantSpec) -> float | None:
+        """The items/s of the model an accuracy-controlled build scores: its untuned variant's in this run when that
+        has scored (the base embedder's openvino-qint8 scored 3.7x the reference's rate), else the reference's."""
         plain = untuned(spec)
         rate = self._items_per_s(plain.id) if plain is not None else None
-        rate = rate or self._items_per_s(REFERENCE_ID)
-        if not rate:
+        return rate or self._items_per_s(REFERENCE_ID)
+
+    def _tuning_seconds(self, spec: VariantSpec, queries: int | None = None) -> float:
+        """An accuracy-controlled build's validation work (timeguard.tuning_seconds) on `queries` validation queries
+        (default: the split it will tune on), at _tuning_rate."""
+        if not spec.tuned or not (rate := self._tuning_rate(spec)):
             return 0.0
-        nncf = spec.opts.get("accuracy_control") == "nncf"
+        control = dict(self.context.thresholds.accuracy_control)
+        control["validation_queries"] = (queries or self.run.validation_cuts.get(spec.id)
+                                         or control["validation_queries"])
         candidate = self.context.candidate
-        return tuning_seconds(self.context.thresholds.accuracy_control, rate, nncf, candidate.matrix_weights,
+        return tuning_seconds(control, rate, spec.opts.get("accuracy_control") == "nncf", candidate.matrix_weights,
                               candidate.fp32_weight_bytes / GB)
+
+    def _cut_validation(self, spec: VariantSpec, estimate: Estimate, left: float | None) -> Estimate | None:
+        """An accuracy-controlled variant that does not fit what is left of the budget with its whole validation
+        split: the split cut to the most queries that fit (timeguard.fitted_validation, down to [accuracy_control]
+        min_validation_queries) and its new estimate, or None. The build's other work stays as estimated; the passes
+        shrink with the queries. A smaller split tunes on noisier losses; the tuned artifact is then gated on the
+        evaluation data like every variant, so the decision does not rest on it."""
+        rate = self._tuning_rate(spec) if spec.tuned and left is not None else None
+        if not rate or spec.id in self.run.validation_cuts:
+            return None
+        queries = len(self.context.validation.candidates)
+        fixed = max(estimate.seconds - self._tuning_seconds(spec), 0.0)
+        candidate = self.context.candidate
+        n = fitted_validation(self.context.thresholds.accuracy_control, queries, fixed, left, rate,
+                              spec.opts.get("accuracy_control") == "nncf", candidate.matrix_weights,
+                              candidate.fp32_weight_bytes / GB)
+        if n is None or n >= queries:
+            return None
+        self.run.validation_cuts[spec.id] = n
+        self.factory.retune(spec)
+        cut = Estimate(spec.id, fixed + self._tuning_seconds(spec, n),
+                       f"{estimate.source}; its validation split cut from {queries} to {n} queries to fit the budget")
+        self.context.progress(f"time guard: {spec.id} is estimated at {minutes(estimate.seconds)} with its {queries} "
+                              f"validation queries, {minutes(cut.seconds)} with {n}: {minutes(max(left, 0))} of the "
+                              "budget are left, so it tunes on those (set [accuracy_control] min_validation_queries "
+                              "to validation_queries to fix the split)")
+        return cut
 
     def _items_per_s(self, variant: str) -> float | None:
         """What a variant scored in this run per second: pairs for a reranker, texts for an embedder."""
@@ -111,6 +142,12 @@ class SessionTime:
                               f"{minutes(remaining)} for the {len(later)} variant(s) left"
                               + (f", {minutes(max(left, 0))} of the budget left" if left is not None else ""))
         why = self.time_guard.skip_reason(estimate, now)
+        if why and (cut := self._cut_validation(spec, estimate, left)) is not None:
+            self.run.estimates[spec.id], why = cut, None
+        if why and spec.tuned:
+            least = self.context.thresholds.accuracy_control["min_validation_queries"]
+            why += (f", or a smaller [accuracy_control] min_validation_queries (it tunes on at least {least} "
+                    "validation queries)")
         if why:
             self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
             self.context.progress(why)

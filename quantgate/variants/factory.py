@@ -100,6 +100,10 @@ class VariantFactory:
             self._tunings[spec.id] = self._tuning_fn(spec)
         return self._tunings[spec.id]
 
+    def retune(self, spec: VariantSpec) -> None:
+        """Forget the variant's tuning (its key with it): the time guard has cut its validation split."""
+        self._tunings.pop(spec.id, None)
+
     # -- building ---------------------------------------------------------------------
     def key(self, spec: VariantSpec) -> str:
         if spec.artifact_of:
