@@ -154,6 +154,8 @@ def test_the_validation_split_is_cut_to_the_most_queries_that_fit():
     assert timeguard.fitted_validation(control, 100, 20.0, 20.0 + 40 * per_query, 10.0, nncf=False) == 40
     assert timeguard.fitted_validation(control, 100, 20.0, 20.0 + 39 * per_query, 10.0, nncf=False) is None
     assert timeguard.fitted_validation(control, 30, 0.0, 30 * per_query, 10.0, nncf=False) == 30  # a smaller split
+    # passes scaled (a measured estimate below the table's): twice cheaper, twice the queries
+    assert timeguard.fitted_validation(control, 100, 20.0, 20.0 + 40 * per_query, 10.0, nncf=False, scale=0.5) == 80
     # NNCF's rankings shrink with the queries too, and the largest n that fits is found whatever they cost
     left = 20.0 + timeguard.tuning_seconds({**control, "validation_queries": 70}, 10.0, True, 73, 0.41)
     assert timeguard.fitted_validation(control, 100, 20.0, left, 10.0, nncf=True, matrices=73, weight_gb=0.41) == 70

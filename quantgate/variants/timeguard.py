@@ -66,14 +66,14 @@ def tuning_seconds(control: dict[str, int], items_per_s: float, nncf: bool, matr
 
 
 def fitted_validation(control: dict[str, int], queries: int, fixed_s: float, left_s: float, items_per_s: float,
-                      nncf: bool, matrices: int = 0, weight_gb: float = 0.0) -> int | None:
+                      nncf: bool, matrices: int = 0, weight_gb: float = 0.0, scale: float = 1.0) -> int | None:
     """The most validation queries, from the split's `queries` down to `[accuracy_control] min_validation_queries`,
-    whose tuning work (tuning_seconds) fits in `left_s` beside the build's `fixed_s`; None when not even the least
-    does. Its cost grows with the queries, so the first that fits from the top is the largest."""
+    whose tuning work (tuning_seconds x `scale`) fits in `left_s` beside the build's `fixed_s`; None when not even
+    the least does. Its cost grows with the queries, so the first that fits from the top is the largest."""
     least = min(control["min_validation_queries"], queries)
     for n in range(queries, least - 1, -1):
-        if fixed_s + tuning_seconds({**control, "validation_queries": n}, items_per_s, nncf, matrices,
-                                    weight_gb) <= left_s:
+        if fixed_s + scale * tuning_seconds({**control, "validation_queries": n}, items_per_s, nncf, matrices,
+                                            weight_gb) <= left_s:
             return n
     return None
 
