@@ -89,9 +89,13 @@ class SessionTime:
         control = dict(self.context.thresholds.accuracy_control)
         control["validation_queries"] = (queries or self.run.validation_cuts.get(spec.id)
                                          or control["validation_queries"])
+        return tuning_seconds(control, rate, *self._tuning_shape(spec))
+
+    def _tuning_shape(self, spec: VariantSpec) -> tuple[bool, int, float]:
+        """What of the model and method timeguard.tuning_seconds counts: NNCF or not, weight matrices, fp32 GB."""
         candidate = self.context.candidate
-        return tuning_seconds(control, rate, spec.opts.get("accuracy_control") == "nncf", candidate.matrix_weights,
-                              candidate.fp32_weight_bytes / GB)
+        return (spec.opts.get("accuracy_control") == "nncf", candidate.matrix_weights,
+                candidate.fp32_weight_bytes / GB)
 
     def _cut_validation(self, spec: VariantSpec, estimate: Estimate, left: float | None) -> Estimate | None:
         """An accuracy-controlled variant that does not fit what is left of the budget with its whole validation
@@ -109,10 +113,8 @@ class SessionTime:
         passes = self._tuning_seconds(spec)
         scale = min(1.0, estimate.seconds / passes) if passes else 1.0
         fixed = estimate.seconds - scale * passes
-        candidate = self.context.candidate
         n = fitted_validation(self.context.thresholds.accuracy_control, queries, fixed, left, rate,
-                              spec.opts.get("accuracy_control") == "nncf", candidate.matrix_weights,
-                              candidate.fp32_weight_bytes / GB, scale)
+                              *self._tuning_shape(spec), scale)
         if n is None or n >= queries:
             return None
         self.run.validation_cuts[spec.id] = n
