@@ -22,7 +22,7 @@ def test_variant_builds_and_scores(gate_session, variant_spec):
         assert manifest is not None, f"{variant_spec.id}: artifact {artifact.path} is not intact: {why}"
         model = gate_session.factory.load(variant_spec)
         result = score(model, context.candidate.kind, context.datasets[0],
-                       batch_size=context.settings.batch_size, top_k=4, max_queries=4)
+                       batch_size=context.settings.batch_size, top_k=4, max_queries=4, encoding=context.encoding)
     except (BuildError, ScoreError) as err:
         gate_session.run.verdict.record(variant_spec.id, "build", {}, [str(err)])
         pytest.fail(str(err), pytrace=False)

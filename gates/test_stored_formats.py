@@ -77,6 +77,9 @@ def _skip(gate_session, spec) -> str | None:
     context = gate_session.context
     if context.candidate.kind != "embedder":
         return "stored formats are an embedder's vectors; the candidate is a reranker"
+    if (similarity := context.encoding.similarity) != "cosine":
+        return (f"the candidate ranks by {similarity} (its similarity_fn_name); stored formats are searched by the "
+                "inner product of unit vectors (cosine), which is not how its users rank")
     if spec.id == REFERENCE_ID or context.settings.embedding_formats_for == "all":
         return None
     entry = gate_session.run.verdict.variants.get(spec.id)

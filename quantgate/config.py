@@ -76,6 +76,7 @@ class Thresholds:
     variants: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # pattern -> section -> metric
     regression: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["regression"]))
     embedding_formats: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["embedding_formats"]))
+    prompts: dict[str, str] | None = None  # [prompts]: a team's production prompts by role (None: the model's)
 
     def format_limit(self, fmt) -> float:
         """A stored format's relative NDCG@10 loss limit against the float32 vectors of the same variant: its id's
@@ -150,7 +151,7 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
 def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
     where = _Locator(path, text)
     sections = {"agreement", "quality", "decision", "speed", "regression", "calibration", "accuracy_control",
-                "variants", "embedding_formats"}
+                "variants", "embedding_formats", "prompts"}
     _known(where, data, sections, "")
     for key, why in REPLACED.items():
         section, name = key.split(".")
@@ -195,9 +196,18 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
             "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS,
                               RELATIVE),
         }
+    prompts = _prompts(where, data["prompts"]) if "prompts" in data else None
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Thresholds(path, digest, agreement, quality, speed, calibration, decision, accuracy_control, variants,
-                      regression, embedding_formats)
+                      regression, embedding_formats, prompts)
+
+
+def _prompts(where: _Locator, values: Any) -> dict[str, str]:
+    """[prompts] query = "...", document = "...": what production sends before each role's text ("" for none)."""
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise ThresholdsError(where("prompts", 'must be a table of strings: [prompts] query = "..." document = "..."'))
+    _known(where, values, {"query", "document"}, "prompts.")
+    return dict(values)
 
 
 def _embedding_formats(where: _Locator, values: Any) -> dict[str, Any]:

@@ -23,7 +23,8 @@ import numpy as np
 
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.data import load as load_data
-from quantgate.evaluation.scoring import activated_scores, unit_rows
+from quantgate.evaluation.encoding import unit_rows
+from quantgate.evaluation.scoring import activated_scores
 from quantgate.variants.cache import cache_key
 from quantgate.variants.registry import VariantSpec
 

@@ -151,14 +151,14 @@ def test_an_embedders_chunks_encode_the_blocks_of_one_pass():
 
     plan = [(f"q{i}", f"d{i}-{j}", f"query {i}", f"passage {i} {j}") for i in range(6) for j in range(7)]
     texts = list(dict.fromkeys([q for _, _, q, _ in plan] + [p for _, _, _, p in plan]))
-    one, ends = _text_blocks(texts, plan, (), batch_size=1)
+    one, ends = _text_blocks(texts, texts, batch_size=1)
     calls = [one[a:b] for a, b in zip([0, *ends], ends)]
     assert all(len(call) == CHUNK_BATCHES for call in calls[:-1]) and sorted(one) == sorted(texts)
     first = list(dict.fromkeys([q for _, _, q, _ in plan[:14]] + [p for _, _, _, p in plan[:14]]))
-    early, early_ends = _text_blocks(first, plan, (), batch_size=1)
-    later, later_ends = _text_blocks([t for t in texts if t not in early], plan, (), batch_size=1)
+    early, early_ends = _text_blocks(first, texts, batch_size=1)
+    later, later_ends = _text_blocks([t for t in texts if t not in early], texts, batch_size=1)
     chunked = [early[a:b] for a, b in zip([0, *early_ends], early_ends)] + \
         [later[a:b] for a, b in zip([0, *later_ends], later_ends)]
     assert chunked == calls
-    outside, outside_ends = _text_blocks(["not in the plan", "query 0"], plan, (), batch_size=1)
+    outside, outside_ends = _text_blocks(["not in the plan", "query 0"], texts, batch_size=1)
     assert outside == calls[0] + ["not in the plan"] and outside_ends == [CHUNK_BATCHES, CHUNK_BATCHES + 1]

@@ -93,7 +93,8 @@ def _walk(context: GateContext, store: ScoreStore, evaluator: Evaluator, dataset
     def at_look(look: int, n: int) -> tuple[list[Decision], None]:
         if factory is not None:
             scores = store.baseline_scores(factory, dataset, order[:n])
-            state["saved"] = {t: of_scores(dataset, t, scores, order[:n], "baseline") for t in candidate}
+            state["saved"] = {t: of_scores(dataset, t, scores, order[:n], "baseline", context.baseline_encoding)
+                              for t in candidate}
         saved = state["saved"]
         decisions = look_decisions(dataset.name, saved, [candidate[t] for t in saved], order[:n],
                                    lambda _metric: result.limit, sequence, look, settings["min_queries"])

@@ -103,7 +103,7 @@ class Evaluator:
         """One variant's quality on one task. With `scores` (a sequential look): on the queries scored so far;
         without: on the whole evaluation order, computed once per run (the reference's is shared)."""
         if scores is not None:
-            return of_scores(dataset, task, scores, qids, spec.id)
+            return of_scores(dataset, task, scores, qids, spec.id, self.context.encoding)
         c, memo = self.context, self.run.quality
         key = (spec.id, dataset if isinstance(dataset, str) else dataset.name, task)
         if key not in memo:
@@ -113,7 +113,8 @@ class Evaluator:
             elif task == "reranking":
                 memo[key] = evaluate_scores(dataset, self.store.scores(spec, dataset), spec.id)
             elif dataset.candidates:  # the corpus was encoded with the candidate lists: one pass
-                memo[key] = evaluate_embeddings(dataset, self.store.scores(spec, dataset), c.order(dataset), spec.id)
+                memo[key] = evaluate_embeddings(dataset, self.store.scores(spec, dataset), c.order(dataset), spec.id,
+                                                c.encoding)
             else:
                 c.progress(f"retrieval over the full corpus of {dataset.name} ({len(dataset.corpus)} passages) "
                            f"with {spec.id}")

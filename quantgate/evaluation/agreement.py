@@ -14,6 +14,7 @@ import numpy as np
 from quantgate.config import AGREEMENT_METRICS
 from quantgate.decisions.checks import crossed
 from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.encoding import unit_rows
 from quantgate.evaluation.scoring import Scores
 
 
@@ -47,8 +48,9 @@ def compare(variant: str, kind: str, reference: Scores, candidate: Scores, datas
     metrics.update({f"{k}_reference": v for k, v in ties(reference, kind).items()})
     if kind == "embedder":  # the same text in both (a variant scored in chunks encodes in another order)
         rows = {t: i for i, t in enumerate(reference.texts)}
-        cosines = np.einsum("ij,ij->i", reference.embeddings[[rows[t] for t in candidate.texts]],
-                            candidate.embeddings)
+        # unit rows: a model compared by dot or a distance keeps its own vectors (Encoding.prepare)
+        cosines = np.einsum("ij,ij->i", unit_rows(reference.embeddings[[rows[t] for t in candidate.texts]]),
+                            unit_rows(candidate.embeddings))
         metrics["cosine_min"] = float(cosines.min())
         metrics["cosine_mean"] = float(cosines.mean())
     worst = []

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from quantgate.errors import QuantgateUsageError
-from quantgate.evaluation.scoring import unit_rows
+from quantgate.evaluation.encoding import unit_rows
 
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 DEFAULT_FORMATS = "float32,int8,int8-rescore,binary,binary-rescore,dim256,dim128-int8"

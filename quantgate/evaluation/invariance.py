@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from quantgate.evaluation.scoring import activated_scores, unit_rows
+from quantgate.evaluation.encoding import unit_rows
+from quantgate.evaluation.scoring import activated_scores
 
 PAIRS = 16  # pairs of the first evaluation set: 16 alone + 16 padded + 2 batched calls, a second on 2 cores
 FP32_NOISE = 1e-4  # fp32 backends move a pair by <= 8e-7 here (shared reranker, embedded embedder)

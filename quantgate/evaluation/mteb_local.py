@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.encoding import PLAIN, Encoding
 from quantgate.evaluation.scoring import Scores
 
 
@@ -86,17 +87,24 @@ class ReplaySearch:
 
 class EmbeddingSearch(ReplaySearch):
     """An mteb SearchProtocol for full-corpus retrieval from embeddings this run already computed
-    (the corpus was encoded in the scoring pass): exact cosine search, mteb's evaluator on top."""
+    (the corpus was encoded in the scoring pass, with retrieval's prompts): exact search by the model's similarity,
+    mteb's evaluator on top."""
+
+    def __init__(self, scores: Scores, name: str, encoding: Encoding = PLAIN):
+        super().__init__(scores, name)
+        self.encoding = encoding
 
     def index(self, corpus, **kwargs: Any) -> None:
         rows = {t: i for i, t in enumerate(self.scores.texts)}
         self.doc_ids = list(corpus["id"])
-        self.doc_matrix = self.scores.embeddings[[rows[t] for t in corpus["text"]]]
+        self.doc_matrix = self.scores.embeddings[[rows[self.encoding.key("retrieval", "document", t)]
+                                                  for t in corpus["text"]]]
         self.rows = rows
 
     def search(self, queries, *, top_k: int = 1000, **kwargs: Any) -> dict[str, dict[str, float]]:
-        query_matrix = self.scores.embeddings[[self.rows[t] for t in queries["text"]]]
-        similarity = query_matrix @ self.doc_matrix.T
+        query_matrix = self.scores.embeddings[[self.rows[self.encoding.key("retrieval", "query", t)]
+                                               for t in queries["text"]]]
+        similarity = self.encoding.matrix(query_matrix, self.doc_matrix)
         k = min(top_k, similarity.shape[1])
         out = {}
         for qid, row in zip(queries["id"], similarity):

@@ -21,6 +21,7 @@ import numpy as np
 from quantgate.decisions.metrics import QUALITY
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.encoding import PLAIN, Encoding
 from quantgate.evaluation.mteb_local import EmbeddingSearch, ReplaySearch, build_task
 from quantgate.evaluation.scoring import Scores
 
@@ -62,10 +63,11 @@ def evaluate_model(dataset: EvalSet, model, qids: list[str], batch_size: int) ->
     return _run(task, SentenceTransformerEncoderWrapper(model), dataset, "retrieval", batch_size)
 
 
-def evaluate_embeddings(dataset: EvalSet, scores: Scores, qids: list[str], name: str) -> TaskQuality:
-    """Full-corpus retrieval quality from the scoring pass's embeddings, by mteb's evaluator."""
+def evaluate_embeddings(dataset: EvalSet, scores: Scores, qids: list[str], name: str,
+                        encoding: Encoding = PLAIN) -> TaskQuality:
+    """Full-corpus retrieval quality from the scoring pass's embeddings (made with `encoding`), by mteb's evaluator."""
     task = build_task(dataset, qids, None)
-    return _run(task, EmbeddingSearch(scores, name), dataset, "retrieval")
+    return _run(task, EmbeddingSearch(scores, name, encoding), dataset, "retrieval")
 
 
 def first_stage(dataset: EvalSet, qids: list[str], top_k: int | None) -> TaskQuality:
@@ -89,12 +91,13 @@ def _run(task, model, dataset: EvalSet, kind: str, batch_size: int = 32) -> Task
     return TaskQuality(dataset.name, kind, {m: float(main[METRICS[m][0]]) for m in metrics}, per_query)
 
 
-def of_scores(dataset: EvalSet, task: str, scores: Scores, qids: list[str], name: str) -> TaskQuality:
+def of_scores(dataset: EvalSet, task: str, scores: Scores, qids: list[str], name: str,
+              encoding: Encoding = PLAIN) -> TaskQuality:
     """Quality of scores on the queries `qids` (a sequential look): reranking, or full-corpus retrieval from
-    the embeddings of the same pass."""
+    the embeddings of the same pass (made with `encoding`)."""
     if task == "reranking":
         return evaluate_scores(dataset, scores, name)
-    return evaluate_embeddings(dataset, scores, qids, name)
+    return evaluate_embeddings(dataset, scores, qids, name, encoding)
 
 
 class HubTaskError(RuntimeError):

@@ -1,9 +1,9 @@
 """Scoring a loaded variant on evaluation inputs, the same way for every backend.
 
-Rerankers: `predict(pairs)` after the model's own activation (sigmoid for one-logit
-cross-encoders). Embedders: `encode(texts)`, and the cosine similarity of each
-query-passage pair. Scores are computed once per variant and data set in a run and shared
-by every gate.
+Rerankers: `predict(pairs)` after the model's own activation (sigmoid for one-logit cross-encoders).
+Embedders: queries and documents encoded as deployed, with the prompts of their role, and the model's own
+similarity of each query-passage pair (quantgate.evaluation.encoding). Scores are computed once per variant and
+data set in a run and shared by every gate.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.encoding import PLAIN, Encoding
 
 
 class ScoreError(ValueError):
@@ -41,56 +42,70 @@ class Scores:
         return {q: ([self.keys[i][1] for i in idx], self.scores[idx]) for q, idx in groups.items()}
 
 
-def unit_rows(emb: np.ndarray) -> np.ndarray:
-    """Embeddings scaled to unit length, row by row (a zero row stays zero): their dot products are cosines."""
-    return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-
-
-def activated_scores(model, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
-    """A reranker's score of each pair after its activation, float64 (the first output of a model with more)."""
-    return np.asarray(model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True),
+def activated_scores(model, pairs: list[tuple[str, str]], batch_size: int, prompt: str = "") -> np.ndarray:
+    """A reranker's score of each pair after its activation, float64 (the first output of a model with more).
+    `prompt`: what CrossEncoder.predict prepends (Encoding.pair_prompt; "" sends none)."""
+    return np.asarray(model.predict(pairs, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True,
+                                    **({"prompt": prompt} if prompt else {})),
                       dtype=np.float64).reshape(len(pairs), -1)[:, 0]
 
 
 def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int | None = None,
           max_queries: int | None = None, retrieval_queries: list[str] | None = None,
-          qids: list[str] | None = None, known: Scores | None = None, order: list[str] | None = None) -> Scores:
+          qids: list[str] | None = None, known: Scores | None = None, order: list[str] | None = None,
+          encoding: Encoding = PLAIN) -> Scores:
     """Scores of the candidate pairs of `qids` (default: every test query, or the first `max_queries`).
     Embedders with `retrieval_queries` (texts) also encode those queries and the whole corpus in the same
     pass, so full-corpus retrieval needs no second encoding pass (quantgate.evaluation.quality.evaluate_embeddings).
     With `known` (the scores of earlier chunks) only the new pairs are scored, texts already encoded are
     not encoded again, and the result holds both. `order`: the query order `qids` is a chunk of (default:
-    `qids`); an embedder encodes each text in the same call whatever the chunks (`_text_blocks`)."""
+    `qids`); an embedder encodes each text in the same call whatever the chunks (`_text_blocks`). `encoding`: the
+    prompts of each role and the similarity (quantgate.evaluation.encoding); texts are kept under its keys."""
     import time
 
     pairs = dataset.reranking_pairs(top_k=top_k, max_queries=max_queries, qids=qids)
     keys = [(qid, docid) for qid, docid, _, _ in pairs]
     started = time.perf_counter()
     if kind == "reranker":
-        values = _in_calls(lambda chunk: activated_scores(model, chunk, batch_size), [(q, p) for _, _, q, p in pairs],
+        q_prefix, d_prefix = encoding.prompt("reranking", "query"), encoding.prompt("reranking", "document")
+        values = _in_calls(lambda chunk: activated_scores(model, chunk, batch_size, encoding.pair_prompt),
+                           [(q_prefix + q, d_prefix + p) for _, _, q, p in pairs],
                            _query_ends([qid for qid, _, _, _ in pairs]), f"scoring {dataset.name}", "pair")
         result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64))
     else:
-        texts = [q for _, _, q, _ in pairs] + [p for _, _, _, p in pairs]
+        inputs: dict[str, tuple[str, str]] = {}  # key -> (role, text)
+
+        def keyed(task: str, role: str, texts) -> list[str]:
+            out = [encoding.key(task, role, t) for t in texts]
+            inputs.update((k, (role, t)) for k, t in zip(out, texts))
+            return out
+
+        query_keys = keyed("reranking", "query", [q for _, _, q, _ in pairs])
+        doc_keys = keyed("reranking", "document", [p for _, _, _, p in pairs])
+        needed = query_keys + doc_keys
         if retrieval_queries is not None:
-            texts += [*retrieval_queries, *dataset.corpus.values()]
+            needed += keyed("retrieval", "query", retrieval_queries) + keyed("retrieval", "document",
+                                                                             list(dataset.corpus.values()))
         seen = set(known.texts) if known is not None else set()
         plan = pairs if order is None else dataset.reranking_pairs(top_k=top_k, qids=order)
-        new, ends = _text_blocks([t for t in dict.fromkeys(texts) if t not in seen], plan,
-                                 dataset.corpus.values() if retrieval_queries is not None else (), batch_size)
-        emb = np.asarray(_in_calls(lambda chunk: model.encode(chunk, batch_size=batch_size, show_progress_bar=False,
-                                                              convert_to_numpy=True),
+        canonical = [*keyed("reranking", "query", [q for _, _, q, _ in plan]),
+                     *keyed("reranking", "document", [p for _, _, _, p in plan])]
+        if retrieval_queries is not None:
+            canonical += [*keyed("retrieval", "query", [dataset.queries[q] for q in dict.fromkeys(
+                qid for qid, _, _, _ in plan)]), *keyed("retrieval", "document", list(dataset.corpus.values()))]
+        new, ends = _text_blocks([t for t in dict.fromkeys(needed) if t not in seen], canonical, batch_size)
+        emb = np.asarray(_in_calls(lambda chunk: _encode(model, chunk, inputs, encoding, batch_size),
                                    new, ends, f"encoding {dataset.name}", "text"),
                          dtype=np.float64).reshape(len(new), -1) if new else np.zeros((0, 1))
         keep = [i for i, t in enumerate(new) if t not in seen]  # a block encoded whole may hold known texts
         if len(keep) < len(new):
             new, emb = [new[i] for i in keep], emb[keep]
         check_finite(emb, "embeddings")
-        emb = unit_rows(emb)
+        emb = encoding.prepare(emb)
         if known is not None and known.embeddings is not None:
             new, emb = [*known.texts, *new], np.vstack([known.embeddings, emb]) if len(new) else known.embeddings
         index = {t: i for i, t in enumerate(new)}
-        values = np.einsum("ij,ij->i", emb[[index[q] for _, _, q, _ in pairs]], emb[[index[p] for _, _, _, p in pairs]])
+        values = encoding.pairwise(emb[[index[k] for k in query_keys]], emb[[index[k] for k in doc_keys]])
         result = Scores(dataset.name, keys, values, new, emb)
     result.seconds = time.perf_counter() - started
     check_finite(result.scores, "scores")
@@ -98,6 +113,28 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
         result = Scores(dataset.name, known.keys + result.keys, np.concatenate([known.scores, result.scores]),
                         result.texts, result.embeddings, known.seconds + result.seconds)
     return result
+
+
+def _encode(model, keys: list[str], inputs: dict[str, tuple[str, str]], encoding: Encoding,
+            batch_size: int) -> np.ndarray:
+    """One block of texts (by key): without prompts in one `encode` call; with them, each run of one role through
+    `encode_query` / `encode_document` with that role's prompt, as deployed."""
+    options = {"batch_size": batch_size, "show_progress_bar": False, "convert_to_numpy": True}
+    if not encoding.prompted:
+        return np.asarray(model.encode([inputs[k][1] for k in keys], **options))
+    parts, start = [], 0
+    while start < len(keys):
+        prompt = keys[start].split("\x1f", 2)[1]
+        role = inputs[keys[start]][0]
+        end = start
+        while end < len(keys) and inputs[keys[end]][0] == role and keys[end].split("\x1f", 2)[1] == prompt:
+            end += 1
+        texts = [inputs[k][1] for k in keys[start:end]]
+        call = getattr(model, f"encode_{role}", None)
+        parts.append(np.asarray(call(texts, prompt=prompt, **options) if call is not None
+                                else model.encode(texts, prompt=prompt, **options)))
+        start = end
+    return np.concatenate(parts)
 
 
 # how scores are batched: kept scores made otherwise are not reused
@@ -126,15 +163,14 @@ def _block_ends(count: int, batch_size: int) -> list[int]:
     return [min(end, count) for end in range(step, count + step, step)]
 
 
-def _text_blocks(needed: list[str], plan: list[tuple[str, str, str, str]], corpus, batch_size: int
-                 ) -> tuple[list[str], list[int]]:
-    """The texts an embedder encodes for `needed` and where its calls end. Every text of the whole order (`plan`'s
-    queries, then its passages, then the rest of the corpus) has one fixed block of whole batches, and a chunk
-    encodes the whole blocks it needs, so a text's batch mates are the same in the sequential looks' chunks as in
-    one pass. Dynamic int8 takes each activation's range from the batch it is in: encoded in blocks of each chunk's
-    new texts, the tiny embedder's onnx-qint8-avx2 cosines moved by up to 5e-3 between the two. Texts outside the
-    plan come last, in blocks of their own."""
-    canonical = list(dict.fromkeys([*(q for _, _, q, _ in plan), *(p for _, _, _, p in plan), *corpus]))
+def _text_blocks(needed: list[str], canonical: list[str], batch_size: int) -> tuple[list[str], list[int]]:
+    """The texts an embedder encodes for `needed` and where its calls end. Every text of the whole order
+    (`canonical`: the plan's queries, then its passages, then the rest of the corpus) has one fixed block of whole
+    batches, and a chunk encodes the whole blocks it needs, so a text's batch mates are the same in the sequential
+    looks' chunks as in one pass. Dynamic int8 takes each activation's range from the batch it is in: encoded in
+    blocks of each chunk's new texts, the tiny embedder's onnx-qint8-avx2 cosines moved by up to 5e-3 between the
+    two. Texts outside the plan come last, in blocks of their own."""
+    canonical = list(dict.fromkeys(canonical))
     place = {t: i for i, t in enumerate(canonical)}
     step = batch_size * CHUNK_BATCHES
     wanted = sorted({place[t] // step for t in needed if t in place})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantgate.evaluation.data import EvalSet, inputs_fingerprint
+from quantgate.evaluation.encoding import PLAIN, Encoding
 from quantgate.evaluation.scoring import score
 
 
@@ -31,11 +32,13 @@ class Tuning:
     # once and kept in the cache, it is the "initial" metric of NNCF and INC alike (each used to validate its own
     # fp32 copy first: one full validation pass, two when NNCF runs twice; 8-9 minutes a pass on a base-size model)
     reference: Callable[[], tuple[float, dict[str, float]]] | None = field(default=None, compare=False)
+    encoding: Encoding = PLAIN  # the prompts and similarity the gate scores with: validation sees the same inputs
 
     def key_material(self) -> dict[str, Any]:
         """What of the tuning decides the artifact's bytes (enters the cache key)."""
         v = self.validation
         return {"max_loss": self.max_loss, "max_trials": self.max_trials, "ranking_queries": self.ranking_queries,
+                **({"encoding": self.encoding.to_dict()} if self.encoding.cache_material() else {}),
                 "validation": inputs_fingerprint([v.candidates, v.test_qrels,
                                                   [v.queries[q] for q in sorted(v.candidates)]])}
 
@@ -53,7 +56,8 @@ class Tuning:
 
         qids = self.qids if qids is None else list(qids)
         subset = self.subset(qids)
-        quality = evaluate_scores(subset, score(model, kind, subset, batch_size=self.batch_size), "validation")
+        scores = score(model, kind, subset, batch_size=self.batch_size, encoding=self.encoding)
+        quality = evaluate_scores(subset, scores, "validation")
         per_query = quality.per_query["map"]
         return quality.scores["map"], [per_query[q] for q in qids]
 

@@ -174,13 +174,31 @@ def _rows(verdict: dict) -> list[dict]:
     return rows
 
 
+def encoding_lines(verdict: dict) -> list[str]:
+    """Which prompts each role was sent and which similarity ranked: what "as deployed" meant in this run."""
+    enc = verdict.get("encoding")
+    if not enc:
+        return []
+    prompts = {t: p for t, p in enc.get("prompts", {}).items() if any(p.values())}
+    said = "; ".join(f"{task}: query {p['query']!r}, document {p['document']!r}" for task, p in prompts.items())
+    if enc.get("pair_prompt"):
+        said = "; ".join(filter(None, [said, f"pair prompt {enc['pair_prompt']!r}"]))
+    line = f"Inputs: {said or 'no prompts'} ({enc.get('source', '?')})"
+    if verdict.get("candidate", {}).get("kind") == "embedder":
+        line += f"; similarity {enc.get('similarity', 'cosine')}"
+    unused = enc.get("model_prompts") if not said else None
+    return [line + "." + (f" **The model declares prompts ({', '.join(unused)}) that this run did not send.**"
+                          if unused else ""), ""]
+
+
 def summary_markdown(verdict: dict) -> str:
     rows = _rows(verdict)
     c = verdict.get("candidate", {})
     out = [f"# quantgate: {c.get('source', '?')}", "",
            f"{c.get('kind', '?')} ({c.get('kind_reason', '')}); sha256 `{str(c.get('sha256', ''))[:12]}`; "
            f"thresholds sha256 `{str(verdict.get('thresholds', {}).get('sha256', ''))[:12]}`; "
-           f"machine {verdict.get('machine', {}).get('cpu', '?')}; threads {verdict.get('threads', '?')}", ""]
+           f"machine {verdict.get('machine', {}).get('cpu', '?')}; threads {verdict.get('threads', '?')}", "",
+           *encoding_lines(verdict)]
     if not verdict.get("complete", False):
         finished = verdict.get("finished", [])
         out += [f"**This run has not finished ({len(finished)} variant(s) done so far: "

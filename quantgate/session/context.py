@@ -16,6 +16,8 @@ from quantgate.config import Thresholds, load_thresholds
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import DataFormatError, EvalSet, data_folders, default_data, validation_set
 from quantgate.evaluation.data import load as load_data
+from quantgate.evaluation.encoding import Encoding, PromptsError
+from quantgate.evaluation.encoding import resolve as resolve_encoding
 from quantgate.session.settings import GateSettings, external_spec, resolve_device, shard
 from quantgate.speed import phases
 from quantgate.variants import machine
@@ -84,6 +86,30 @@ class GateContext:
     def candidate(self) -> Candidate:
         s = self.settings
         return resolve(s.candidate, s.kind, s.trust_remote_code)
+
+    @cached_property
+    def encoding(self) -> Encoding:
+        """The prompts of each role and the similarity the gate scores with, as the candidate is deployed:
+        --gate-prompts > thresholds.toml [prompts] > the model's own (quantgate.evaluation.encoding)."""
+        return self._encoding(self.candidate)
+
+    @cached_property
+    def baseline_encoding(self) -> Encoding:
+        """The baseline model's own encoding (a new version may change its prompts): each is gated as deployed."""
+        return self._encoding(self.baseline.candidate) if self.baseline and self.baseline.candidate else self.encoding
+
+    def _encoding(self, model: Candidate) -> Encoding:
+        s, t = self.settings, self.thresholds
+        given, by = ((dict(s.prompts), "--gate-prompts") if s.prompts is not None
+                     else (t.prompts, "thresholds.toml [prompts]") if t.prompts is not None else (None, None))
+        try:
+            encoding = resolve_encoding(model.path, model.kind, given, by)
+        except PromptsError as err:
+            raise QuantgateUsageError(str(err)) from None
+        if encoding.ignores_declared():
+            self.progress(f"warning: {model.source} declares prompts ({', '.join(n for n, _ in encoding.declared)}) "
+                          f"and {by} sends none: the gate measures inputs its users do not send")
+        return encoding
 
     @cached_property
     def baseline(self):
@@ -174,6 +200,7 @@ class GateContext:
             "data": [{"name": d.name, "path": str(d.path), "sha256": d.fingerprint(),
                       **({"embedded": True, "note": EMBEDDED_NOTE} if d.embedded else {})} for d in self.datasets],
             "data_source": self.data_source,
+            "encoding": self.encoding.to_dict(),
             "baseline": self.baseline.header() if self.baseline is not None else None,
             "tasks": list(self.settings.tasks),
             "subset": {"max_queries": self.settings.max_queries, "top_k": self.settings.top_k,
@@ -199,6 +226,10 @@ class GateContext:
             f"quantgate: thresholds {self.thresholds.path or 'built-in defaults'} "
             f"(sha256 {self.thresholds.sha256[:12]})",
             f"quantgate: data {data}",
+            "quantgate: prompts " + (f"{dict(s.prompts) or 'none'} (--gate-prompts)" if s.prompts is not None else
+                                     f"{self.thresholds.prompts or 'none'} (thresholds.toml [prompts])"
+                                     if self.thresholds.prompts is not None else
+                                     "the model's own, as mteb applies them (verdict.json header: encoding)"),
             *([f"quantgate: mteb tasks {', '.join(s.tasks)} (data from the Hugging Face Hub)"] if s.tasks else []),
             *([f"quantgate: {EMBEDDED_NOTE}"] if self.data_source == "embedded default" else []),
             f"quantgate: cache {s.cache_dir or default_cache_dir()}{' (rebuild)' if s.rebuild else ''}",

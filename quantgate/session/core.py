@@ -49,6 +49,7 @@ class GateSession(VariantLifecycle, SessionTime):
         c.progress(f"candidate {candidate.source}: {candidate.kind} ({candidate.kind_reason}); "
                    f"sha256 {candidate.content_hash[:12]}")
         _ = c.datasets, c.hub_tasks, c.baseline
+        c.progress(f"encoding: {c.encoding.describe(candidate.kind)}")
         if c.baseline is not None:
             b = c.baseline
             c.progress(f"baseline {b.source}: {b.kind}, sha256 {b.sha256[:12]}"
@@ -117,5 +118,5 @@ class GateSession(VariantLifecycle, SessionTime):
             validation = validation_sample(validation, self.run.validation_cuts[spec.id])
         return Tuning(c.thresholds.quality_limits(spec.id)["reranking_map_max_loss"], control["max_trials"],
                       control["ranking_queries"], validation, c.settings.batch_size,
-                      reference=self.store.reference_validation)
+                      reference=self.store.reference_validation, encoding=c.encoding)
 

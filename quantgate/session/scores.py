@@ -58,18 +58,20 @@ class ScoreStore:
     def stored_vectors(self, spec: VariantSpec, dataset: EvalSet) -> tuple[list[str], np.ndarray, list[str],
                                                                            np.ndarray] | None:
         """(qids, query vectors, doc ids, corpus vectors) from the variant's scoring pass this run: the queries it
-        scored and the whole corpus, unit-length float64; None when the pass encoded no corpus (a reranker, no
-        retrieval, or retrieval left to mteb's wrapper on a folder without candidate lists)."""
+        scored and the whole corpus, with retrieval's prompts, unit-length float64 (a cosine model's); None when the
+        pass encoded no corpus (a reranker, no retrieval, or retrieval left to mteb's wrapper on a folder without
+        candidate lists)."""
         scores = self.scores(spec, dataset) if spec.id == REFERENCE_ID else self.run.scores.get((spec.id, dataset.name))
         if scores is None or scores.embeddings is None or not dataset.candidates or not self.context.settings.retrieval:
             return None
         rows = {t: i for i, t in enumerate(scores.texts)}
-        if any(text not in rows for text in dataset.corpus.values()):
+        key = self.context.encoding.key
+        if any(key("retrieval", "document", text) not in rows for text in dataset.corpus.values()):
             return None
-        qids = [q for q in self.context.order(dataset) if dataset.queries[q] in rows]
+        qids = [q for q in self.context.order(dataset) if key("retrieval", "query", dataset.queries[q]) in rows]
         doc_ids = sorted(dataset.corpus)
-        return (qids, scores.embeddings[[rows[dataset.queries[q]] for q in qids]], doc_ids,
-                scores.embeddings[[rows[dataset.corpus[d]] for d in doc_ids]])
+        return (qids, scores.embeddings[[rows[key("retrieval", "query", dataset.queries[q])] for q in qids]], doc_ids,
+                scores.embeddings[[rows[key("retrieval", "document", dataset.corpus[d])] for d in doc_ids]])
 
     def _timed(self, spec: VariantSpec, dataset: EvalSet, result: Scores) -> None:
         self.run.verdict.header.setdefault("scoring_seconds", {})[f"{spec.id}@{dataset.name}"] = \
@@ -87,7 +89,8 @@ class ScoreStore:
         result = score(model, self.context.candidate.kind, dataset, batch_size=self.context.settings.batch_size,
                        top_k=self.context.settings.top_k, qids=qids, known=known,
                        retrieval_queries=self._retrieval_queries(dataset, qids),
-                       order=order or self.context.order(dataset))
+                       order=order or self.context.order(dataset),
+                       encoding=self.context.baseline_encoding if name == "the baseline" else self.context.encoding)
         self.context.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
                               f"{result.seconds - started:.1f}s for this chunk")
         if factory is None:
@@ -137,8 +140,9 @@ class ScoreStore:
 
     def _scores_path(self, factory, spec: VariantSpec, dataset: EvalSet, order: list[str], prefix: str) -> Path:
         s = self.context.settings
+        encoding = self.context.baseline_encoding if prefix == "baseline" else self.context.encoding
         name = cache_key(factory.key(spec), dataset.fingerprint(), s.top_k, order, s.batch_size,
-                         self._retrieval_queries(dataset, order) is not None, SCORING)[:24]
+                         self._retrieval_queries(dataset, order) is not None, SCORING, *encoding.cache_material())[:24]
         return self.cache.root / "scores" / f"{prefix}-{dataset.name}-{name}.npz"
 
     def baseline_scores(self, factory, dataset: EvalSet, qids: list[str]) -> Scores:
@@ -197,7 +201,7 @@ class ScoreStore:
             def compute() -> Scores:
                 self.context.progress(f"scoring {spec.id} on {validation.name} (accuracy control's validation split)")
                 return score(self.load(spec), self.context.candidate.kind, validation,
-                             batch_size=self.context.settings.batch_size)
+                             batch_size=self.context.settings.batch_size, encoding=self.context.encoding)
 
             path = self._scores_path(self.models(), spec, validation, sorted(validation.candidates), "validation")
             self.run.scores[key] = self._kept(path, "reference validation", compute)[0]

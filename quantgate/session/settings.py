@@ -54,6 +54,7 @@ class GateSettings:
     time_budget_min: float | None = None  # the time guard's budget for the run (--gate-time-budget)
     embedding_formats: tuple[str, ...] | None = None  # stored-format ids (None: formats.DEFAULT_FORMATS)
     embedding_formats_for: str = "passed"  # "passed": the reference and the variants that passed; "all"
+    prompts: tuple[tuple[str, str], ...] | None = None  # --gate-prompts: (role, prompt); () is none; None: not given
     embedding_ranges: str | None = None  # a .npy of (2, dimensions) ranges for int8/uint8 instead of calibration
 
 
