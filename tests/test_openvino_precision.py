@@ -89,3 +89,24 @@ def test_a_variant_whose_compiled_precision_is_not_the_one_asked_is_refused(tiny
     with pytest.raises(BuildError, match="openvino-bf16 built but failed to load: .*asked OpenVINO's CPU plugin for "
                                          "bf16, its compiled model runs f32"):
         factory.load(VARIANTS["openvino-bf16"])
+
+
+def test_openvino_is_exported_with_f32_weights_whatever_the_models_size(tiny_reranker, tmp_path, monkeypatch):
+    """optimum-intel compresses the weights of a model of 1e9 parameters or more to int8 unless told not to. With its
+    threshold lowered to 1,000 parameters (so a tiny model stands for a 4B one), a plain export gets int8 weights,
+    and the gate's `openvino` still reads back f32 weights from its IR."""
+    import openvino as ov
+    import optimum.exporters.openvino.__main__ as exporter
+    from sentence_transformers import CrossEncoder
+
+    from quantgate.backends.openvino_ir import op_precision
+
+    monkeypatch.setattr(exporter, "_MAX_UNCOMPRESSED_SIZE", 1000)
+    plain = CrossEncoder(str(tiny_reranker), backend="openvino", model_kwargs={"export": True})
+    plain.save(str(tmp_path / "plain"))
+    assert op_precision(ov.Core().read_model(tmp_path / "plain" / openvino.PLAIN))["ops_float_int8_weights"] > 0
+    factory, _ = _factory(tiny_reranker, tmp_path / "cache")
+    manifest = factory.artifact(VARIANTS["openvino"]).manifest
+    precision = op_precision(ov.Core().read_model(factory.artifact(VARIANTS["openvino"]).path / openvino.PLAIN))
+    assert precision["ops"] > 0 and precision["ops_int8"] == 0 and precision["ops_float_int8_weights"] == 0
+    assert manifest["load"]["weights"] == "f32", manifest

@@ -110,11 +110,20 @@ def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
     if ctx.spec.opts.get("quantize") != "static":
-        model = load_st(ctx, ctx.candidate.path, "openvino", export=True)
+        # optimum-intel compresses the weights of a model of 1e9 parameters or more to int8 unless told not to
+        # (optimum.exporters.openvino, _MAX_UNCOMPRESSED_SIZE): `openvino` is f32, so it says load_in_8bit=False,
+        # and the IR is read back (a model with int8 weights is refused, never gated as f32)
+        model = load_st(ctx, ctx.candidate.path, "openvino", export=True, load_in_8bit=False)
         model.save(str(out))
         if not (out / PLAIN).is_file():
             raise RuntimeError(f"the OpenVINO export wrote no {PLAIN} in {out}")
-        return {"backend": "openvino", "file_name": PLAIN}
+        import openvino as ov
+
+        precision = op_precision(ov.Core().read_model(out / PLAIN))
+        if precision["ops_int8"] or precision["ops_float_int8_weights"]:
+            raise RuntimeError(f"the OpenVINO export of {ctx.spec.id} holds int8 ({precision['ops_int8']} int8 "
+                               f"MatMuls, {precision['ops_float_int8_weights']} with int8 weights): it is not f32")
+        return {"backend": "openvino", "file_name": PLAIN, "weights": "f32", **precision}
     if ctx.spec.opts.get("accuracy_control") == "nncf":
         from quantgate.backends import openvino_ac
 

@@ -108,7 +108,7 @@ VARIANTS: dict[str, VariantSpec] = {
         _onnx_quant("avx512_vnni", " (made for AVX-512 VNNI)"),
         VariantSpec("openvino", "openvino", "fp32", "OpenVINO IR, exported by optimum-intel, run in f32 "
                     "(INFERENCE_PRECISION_HINT=f32: the CPU plugin's default is bf16 where the CPU has it)",
-                    (("inference_precision", "f32"),)),
+                    (("inference_precision", "f32"), ("weights", "f32"))),
         VariantSpec("openvino-bf16", "openvino", "bf16", "OpenVINO IR (the `openvino` artifact) at the CPU plugin's "
                     "bf16 inference precision: what backend=\"openvino\" runs by default on a CPU with AVX512-BF16/AMX",
                     (("inference_precision", "bf16"),), requires=("cpu-bf16",), artifact_of="openvino"),
