@@ -196,18 +196,11 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
             "quality": _typed(where, f'variants."{pattern}".quality', sections.get("quality", {}), QUALITY_KEYS,
                               RELATIVE),
         }
-    prompts = _prompts(where, data["prompts"]) if "prompts" in data else None
+    # [prompts] query = "...", document = "...": what production sends before each role's text ("" for none)
+    prompts = _typed(where, "prompts", data["prompts"], {"query": str, "document": str}) if "prompts" in data else None
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Thresholds(path, digest, agreement, quality, speed, calibration, decision, accuracy_control, variants,
                       regression, embedding_formats, prompts)
-
-
-def _prompts(where: _Locator, values: Any) -> dict[str, str]:
-    """[prompts] query = "...", document = "...": what production sends before each role's text ("" for none)."""
-    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
-        raise ThresholdsError(where("prompts", 'must be a table of strings: [prompts] query = "..." document = "..."'))
-    _known(where, values, {"query", "document"}, "prompts.")
-    return dict(values)
 
 
 def _embedding_formats(where: _Locator, values: Any) -> dict[str, Any]:

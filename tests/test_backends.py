@@ -95,3 +95,25 @@ def test_an_external_openvino_ir_is_identified_by_its_bin_too(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"weights two")
     second = external_spec("ov", str(tmp_path / "model.xml"))
     assert first.key_material() != second.key_material()
+
+
+@pytest.mark.parametrize("model", ["tiny_reranker", "tiny_embedder"])
+def test_weight_only_variants_store_compressed_weights_and_float_activations(request, model, tmp_path):
+    """openvino-int8-wo / openvino-int4-wo (NNCF compress_weights) and onnx-int4-wo (MatMulNBits): what each holds is
+    read back from the artifact (the tiny models' 32-wide layers take NNCF's adjusted int4 groups), and each still
+    tracks its reference."""
+    factory, data = _factory(request.getfixturevalue(model), tmp_path / "cache")
+    kind = factory.candidate.kind
+    reference = score(factory.load(VARIANTS["torch-fp32"]), kind, data, top_k=4, max_queries=3)
+    infos = {}
+    for vid in ("openvino-int8-wo", "openvino-int4-wo", "onnx-int4-wo"):
+        infos[vid] = info = factory.artifact(VARIANTS[vid]).load_info
+        assert info["weights"] == vid.split("-")[1] and info["activations"] in ("f32", "float"), info
+        result = score(factory.load(VARIANTS[vid]), kind, data, top_k=4, max_queries=3)
+        assert result.keys == reference.keys and np.isfinite(result.scores).all()
+        assert not np.array_equal(result.scores, reference.scores), f"{vid} computed the reference's numbers"
+        assert np.corrcoef(result.scores, reference.scores)[0, 1] > 0.5, vid
+    assert infos["openvino-int8-wo"]["ops_int8"] == 0  # activations stay float: no FakeQuantize
+    assert infos["openvino-int8-wo"]["ops_float_int8_weights"] == infos["openvino-int8-wo"]["ops"] > 0  # every MatMul
+    assert infos["openvino-int4-wo"].get("weights_u4", 0) + infos["openvino-int4-wo"].get("weights_i4", 0) > 0
+    assert infos["onnx-int4-wo"]["ops_matmul_nbits"] > 0

@@ -23,12 +23,14 @@ SEED_IDS = [
 ]
 TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled int8 (issue 10)
 DEPLOYED_IDS = ["openvino-bf16", "openvino-qint8-bf16"]  # OpenVINO at the CPU plugin's default precision (issue 21)
-ALL_IDS = [*SEED_IDS[:13], "openvino-bf16", "openvino-qint8", "openvino-qint8-bf16", "openvino-qint8-ac", "inc-int8",
-           "inc-int8-autotune"]
+WEIGHT_ONLY_IDS = ["onnx-int4-wo", "openvino-int8-wo", "openvino-int4-wo"]  # what teams publish for decoder models
+ALL_IDS = [*SEED_IDS[:12], "onnx-int4-wo", "openvino", "openvino-bf16", "openvino-qint8", "openvino-qint8-bf16",
+           "openvino-qint8-ac", "openvino-int8-wo", "openvino-int4-wo", "inc-int8", "inc-int8-autotune"]
 
 
 def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
-    assert list(VARIANTS) == ALL_IDS and set(SEED_IDS) | set(TUNED_IDS) | set(DEPLOYED_IDS) == set(ALL_IDS)
+    assert list(VARIANTS) == ALL_IDS
+    assert set(SEED_IDS) | set(TUNED_IDS) | set(DEPLOYED_IDS) | set(WEIGHT_ONLY_IDS) == set(ALL_IDS)
     assert [vid for vid, spec in VARIANTS.items() if spec.tuned] == TUNED_IDS
     assert [vid for vid, spec in VARIANTS.items() if spec.artifact_of] == DEPLOYED_IDS
     assert REFERENCE_ID == "torch-fp32" and VARIANTS[REFERENCE_ID].precision == "fp32"
@@ -58,7 +60,8 @@ def test_globs_select_in_registry_order():
     assert [s.id for s in select(["onnx-qint8-*"])] == SEED_IDS[8:12]
     assert [s.id for s in select(["openvino*", "torch-fp32"])] == ["torch-fp32", "openvino", "openvino-bf16",
                                                                    "openvino-qint8", "openvino-qint8-bf16",
-                                                                   "openvino-qint8-ac"]
+                                                                   "openvino-qint8-ac", "openvino-int8-wo",
+                                                                   "openvino-int4-wo"]
     assert len(select(None)) == len(ALL_IDS)
 
 

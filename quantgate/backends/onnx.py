@@ -56,7 +56,7 @@ REQUIREMENTS = {"ort-cuda": ort_cuda_missing}  # what a spec's `requires` may na
 def skip_reason(spec: VariantSpec, device: str) -> str | None:
     if device != "cuda":
         return None
-    if spec.precision == "int8":
+    if spec.precision in ("int8", "int4-wo"):
         return f"{spec.id} runs on the CPU only (--gate-device cuda)"
     why = ort_cuda_missing()
     return f"{spec.id} on --gate-device cuda {why}" if why else None
@@ -113,7 +113,14 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
     copy_artifact(ctx.dependency.path, out)
     written = _optimize_or_quantize(opts, out)
     remove_files(out / "onnx", ["model.onnx", "model.onnx_data"])
-    return {"backend": "onnx", "file_name": f"onnx/{written}"}
+    info = {"backend": "onnx", "file_name": f"onnx/{written}"}
+    if opts.get("quantize") == "weights":  # what the graph holds, read back
+        import onnx
+
+        ops = [n.op_type for n in onnx.load(str(out / "onnx" / written), load_external_data=False).graph.node]
+        info.update({"weights": f"int{opts['bits']}", "activations": "float", "ops_matmul_nbits":
+                     ops.count("MatMulNBits"), "ops_matmul_float": ops.count("MatMul")})
+    return info
 
 
 def _optimize_or_quantize(opts: dict[str, Any], out: Path) -> str:
@@ -130,6 +137,8 @@ def _optimize_or_quantize(opts: dict[str, Any], out: Path) -> str:
     from optimum.onnxruntime import ORTOptimizer, ORTQuantizer
     from optimum.onnxruntime.configuration import AutoOptimizationConfig, AutoQuantizationConfig
 
+    if opts.get("quantize") == "weights":
+        return _matmul_nbits(opts, out)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         if "optimize" in opts:
             level = opts["optimize"]
@@ -145,6 +154,25 @@ def _optimize_or_quantize(opts: dict[str, Any], out: Path) -> str:
         for produced in Path(tmp).glob(written[0].name + "*"):  # the graph and its external data, if any
             shutil.move(produced, out / "onnx" / produced.name)
     return written[0].name
+
+
+def _matmul_nbits(opts: dict[str, Any], out: Path) -> str:
+    """Weight-only int4 (`onnx-int4-wo`): ONNX Runtime's MatMulNBitsQuantizer turns each MatMul with a constant
+    weight into a MatMulNBits node (int4 blocks of 32 along the reduction axis, asymmetric: its default RTN
+    algorithm; onnxruntime-genai's builder ships decoder models so); activations stay float. A MatMul whose weight is
+    not a constant (attention's QK and AV products) stays as it is."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    name = f"model_int{opts['bits']}_wo.onnx"
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(out / PLAIN)), bits=int(opts["bits"]),
+                                     block_size=int(opts["block_size"]), is_symmetric=False)
+    quantizer.process()
+    quantized = quantizer.model.model
+    if not any(node.op_type == "MatMulNBits" for node in quantized.graph.node):
+        raise RuntimeError("ONNX Runtime's MatMulNBitsQuantizer quantized no MatMul of the graph")
+    onnx.save_model(quantized, str(out / "onnx" / name), save_as_external_data=quantized.ByteSize() > 2**31 - 2**20)
+    return name
 
 
 def outputs_key(ctx: BuildContext, artifact: Artifact) -> dict[str, Any]:

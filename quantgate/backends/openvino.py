@@ -1,11 +1,12 @@
-"""OpenVINO variants: the optimum-intel IR export and NNCF static int8.
+"""OpenVINO variants: the optimum-intel IR export, NNCF static int8 and weight-only int8 / int4.
 
 Static int8 runs optimum-intel's OVQuantizer (NNCF post-training quantization) with
 calibration inputs from the local train split -- not sentence-transformers'
 `export_static_quantized_openvino_model`, which downloads glue/sst2 from the hub and
 calibrates a reranker on single sentences.
 
-Accuracy-controlled int8 (`openvino-qint8-ac`) is built in quantgate.backends.openvino_ac.
+Accuracy-controlled int8 (`openvino-qint8-ac`) is built in quantgate.backends.openvino_ac, weight-only
+compression (`openvino-int8-wo`, `openvino-int4-wo`) in quantgate.backends.openvino_wo.
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
 
 
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
+    if ctx.spec.opts.get("quantize") == "weights":
+        from quantgate.backends import openvino_wo
+
+        return openvino_wo.build(ctx, out, PLAIN, ov_config(ctx))
     if ctx.spec.opts.get("quantize") != "static":
         # optimum-intel compresses the weights of a model of 1e9 parameters or more to int8 unless told not to
         # (optimum.exporters.openvino, _MAX_UNCOMPRESSED_SIZE): `openvino` is f32, so it says load_in_8bit=False,

@@ -89,6 +89,19 @@ def _onnx_opt(level: str, what: str, requires: tuple[str, ...] = ()) -> VariantS
     )
 
 
+def _openvino_wo(bits: int, how: str) -> VariantSpec:
+    return VariantSpec(
+        id=f"openvino-int{bits}-wo",
+        family="openvino",
+        precision=f"int{bits}-wo",
+        description=f"OpenVINO weight-only int{bits} (NNCF compress_weights through optimum-intel's "
+                    f"OVWeightQuantizationConfig, asymmetric, {how}): weights stored in int{bits}, activations f32; "
+                    "what teams publish for 0.5B+ decoder models",
+        options=(("quantize", "weights"), ("bits", bits), ("inference_precision", "f32")),
+        depends_on="openvino",
+    )
+
+
 VARIANTS: dict[str, VariantSpec] = {
     spec.id: spec
     for spec in (
@@ -106,6 +119,9 @@ VARIANTS: dict[str, VariantSpec] = {
         _onnx_quant("avx2", " (uint8 activations, made for AVX2)"),
         _onnx_quant("avx512", " (made for AVX-512)"),
         _onnx_quant("avx512_vnni", " (made for AVX-512 VNNI)"),
+        VariantSpec("onnx-int4-wo", "onnx", "int4-wo", "ONNX Runtime weight-only int4 (MatMulNBitsQuantizer: each "
+                    "MatMul with a constant weight becomes MatMulNBits, int4 blocks of 32, asymmetric); activations "
+                    "float", (("quantize", "weights"), ("bits", 4), ("block_size", 32)), depends_on="onnx"),
         VariantSpec("openvino", "openvino", "fp32", "OpenVINO IR, exported by optimum-intel, run in f32 "
                     "(INFERENCE_PRECISION_HINT=f32: the CPU plugin's default is bf16 where the CPU has it)",
                     (("inference_precision", "f32"), ("weights", "f32"))),
@@ -146,6 +162,9 @@ VARIANTS: dict[str, VariantSpec] = {
             depends_on="openvino",
             tuned=True,
         ),
+        _openvino_wo(8, "per output channel"),
+        _openvino_wo(4, "in groups of 128 (a narrower layer: the largest power of two that divides it), every "
+                        "layer NNCF's ratio 1.0 allows, the rest int8"),
         VariantSpec(
             "inc-int8",
             "inc",
