@@ -13,6 +13,7 @@ from quantgate.speed import bench
 from quantgate.speed.phases import PhaseTimer
 from quantgate.speed.result import SpeedResult
 from quantgate.variants import memory
+from quantgate.variants.cache import strict
 from quantgate.variants.registry import REFERENCE_ID
 
 
@@ -72,7 +73,7 @@ def test_speed(gate_session, variant_spec, speed_batch, benchmark):
         phases=phases.summary(speed_batch, median, benchmark.stats.stats.min, steady),
         percentiles=bench.percentiles(benchmark.stats.stats.data) if latency else {},
         raw_forward=raw or None, auto_batch_search=search)
-    benchmark.extra_info.update(result.to_dict())
+    benchmark.extra_info.update(strict(result.to_dict()))  # pytest-benchmark writes it as JSON too
     failures = []
     if context.settings.speed_compare:
         limits = context.thresholds.speed

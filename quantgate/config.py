@@ -140,7 +140,13 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
     path = Path(path)
     if not path.is_file():
         raise ThresholdsError(f"{path}: thresholds file not found; pass --gate-thresholds PATH or create it")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise ThresholdsError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                              "save the file as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

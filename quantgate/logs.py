@@ -35,10 +35,11 @@ def check_writable(report_dir: str | Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"x" * 4096)
-        probe.unlink()
     except OSError as err:
         raise QuantgateUsageError(f"report folder {str(folder)!r} cannot be written ({err.strerror or err}); "
                                   "pass --gate-report DIR with a writable folder") from None
+    finally:  # a full disk leaves the probe created and empty: never left behind
+        probe.unlink(missing_ok=True)
 
 
 def attach(report_dir: str | Path) -> Path:

@@ -160,8 +160,8 @@ class Check:
         number = _number(value, "value")
         bound = _number(limit, "limit") if limit is not None else None
         if passed is None:
-            if bound is None:
-                passed = True
+            if bound is None:  # informational, unless it is no number at all: a NaN or inf fails
+                passed = number is None or math.isfinite(number)
             elif number is None or not math.isfinite(number):
                 passed = False
             else:
@@ -173,7 +173,9 @@ class Check:
                                   + (f" ({note})" if note else "")]
             else:
                 check.failures = [f"{name} failed" + (f" (value {_show(number)})" if number is not None else "")
-                                  + (f": {note}" if note else "")]
+                                  + (f": {note}" if note else "")
+                                  + ("; a non-finite value fails unless the check says passed=True"
+                                     if number is not None and not math.isfinite(number) else "")]
         return check
 
     def to_dict(self) -> dict[str, Any]:

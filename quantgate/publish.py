@@ -19,6 +19,7 @@ from typing import Any
 from quantgate.backends import weight_patterns
 from quantgate.results.verdict import VerdictFormatError, decision_of
 from quantgate.results.verdict import read as read_verdict
+from quantgate.variants.cache import strict
 from quantgate.variants.candidate import file_sha256
 from quantgate.variants.registry import REFERENCE_ID, ordered
 
@@ -81,7 +82,7 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         result.refusals += _bind_ranges(verdict, chosen, result.files)
     if not result.refusals:
         result.card = model_card(verdict, chosen)
-        result.verdict_json = json.dumps(verdict, indent=2, sort_keys=True).encode()
+        result.verdict_json = json.dumps(strict(verdict), indent=2, sort_keys=True, allow_nan=False).encode()
     return result
 
 
@@ -246,8 +247,19 @@ def publish(verdict_path: str | Path, repo_id: str, *, thresholds: str | Path | 
         from huggingface_hub import HfApi
 
         api = HfApi()  # reads the token as huggingface_hub does (HF_TOKEN or the saved login)
-    api.create_repo(repo_id, exist_ok=True)
-    info = api.create_commit(repo_id, operations=ops, create_pr=create_pr,
-                             commit_message=f"quantgate: publish {', '.join(p.variants)}")
+    try:
+        api.create_repo(repo_id, exist_ok=True)
+        info = api.create_commit(repo_id, operations=ops, create_pr=create_pr,
+                                 commit_message=f"quantgate: publish {', '.join(p.variants)}")
+    except Exception as err:  # huggingface_hub: OfflineModeIsEnabled, HfHubHTTPError, connection errors...
+        from quantgate.logs import logger
+
+        logger.exception("publish to %s failed", repo_id)  # the traceback to gate.log, never the token
+        offline = type(err).__name__ == "OfflineModeIsEnabled" or "offline" in str(err).lower()
+        echo(f"not published: {type(err).__name__}" + (
+            " (HF_HUB_OFFLINE is set: nothing was pushed; unset it on a machine that reaches the hub, or use "
+            "--dry-run to see what would be pushed)" if offline else
+            f": {str(err).splitlines()[0][:200] if str(err) else 'no message'}; nothing was pushed"))
+        return 1
     echo(f"pushed: {getattr(info, 'pr_url', None) or getattr(info, 'commit_url', info)}")
     return 0

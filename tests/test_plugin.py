@@ -169,3 +169,17 @@ def test_a_variant_this_machine_cannot_run_is_skipped_with_its_reason_before_any
     assert outcomes.get("skipped", 0) >= 4 and "passed" not in outcomes and "failed" not in outcomes, outcomes
     assert "onnx-O4 needs a CUDA GPU (none on this machine)" in result.stdout.str()
     assert not (pytester.path / "cache").exists() or not any((pytester.path / "cache").rglob("*.onnx"))
+
+
+def test_a_thresholds_file_that_is_not_utf8_and_a_cache_that_is_a_file_are_one_line_each(collect, tmp_path):
+    """A stray Latin-1 byte in thresholds.toml names the file, its line and the byte's offset; --gate-cache pointing
+    at a regular file names the option; both before anything runs, exit 4, no traceback."""
+    latin = tmp_path / "thresholds.toml"
+    latin.write_bytes(b"[quality]\n# caf\xe9\nreranking_map_max_loss = 0.01\n")
+    code, out, err = collect("--gate-thresholds", str(latin))
+    assert code == pytest.ExitCode.USAGE_ERROR and "Traceback" not in err + out and "INTERNALERROR" not in err + out
+    assert f"{latin}:2: not UTF-8 text (byte 0xe9 at offset 15); save the file as UTF-8" in err, err
+    (tmp_path / "cache-file").write_text("not a folder")
+    code, out, err = collect("--gate-cache", str(tmp_path / "cache-file"))
+    assert code == pytest.ExitCode.USAGE_ERROR and "Traceback" not in err + out
+    assert err.count("--gate-cache") == 1 and "is a file; pass a directory" in err, err

@@ -78,7 +78,8 @@ def test_a_failed_team_check_fails_the_variant_and_publish_leaves_it(pytester, c
     pytester.makepyfile(test_team=TEAM_TESTS)
     result = _gate(pytester, cache, "--variants", "torch-fp32,onnx,openvino", "-k", "not speed and not batch")
     outcomes = result.parseoutcomes()
-    verdict = json.loads((pytester.path / "report" / "verdict.json").read_text())
+    verdict = json.loads((pytester.path / "report" / "verdict.json").read_text(),
+                         parse_constant=lambda token: pytest.fail(f"verdict.json holds {token}: not strict JSON"))
     assert verdict["complete"], result.outlines[-30:]
     for vid in ("torch-fp32", "onnx", "openvino"):
         gates = verdict["variants"][vid]["gates"]

@@ -117,6 +117,23 @@ def test_push_makes_one_commit_with_the_card(gated, monkeypatch):
     assert "model-index:" in card and "## quantgate" in card
 
 
+def test_publish_offline_says_so_in_one_line_and_pushes_nothing(gated, monkeypatch):
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    tmp, _, thresholds = gated
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+
+    class Offline(FakeHub):
+        def create_repo(self, repo_id, exist_ok=False):
+            raise OfflineModeIsEnabled("Cannot reach https://huggingface.co/api/repos/create: offline mode is enabled")
+
+    hub = Offline()
+    code, lines = _publish(tmp / "report" / "verdict.json", thresholds, variants=["onnx"], api=hub)
+    assert code == 1 and hub.calls == []
+    assert lines[-1].startswith("not published: OfflineModeIsEnabled (HF_HUB_OFFLINE is set: nothing was pushed"), lines
+    assert not any("Traceback" in line or "hf_secret" in line for line in lines)
+
+
 @pytest.mark.parametrize(
     "change, variants, reason",
     [

@@ -17,6 +17,7 @@ from quantgate.errors import QuantgateUsageError
 from quantgate.variants import machine
 from quantgate.variants.cache import write_json_atomic
 
+REQUIRED = {"candidate": dict, "variants": dict, "complete": bool}  # what every reader of a verdict needs
 FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / inconclusive) from sequential bounds
 
 
@@ -47,6 +48,11 @@ def check_format(data: Any, where: str | Path) -> dict[str, Any]:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise VerdictFormatError(f"{where}: verdict format {found!r}, this quantgate reads {FORMAT!r}: gate again "
                                  "with this version")
+    missing = [key for key, kind in REQUIRED.items() if not isinstance(data.get(key), kind)]
+    if missing:
+        raise VerdictFormatError(f"{where}: says {FORMAT!r} but has no {', '.join(missing)}: not a verdict this "
+                                 f"quantgate wrote (it reads {FORMAT!r} verdicts written by `pytest gates/`); gate "
+                                 "again or restore the file")
     return data
 
 

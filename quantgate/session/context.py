@@ -68,6 +68,10 @@ class GateContext:
         for path in [*paths, *settings.calibration_data, *filter(None, [settings.validation_data])]:
             if not Path(path).expanduser().is_dir():
                 raise DataFormatError(f"data folder {path!r} does not exist; pass a BEIR-format folder")
+        if settings.cache_dir and Path(settings.cache_dir).expanduser().exists() \
+                and not Path(settings.cache_dir).expanduser().is_dir():
+            raise QuantgateUsageError(f"--gate-cache {settings.cache_dir!r} is a file; pass a directory (it is made "
+                                      "when missing)")
         check_source(settings.candidate)
         if settings.baseline:
             from quantgate.baseline.production import check

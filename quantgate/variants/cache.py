@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -189,4 +190,17 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+    """Strict RFC 8259 JSON (JavaScript's JSON.parse and most CI tools refuse NaN / Infinity): see `strict`."""
+    return write_text_atomic(path, json.dumps(strict(data), indent=2, sort_keys=True, default=str, allow_nan=False))
+
+
+def strict(data: Any) -> Any:
+    """`data` with every non-finite float written as null (what it was is said where it was decided: a check's
+    failure line, a score error)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict(v) for v in data]
+    return data
