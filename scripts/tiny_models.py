@@ -21,6 +21,9 @@ from transformers import AutoTokenizer
 from quantgate.variants.candidate import default_candidate_path
 
 HIDDEN = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
+# a base-size decoder (about 110M parameters with the all-MiniLM vocabulary): what speed and size scale with
+BASE_DECODER = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "num_key_value_heads": 4,
+                "head_dim": 64, "intermediate_size": 3072}
 DECODER = {**HIDDEN, "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 512}
 
 # name -> (transformers config class, its keyword arguments, kind, head, pooling)
@@ -50,11 +53,14 @@ ARCHITECTURES: dict[str, tuple[str, dict, str, str, str]] = {
 DECODERS = ("qwen3", "gemma3")
 
 
-def build(name: str, out: Path, tokenizer_dir: Path | None = None, seed: int = 0, max_length: int = 128) -> Path:
-    """The model `name` of ARCHITECTURES in `out` (kept when it is already there)."""
+def build(name: str, out: Path, tokenizer_dir: Path | None = None, seed: int = 0, max_length: int = 128,
+          shape: dict | None = None) -> Path:
+    """The model `name` of ARCHITECTURES in `out` (kept when it is already there); `shape` overrides its sizes
+    (e.g. BASE_DECODER: the same architecture at a real model's width and depth)."""
     if (out / "config.json").is_file():
         return out
     config_name, kwargs, kind, head, pooling = ARCHITECTURES[name]
+    kwargs = {**kwargs, **(shape or {})}
     torch.manual_seed(seed)
     # As these architectures' own tokenizers: segment ids only for BERT, ELECTRA and DeBERTa-v2 (MPNet's and
     # ModernBERT's forward take none, and XLM-RoBERTa's exports drop them: a BERT tokenizer's second-segment ids would

@@ -117,3 +117,23 @@ def test_weight_only_variants_store_compressed_weights_and_float_activations(req
     assert infos["openvino-int8-wo"]["ops_float_int8_weights"] == infos["openvino-int8-wo"]["ops"] > 0  # every MatMul
     assert infos["openvino-int4-wo"].get("weights_u4", 0) + infos["openvino-int4-wo"].get("weights_i4", 0) > 0
     assert infos["onnx-int4-wo"]["ops_matmul_nbits"] > 0
+
+
+@pytest.mark.parametrize("model", ["tiny_reranker", "tiny_embedder"])
+def test_openvino_genai_pipelines_score_like_the_ir_they_run(request, model, tmp_path):
+    """ovgenai runs the `openvino` IR through TextEmbeddingPipeline / TextRerankPipeline with its own converted
+    tokenizer, pooling and sigmoid: on f32 weights its scores are the IR's within float noise; a prompt reaches the
+    embedder as the pipeline's instruction, as sentence-transformers prepends it."""
+    from quantgate.evaluation.encoding import Encoding
+
+    factory, data = _factory(request.getfixturevalue(model), tmp_path / "cache")
+    kind = factory.candidate.kind
+    ir = score(factory.load(VARIANTS["openvino"]), kind, data, top_k=4, max_queries=3)
+    engine = score(factory.load(VARIANTS["ovgenai"]), kind, data, top_k=4, max_queries=3)
+    assert factory.runtime["ovgenai"]["runtime"] == "openvino-genai"
+    assert engine.keys == ir.keys and np.abs(engine.scores - ir.scores).max() < 1e-4
+    if kind == "embedder":
+        prompted = Encoding("--gate-prompts", (("reranking", "query", "query: "), ("reranking", "document", "doc: ")))
+        theirs = score(factory.load(VARIANTS["openvino"]), kind, data, top_k=4, max_queries=3, encoding=prompted)
+        ours = score(factory.load(VARIANTS["ovgenai"]), kind, data, top_k=4, max_queries=3, encoding=prompted)
+        assert np.abs(ours.scores - theirs.scores).max() < 1e-4 and np.abs(ours.scores - ir.scores).max() > 1e-4

@@ -24,13 +24,14 @@ SEED_IDS = [
 TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled int8 (issue 10)
 DEPLOYED_IDS = ["openvino-bf16", "openvino-qint8-bf16"]  # OpenVINO at the CPU plugin's default precision (issue 21)
 WEIGHT_ONLY_IDS = ["onnx-int4-wo", "openvino-int8-wo", "openvino-int4-wo"]  # what teams publish for decoder models
+ENGINE_IDS = ["ovgenai", "ovgenai-int8-wo", "ovgenai-int4-wo"]  # OpenVINO GenAI's pipelines over those IRs
 ALL_IDS = [*SEED_IDS[:12], "onnx-int4-wo", "openvino", "openvino-bf16", "openvino-qint8", "openvino-qint8-bf16",
-           "openvino-qint8-ac", "openvino-int8-wo", "openvino-int4-wo", "inc-int8", "inc-int8-autotune"]
+           "openvino-qint8-ac", "openvino-int8-wo", "openvino-int4-wo", *ENGINE_IDS, "inc-int8", "inc-int8-autotune"]
 
 
 def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
     assert list(VARIANTS) == ALL_IDS
-    assert set(SEED_IDS) | set(TUNED_IDS) | set(DEPLOYED_IDS) | set(WEIGHT_ONLY_IDS) == set(ALL_IDS)
+    assert set(SEED_IDS) | set(TUNED_IDS) | set(DEPLOYED_IDS) | set(WEIGHT_ONLY_IDS) | set(ENGINE_IDS) == set(ALL_IDS)
     assert [vid for vid, spec in VARIANTS.items() if spec.tuned] == TUNED_IDS
     assert [vid for vid, spec in VARIANTS.items() if spec.artifact_of] == DEPLOYED_IDS
     assert REFERENCE_ID == "torch-fp32" and VARIANTS[REFERENCE_ID].precision == "fp32"
@@ -41,7 +42,11 @@ def test_every_spec_is_consistent():
         assert spec.id == vid
         assert callable(spec.backend.build) and callable(spec.backend.load)
         if spec.depends_on:
-            assert spec.depends_on in VARIANTS and not VARIANTS[spec.depends_on].depends_on
+            chain, source = [vid], spec  # built from another variant's artifact, which may be built from a third
+            while source.depends_on:
+                assert source.depends_on in VARIANTS and source.depends_on not in chain, chain
+                chain.append(source.depends_on)
+                source = VARIANTS[source.depends_on]
         if spec.artifact_of:  # the same files, other runtime options: same family, no build of its own
             source = VARIANTS[spec.artifact_of]
             assert source.family == spec.family and not source.artifact_of and not spec.depends_on
@@ -119,7 +124,7 @@ def test_every_backend_family_satisfies_the_contract():
         if hasattr(module, "runtime_facts"):  # a runtime of its own: named, read back and described by its module
             assert isinstance(module.RUNTIME, str) and callable(module.ran_with), family
     runtimes = {backend(f).RUNTIME for f in FAMILIES if hasattr(backend(f), "runtime_facts")}
-    assert runtimes == {"torch", "onnxruntime", "openvino"}
+    assert runtimes == {"torch", "onnxruntime", "openvino", "openvino-genai"}
     assert ran_with({"runtime": "openvino", "inference_precision": "bf16"}) == "OpenVINO bf16"
     assert ran_with({"runtime": "something else"}) == "" and ran_with({}) == ""
     for spec in VARIANTS.values():  # every requirement a spec names is answered by its backend or by machine

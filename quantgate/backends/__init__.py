@@ -17,6 +17,7 @@ FAMILIES = {
     "torch": "quantgate.backends.torch_backend",
     "onnx": "quantgate.backends.onnx",
     "openvino": "quantgate.backends.openvino",
+    "ovgenai": "quantgate.backends.ovgenai",
     "inc": "quantgate.backends.inc",
     "external": "quantgate.backends.external",
     "mutant": "quantgate.backends.mutant",

@@ -32,7 +32,7 @@ __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_ski
 
 def runtime_facts(model) -> dict[str, Any] | None:
     """The execution providers of the loaded ONNX Runtime session (optimum's ORTModel), or None for another runtime."""
-    inner = model.transformers_model
+    inner = getattr(model, "transformers_model", None)
     return {"runtime": RUNTIME, "providers": list(inner.providers)} if hasattr(inner, "providers") else None
 
 

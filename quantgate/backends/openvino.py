@@ -70,7 +70,7 @@ __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_ski
 def runtime_facts(model) -> dict[str, Any] | None:
     """What the compiled model runs with, read back rather than the options asked for (the CPU plugin may differ
     from the hint: bf16 falls back to f32 on a CPU without it), or None when the model is not OpenVINO's."""
-    compiled = getattr(model.transformers_model, "request", None)
+    compiled = getattr(getattr(model, "transformers_model", None), "request", None)
     if hasattr(compiled, "get_compiled_model"):  # a stateful IR's InferRequest (optimum-intel OVModelForCausalLM)
         compiled = compiled.get_compiled_model()
     if not hasattr(compiled, "get_property"):  # an OpenVINO CompiledModel (optimum-intel OVModel)

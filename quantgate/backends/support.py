@@ -24,6 +24,7 @@ class ModelInfo:
     model_type: str
     architecture: str
     task: str  # sentence-transformers' transformer_task: feature-extraction, sequence-classification, text-generation
+    path: str = ""  # the candidate's folder: a backend that needs more than the type reads its files there
 
     @property
     def export_task(self) -> str:
@@ -44,7 +45,7 @@ def model_info(path: Path, kind: str) -> ModelInfo:
         task = "text-generation"  # a CrossEncoder over a causal LM: sentence-transformers' LogitScore head
     else:
         task = "sequence-classification"
-    return ModelInfo(str(config.get("model_type", "")), architecture, task)
+    return ModelInfo(str(config.get("model_type", "")), architecture, task, str(path))
 
 
 def _json(path: Path) -> dict:

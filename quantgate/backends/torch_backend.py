@@ -21,7 +21,7 @@ def runtime_facts(model) -> dict[str, Any] | None:
     """The dtype and device of the loaded module's weights, or None when it is not a torch module."""
     import torch
 
-    inner = model.transformers_model
+    inner = getattr(model, "transformers_model", None)  # an engine (OpenVINO GenAI, a server) has none
     parameter = next(inner.parameters(), None) if isinstance(inner, torch.nn.Module) else None
     if parameter is None:
         return None

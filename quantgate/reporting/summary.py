@@ -70,12 +70,17 @@ def runtime_lines(rows: list[dict]) -> list[str]:
 
 def _precision_note(row: dict) -> str:
     """'accuracy-controlled: 34 of 38 MatMul in int8, validation MAP loss 0.4% <= 1.0%' for tuned variants;
-    ' (OpenVINO bf16)' for an OpenVINO variant, whose precision a plain load would not make obvious."""
+    ' (OpenVINO bf16)' for an OpenVINO variant, whose precision a plain load would not make obvious; ' (weights int4,
+    activations f32)' where the artifact was read back."""
     load = row.get("load") or {}
     control = load.get("accuracy_control")
-    if not control:
+    if not control:  # and the weights' precision where the build read it back from the artifact (weight-only, f32)
         runtime = row.get("runtime") or {}
-        return f" ({ran_with(runtime)})" if runtime.get("runtime") == "openvino" else ""
+        parts = [ran_with(runtime)] if runtime.get("runtime") == "openvino" else []
+        if "weights" in load:
+            parts.append(f"weights {load['weights']}" + (f", activations {load['activations']}"
+                                                         if "activations" in load else ""))
+        return f" ({'; '.join(parts)})" if parts else ""
     ops = f"{load['ops_int8']} of {load['ops']} {load['op_type']} in int8, " if "ops" in load else ""
     return (f" (accuracy-controlled: {ops}tuning's validation MAP loss {control['loss']:+.2%} "
             f"{'<=' if control['met'] else '>'} {control['max_loss']:.2%}, {'met' if control['met'] else 'not met'})")

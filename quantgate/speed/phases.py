@@ -66,12 +66,14 @@ class PhaseTimer:
 
     def __init__(self, model, kind: str, device: str, skip: int = 1) -> None:
         self.model, self.kind, self.device, self.skip = model, kind, device, skip
-        self.modules = [module for _, module in model.named_children()]
+        # an engine behind predict()/encode() (OpenVINO GenAI, a server) has no phases to time: only its end to end
+        self.opaque = not hasattr(model, "named_children")
+        self.modules = [] if self.opaque else [module for _, module in model.named_children()]
         self.samples: dict[str, list[float]] = {phase: [] for phase in PHASES}
         self.tokens: list[tuple[int, int]] = []  # (real tokens, padded positions) of each timed round
         self.totals: list[float] = []  # each timed round's phases together
         self.features = None  # the last round's tensors on the device (the raw baseline runs on them)
-        self.preprocess = getattr(model, "preprocess", None) or model.tokenize  # tokenize: the older name
+        self.preprocess = None if self.opaque else getattr(model, "preprocess", None) or model.tokenize  # older name
 
     def run(self, batches: list[list]) -> PhaseTimer:
         for items in batches:
@@ -79,6 +81,8 @@ class PhaseTimer:
         return self
 
     def time_round(self, items: list) -> None:
+        if self.opaque:
+            return
         import torch
         from sentence_transformers.util import batch_to_device
 

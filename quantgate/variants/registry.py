@@ -102,6 +102,19 @@ def _openvino_wo(bits: int, how: str) -> VariantSpec:
     )
 
 
+def _ovgenai(source: str) -> VariantSpec:
+    weights = source.removeprefix("openvino").removeprefix("-") or "f32"
+    return VariantSpec(
+        id="ovgenai" + source.removeprefix("openvino"),
+        family="ovgenai",
+        precision=weights if weights != "f32" else "fp32",
+        description=f"OpenVINO GenAI's TextEmbeddingPipeline (embedders) or TextRerankPipeline (rerankers) over the "
+                    f"`{source}` IR ({weights} weights) and its tokenizer converted by openvino-tokenizers: the "
+                    "engine's own tokenization, pooling and instructions",
+        depends_on=source,
+    )
+
+
 VARIANTS: dict[str, VariantSpec] = {
     spec.id: spec
     for spec in (
@@ -165,6 +178,7 @@ VARIANTS: dict[str, VariantSpec] = {
         _openvino_wo(8, "per output channel"),
         _openvino_wo(4, "in groups of 128 (a narrower layer: the largest power of two that divides it), every "
                         "layer NNCF's ratio 1.0 allows, the rest int8"),
+        *(_ovgenai(source) for source in ("openvino", "openvino-int8-wo", "openvino-int4-wo")),
         VariantSpec(
             "inc-int8",
             "inc",
