@@ -14,11 +14,12 @@ logger = logging.getLogger("quantgate")
 
 
 def root_cause(error: BaseException, limit: int = 300) -> str:
-    """`Type: first line` of the innermost exception in the chain (its cause, else its context)."""
+    """`Type: first line` of the innermost exception in the chain (its cause, else its context; an error raised
+    `from None` is the root cause its author chose to show)."""
     seen = set()
     while id(error) not in seen:
         seen.add(id(error))
-        inner = error.__cause__ or error.__context__
+        inner = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
         if inner is None:
             break
         error = inner

@@ -20,6 +20,7 @@ FAMILIES = {
     "ovgenai": "quantgate.backends.ovgenai",
     "inc": "quantgate.backends.inc",
     "external": "quantgate.backends.external",
+    "endpoint": "quantgate.backends.endpoint",
     "mutant": "quantgate.backends.mutant",
 }
 

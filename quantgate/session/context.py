@@ -54,6 +54,10 @@ class GateContext:
         registry = Registry()
         for name, path in settings.artifacts:
             registry.register(external_spec(name, path))
+        from quantgate.backends.endpoint import spec as endpoint_spec
+
+        for name, url in settings.endpoints:
+            registry.register(endpoint_spec(name, url))
         from quantgate.backends.mutant import parse as parse_mutant
 
         for value in settings.mutants:
@@ -62,7 +66,8 @@ class GateContext:
             registry.register(torch_auto())
         thresholds.check_patterns([*registry.variants, torch_auto().id])
         selected = registry.select(list(settings.variants) or None)  # and every --gate-artifact whatever it says
-        selected += [spec for name, _ in settings.artifacts if (spec := registry.variants[name]) not in selected]
+        selected += [spec for name, _ in (*settings.artifacts, *settings.endpoints)
+                     if (spec := registry.variants[name]) not in selected]
         selected, owned = shard(selected, *settings.shard) if settings.shard else (selected, [s.id for s in selected])
         paths, source = data_folders(settings.data, settings.tasks)
         for path in [*paths, *settings.calibration_data, *filter(None, [settings.validation_data])]:

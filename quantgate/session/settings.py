@@ -26,6 +26,7 @@ class GateSettings:
     calibration_data: tuple[str, ...] = ()  # folders whose train split calibrates static int8 (default: data)
     validation_data: str | None = None  # accuracy control: a folder of validation queries (default: held-out train)
     artifacts: tuple[tuple[str, str], ...] = ()  # (name, path) from --gate-artifact
+    endpoints: tuple[tuple[str, str], ...] = ()  # (name, url) from --gate-endpoint: a running server, gated as served
     mutants: tuple[str, ...] = ()  # test-only injected regressions, NAME=key:value,... (--gate-mutant)
     thresholds: str | None = "thresholds.toml"
     device: str = "auto"

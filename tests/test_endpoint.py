@@ -1,0 +1,68 @@
+"""A served endpoint as a variant: a real HTTP server on 127.0.0.1, started and stopped here, gated against the
+reference on the embedded data; once serving the model right (pass) and once with a planted pooling bug (fail)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_plugin import run_gate
+
+STARTUP_S = 120  # the server loads the model before it prints its port
+
+
+@contextmanager
+def serving(model, pooling: str):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "endpoint_server.py"), str(model),
+                             "--pooling", pooling], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline, line = time.monotonic() + STARTUP_S, ""
+        while time.monotonic() < deadline and not line.startswith("PORT "):
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+        assert line.startswith("PORT "), f"the test server did not start (exit {proc.poll()})"
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_an_endpoint_is_gated_as_served_and_a_pooling_bug_fails(embedder_path, tmp_path):
+    with serving(embedder_path, "model") as good, serving(embedder_path, "cls") as bad:
+        out = run_gate("-q", "-k", "not speed and not batch", "--variants", "torch-fp32",
+                       "--gate-endpoint", f"served={good}", "--gate-endpoint", f"pooling-bug={bad}",
+                       "--gate-embedding-formats", "none", "--gate-cache", str(tmp_path / "cache"),
+                       "--gate-report", str(tmp_path / "report"), timeout=900)
+    verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
+    assert verdict["complete"], out.stdout[-3000:]
+    served, bug = verdict["variants"]["served"], verdict["variants"]["pooling-bug"]
+    assert served["decision"] == "pass", served["failures"]
+    assert served["runtime"]["runtime"] == "endpoint" and served["runtime"]["served"] == {"model": "test-server/model"}
+    assert bug["decision"] == "fail" and any("cosine_min" in f for f in bug["failures"]), bug["failures"]
+    assert out.returncode == 1
+
+
+def test_an_unreachable_endpoint_is_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: bound, then closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = run_gate("-q", "-k", "build", "--variants", "torch-fp32", "--gate-endpoint", f"down=http://127.0.0.1:{port}",
+                   "--gate-cache", str(tmp_path / "cache"), "--gate-report", str(tmp_path / "report"), timeout=600)
+    assert out.returncode == 1
+    said = [line for line in out.stdout.splitlines() if "cannot connect" in line]
+    assert said and "is the server running?" in said[0] and "Traceback" not in out.stdout, out.stdout[-3000:]
+
+
+@pytest.mark.parametrize("value", ["x=localhost:8080", "x=ftp://127.0.0.1"])
+def test_an_endpoint_without_a_scheme_is_refused_before_anything_runs(value, tmp_path):
+    out = run_gate("-q", "--collect-only", "--gate-endpoint", value, "--gate-cache", str(tmp_path), timeout=300)
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR and "expected NAME=http://HOST:PORT" in out.stdout + out.stderr
