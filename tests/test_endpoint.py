@@ -66,3 +66,64 @@ def test_an_unreachable_endpoint_is_one_line(tmp_path):
 def test_an_endpoint_without_a_scheme_is_refused_before_anything_runs(value, tmp_path):
     out = run_gate("-q", "--collect-only", "--gate-endpoint", value, "--gate-cache", str(tmp_path), timeout=300)
     assert out.returncode == pytest.ExitCode.USAGE_ERROR and "expected NAME=http://HOST:PORT" in out.stdout + out.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def infinity(engine: str, model, port: int):
+    """Infinity (infinity-emb) serving `model` on 127.0.0.1:`port`, up once /models answers (polled, bounded)."""
+    import os
+    import urllib.request
+
+    proc = subprocess.Popen([engine, "v2", "--model-id", str(model), "--host", "127.0.0.1", "--port", str(port),
+                             "--engine", "torch", "--device", "cpu", "--no-bettertransformer"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        for _ in range(STARTUP_S):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/models", timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None, f"infinity_emb exited with {proc.returncode}"
+                time.sleep(1)
+        else:
+            pytest.fail(f"infinity_emb did not answer within {STARTUP_S} s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_real_serving_engine_passes_the_model_and_fails_a_pooling_bug(embedder_path, tmp_path):
+    """Infinity serving the embedded default passes; serving a copy whose Pooling config says CLS (the engine pools
+    as the files say, as TEI and vLLM do) fails agreement. Infinity pins numpy < 2 and sentence-transformers < 4, so
+    it lives in a virtual environment of its own (docs/measurements.md: 3 min and 5.9 GB to install)."""
+    import os
+    import shutil
+
+    engine = os.environ.get("QUANTGATE_INFINITY")
+    if not engine:
+        pytest.skip("needs infinity_emb in a virtual environment of its own: QUANTGATE_INFINITY=/path/to/infinity_emb")
+    cls = tmp_path / "cls-pooling"
+    shutil.copytree(embedder_path, cls)
+    pooling = cls / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False})
+    pooling.write_text(json.dumps(config))
+    with infinity(engine, embedder_path, _free_port()) as good, infinity(engine, cls, _free_port()) as bad:
+        out = run_gate("-q", "-k", "not speed and not batch", "--variants", "torch-fp32",
+                       "--gate-endpoint", f"infinity={good}", "--gate-endpoint", f"infinity-cls={bad}",
+                       "--gate-embedding-formats", "none", "--gate-cache", str(tmp_path / "cache"),
+                       "--gate-report", str(tmp_path / "report"), timeout=900)
+    verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
+    assert verdict["variants"]["infinity"]["decision"] == "pass", out.stdout[-3000:]
+    assert verdict["variants"]["infinity-cls"]["decision"] == "fail"

@@ -61,14 +61,20 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
 def load(ctx: BuildContext, artifact: Artifact):
     url, served = artifact.load_info["url"], _served(artifact.load_info["url"])
-    # one request now: an unreachable server or a wrong width is said once, at load, not by every gate
-    if ctx.candidate.kind == "reranker":
-        model = Reranker(url, served)
-        model.predict([("probe", "probe")])
-        return model
-    model = Embedder(url, served, _width(ctx.candidate.path))
-    model.encode(["probe"])
-    return model
+    # one request now: an unreachable server or a wrong width is said once, at load, not by every gate. The URL is
+    # the server's base (TEI, Infinity) or OpenAI's base URL (vLLM: http://HOST:PORT/v1): the routes are tried under
+    # /v1 and at the top, and the first that answers is used
+    bases = [url] if url.endswith("/v1") else [url + "/v1", url]
+    for base in bases:
+        model = Reranker(base, served) if ctx.candidate.kind == "reranker" else \
+            Embedder(base, served, _width(ctx.candidate.path))
+        try:
+            model.predict([("probe", "probe")]) if isinstance(model, Reranker) else model.encode(["probe"])
+            return model
+        except EndpointError as err:
+            if "HTTP 404" not in str(err) or base == bases[-1]:
+                raise
+    raise AssertionError("unreachable")
 
 
 def runtime_facts(model) -> dict[str, Any] | None:
@@ -103,6 +109,7 @@ def _request(url: str, payload: dict | None = None) -> Any:
 def _served(url: str) -> dict[str, Any]:
     """The model id (and version) the server reports: OpenAI's /v1/models, else TEI's /info; {} when neither."""
     for path, read in (("/v1/models", lambda d: {"model": d["data"][0]["id"]}),
+                       ("/models", lambda d: {"model": d["data"][0]["id"]}),
                        ("/info", lambda d: {"model": d.get("model_id"), "version": d.get("version")})):
         try:
             return read(_request(url + path))
@@ -134,17 +141,17 @@ class Embedder:
         rows = []
         for start in range(0, len(texts), batch_size):
             chunk = [(prompt or "") + t for t in texts[start:start + batch_size]]
-            answer = _request(self.url + "/v1/embeddings", {"input": chunk, "model": self.served.get("model", ""),
+            answer = _request(self.url + "/embeddings", {"input": chunk, "model": self.served.get("model", ""),
                                                             "encoding_format": "float"})
             try:
                 data = sorted(answer["data"], key=lambda d: d["index"])
                 rows.append(np.asarray([d["embedding"] for d in data], dtype=np.float32))
             except (KeyError, TypeError) as err:
-                raise EndpointError(f"{self.url}/v1/embeddings: not an OpenAI embeddings answer ({err!r})") from None
+                raise EndpointError(f"{self.url}/embeddings: not an OpenAI embeddings answer ({err!r})") from None
             if rows[-1].shape[0] != len(chunk):
-                raise EndpointError(f"{self.url}/v1/embeddings: {rows[-1].shape[0]} embeddings for {len(chunk)} texts")
+                raise EndpointError(f"{self.url}/embeddings: {rows[-1].shape[0]} embeddings for {len(chunk)} texts")
             if self.width and rows[-1].shape[1] != self.width:
-                raise EndpointError(f"{self.url}/v1/embeddings: {rows[-1].shape[1]}-wide embeddings, the candidate's "
+                raise EndpointError(f"{self.url}/embeddings: {rows[-1].shape[1]}-wide embeddings, the candidate's "
                                     f"are {self.width}-wide: the server runs another model")
         return np.concatenate(rows) if rows else np.zeros((0, self.width or 1), dtype=np.float32)
 
