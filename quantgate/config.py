@@ -123,15 +123,13 @@ class Thresholds:
                                       f"{', '.join(known)}); correct the pattern or delete the table")
 
 
-# The project's thresholds.toml, shipped inside the package (quantgate/thresholds.toml links to it), so a
-# gate run from a model's own repository gets the same limits and their reasons.
+# The project's thresholds.toml, in the package (a link): a run from a model's own repository gets the same limits
 PACKAGED_THRESHOLDS = Path(__file__).resolve().parent / "thresholds.toml"
 
 
 def default_thresholds_path(rootdir: str | Path) -> Path:
     """thresholds.toml in the pytest rootdir when there is one (a team's own limits), else the packaged one."""
-    local = Path(rootdir) / "thresholds.toml"
-    return local if local.is_file() else PACKAGED_THRESHOLDS
+    return local if (local := Path(rootdir) / "thresholds.toml").is_file() else PACKAGED_THRESHOLDS
 
 
 def load_thresholds(path: str | Path | None) -> Thresholds:
@@ -143,12 +141,11 @@ def load_thresholds(path: str | Path | None) -> Thresholds:
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
+        line = raw.count(b"\n", 0, err.start) + 1
         raise ThresholdsError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
                               "save the file as UTF-8") from None
-    try:
-        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ThresholdsError(f"{path}: not valid TOML: {err}") from None
     return _build(path, text, data)
@@ -285,9 +282,8 @@ def _number(where: _Locator, key: str, value: Any, upper: float | None = None, c
 
 
 def _known(where: _Locator, data: dict, allowed: set[str], prefix: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise ThresholdsError(where(f"{prefix}{key}", f"unknown section; known: {', '.join(sorted(allowed))}"))
+    if unknown := next((key for key in data if key not in allowed), None):
+        raise ThresholdsError(where(f"{prefix}{unknown}", f"unknown section; known: {', '.join(sorted(allowed))}"))
 
 
 class _Locator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import traceback
@@ -40,7 +41,8 @@ def check_writable(report_dir: str | Path) -> None:
         raise QuantgateUsageError(f"report folder {str(folder)!r} cannot be written ({err.strerror or err}); "
                                   "pass --gate-report DIR with a writable folder") from None
     finally:  # a full disk leaves the probe created and empty: never left behind
-        probe.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def attach(report_dir: str | Path) -> Path:

@@ -29,9 +29,9 @@ __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_ski
 def skip_reason(spec: VariantSpec, device: str) -> str | None:
     if device == "cuda":
         return f"{spec.id} runs on the CPU only (--gate-device cuda)"
-    try:
-        import openvino_genai  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("openvino_genai") is None:  # found, not imported: collection loads no runtime
         return f"{spec.id} needs openvino-genai (pip install openvino-genai at the installed OpenVINO's version)"
     return None
 
