@@ -73,11 +73,11 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
                            _query_ends([qid for qid, _, _, _ in pairs]), f"scoring {dataset.name}", "pair")
         result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64))
     else:
-        inputs: dict[str, tuple[str, str]] = {}  # key -> (role, text)
+        inputs: dict[str, tuple[str, str, str]] = {}  # key -> (role, prompt, text)
 
         def keyed(task: str, role: str, texts) -> list[str]:
             out = [encoding.key(task, role, t) for t in texts]
-            inputs.update((k, (role, t)) for k, t in zip(out, texts))
+            inputs.update((k, (role, encoding.prompt(task, role), t)) for k, t in zip(out, texts))
             return out
 
         query_keys = keyed("reranking", "query", [q for _, _, q, _ in pairs])
@@ -115,21 +115,20 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
     return result
 
 
-def _encode(model, keys: list[str], inputs: dict[str, tuple[str, str]], encoding: Encoding,
+def _encode(model, keys: list[str], inputs: dict[str, tuple[str, str, str]], encoding: Encoding,
             batch_size: int) -> np.ndarray:
     """One block of texts (by key): without prompts in one `encode` call; with them, each run of one role through
     `encode_query` / `encode_document` with that role's prompt, as deployed."""
     options = {"batch_size": batch_size, "show_progress_bar": False, "convert_to_numpy": True}
     if not encoding.prompted:
-        return np.asarray(model.encode([inputs[k][1] for k in keys], **options))
+        return np.asarray(model.encode([inputs[k][2] for k in keys], **options))
     parts, start = [], 0
     while start < len(keys):
-        prompt = keys[start].split("\x1f", 2)[1]
-        role = inputs[keys[start]][0]
+        role, prompt, _ = inputs[keys[start]]
         end = start
-        while end < len(keys) and inputs[keys[end]][0] == role and keys[end].split("\x1f", 2)[1] == prompt:
+        while end < len(keys) and inputs[keys[end]][:2] == (role, prompt):
             end += 1
-        texts = [inputs[k][1] for k in keys[start:end]]
+        texts = [inputs[k][2] for k in keys[start:end]]
         call = getattr(model, f"encode_{role}", None)
         parts.append(np.asarray(call(texts, prompt=prompt, **options) if call is not None
                                 else model.encode(texts, prompt=prompt, **options)))
