@@ -32,7 +32,7 @@ def gate(model: Path, out: Path, variants: str | None) -> tuple[dict, str, float
                "-p", "no:cacheprovider", "--candidate", str(model), "--gate-max-queries", "4", "--gate-top-k", "4",
                "--gate-no-retrieval", "--gate-calibration-size", "20", "--gate-cache", str(out.parent / "cache"),
                "--gate-report", str(report), "--gate-history", str(out / "history"), "--gate-no-resume",
-               "--gate-thresholds", str(thresholds_for_scale(out, 6, 4, 2, 3))]
+               "--gate-thresholds", str(thresholds_for_scale(out, 6, 4, 2))]
     if variants:
         command += ["--variants", variants]
     started = time.perf_counter()

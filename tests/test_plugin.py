@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_registry import ALL_IDS, SEED_IDS
+from tests.test_registry import DEFAULT_IDS, SEED_IDS
 
 
 def run_gate(*args: str, timeout: int = 1800, path: str = "gates/") -> subprocess.CompletedProcess:
@@ -45,7 +45,7 @@ def collect(pytester: pytest.Pytester, native_libraries):
 def test_collect_lists_every_id_for_the_embedder(collect):
     code, out, err = collect()
     assert code == 0, err
-    assert collected_ids(out) == ALL_IDS
+    assert collected_ids(out) == DEFAULT_IDS
 
 
 def test_every_gate_of_a_variant_runs_together_the_reference_first(collect):
@@ -68,7 +68,7 @@ def test_every_gate_of_a_variant_runs_together_the_reference_first(collect):
 def test_collect_lists_every_id_for_the_reranker(collect, shared_reranker):
     code, out, err = collect("--candidate", str(shared_reranker))
     assert code == 0, err
-    assert collected_ids(out) == ALL_IDS
+    assert collected_ids(out) == DEFAULT_IDS
 
 
 def test_report_header_says_what_reproduces_the_run(collect, shared_reranker):

