@@ -57,6 +57,14 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
     result.refusals += _regression_refusals(verdict)
     for vid in list(chosen):
         entry = entries.get(vid)
+        if entry and entry.get("artifact", {}).get("spec", {}).get("family") == "endpoint":
+            why = f"{vid}: a served endpoint (its weights are the server's): nothing of it to publish"
+            if variants is None:
+                chosen.remove(vid)
+                result.notes.append(f"not selected: {why}")
+            else:
+                result.refusals.append(why)
+            continue
         if variants is None and entry and entry.get("artifact"):
             clash = _bind_files(vid, entry["artifact"], dict(result.files))
             if clash and all("would overwrite another variant's weights" in c for c in clash):

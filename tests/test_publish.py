@@ -117,6 +117,19 @@ def test_push_makes_one_commit_with_the_card(gated, monkeypatch):
     assert "model-index:" in card and "## quantgate" in card
 
 
+def test_a_served_endpoint_is_never_published(gated):
+    import copy
+
+    _, verdict, thresholds = gated
+    served = copy.deepcopy(verdict)
+    served["variants"]["onnx"]["artifact"]["spec"]["family"] = "endpoint"  # as --gate-endpoint records it
+    chosen = publish.plan(served, thresholds, None)
+    assert "onnx" not in chosen.variants and any(n.startswith("not selected: onnx: a served endpoint") for n in
+                                                 chosen.notes), chosen.notes
+    named = publish.plan(served, thresholds, ["onnx"])
+    assert any(r.startswith("onnx: a served endpoint") for r in named.refusals), named.refusals
+
+
 def test_publish_offline_says_so_in_one_line_and_pushes_nothing(gated, monkeypatch):
     from huggingface_hub.errors import OfflineModeIsEnabled
 
