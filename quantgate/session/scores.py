@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from quantgate.evaluation.data import EvalSet
+from quantgate.evaluation.encoding import Encoding
 from quantgate.evaluation.quality import evaluate_scores
 from quantgate.evaluation.scoring import SCORING, Scores, cached_scores, save_scores, score
 from quantgate.results.run import GateRun
@@ -78,7 +79,8 @@ class ScoreStore:
             round(result.seconds, 2)
 
     def _score(self, spec: VariantSpec, dataset: EvalSet, qids: list[str], known: Scores | None = None,
-               factory=None, name: str | None = None, order: list[str] | None = None) -> Scores:
+               factory=None, name: str | None = None, order: list[str] | None = None,
+               encoding: Encoding | None = None) -> Scores:
         """`qids` scored after `known`; `order`, the order they are a chunk of (default: the run's)."""
         if factory is None and (shared := self._same_model_scores(spec, dataset, qids, known)) is not None:
             return shared
@@ -90,7 +92,7 @@ class ScoreStore:
                        top_k=self.context.settings.top_k, qids=qids, known=known,
                        retrieval_queries=self._retrieval_queries(dataset, qids),
                        order=order or self.context.order(dataset),
-                       encoding=self.context.baseline_encoding if name == "the baseline" else self.context.encoding)
+                       encoding=encoding or self.context.encoding)
         self.context.progress(f"scored {name} on {dataset.name}: {len(result.keys)} pairs in all, "
                               f"{result.seconds - started:.1f}s for this chunk")
         if factory is None:
@@ -158,7 +160,7 @@ class ScoreStore:
             have = {q for q, _ in known.keys} if known is not None else set()
             if missing := [q for q in qids if q not in have]:
                 known = self._score(spec, dataset, missing, known, factory=factory, name="the baseline",
-                                    order=uncut)
+                                    order=uncut, encoding=self.context.baseline_encoding)
                 save_scores(known, path)
             elif known is not None and memo not in self.run.scores:
                 self.context.progress(f"baseline scores of {dataset.name} from {path}")
