@@ -127,3 +127,38 @@ def test_a_real_serving_engine_passes_the_model_and_fails_a_pooling_bug(embedder
     verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
     assert verdict["variants"]["infinity"]["decision"] == "pass", out.stdout[-3000:]
     assert verdict["variants"]["infinity-cls"]["decision"] == "fail"
+
+
+def test_a_rerank_endpoint_scores_each_querys_candidates_in_their_order():
+    """TEI's /rerank answer (best first, by index) is put back in the pairs' order, one request per query's run of
+    candidates; an in-process server on 127.0.0.1, stopped at the end."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from quantgate.backends.endpoint import Reranker
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((body["query"], body["texts"]))
+            ranked = sorted(enumerate(body["texts"]), key=lambda item: -len(item[1]))
+            data = json.dumps([{"index": i, "score": float(len(text))} for i, text in ranked]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        scores = Reranker(f"http://127.0.0.1:{server.server_address[1]}", {}).predict(
+            [("q", "a"), ("q", "bbb"), ("p", "cc"), ("q", "dddd")])
+    finally:
+        server.shutdown()
+    assert scores.tolist() == [1.0, 3.0, 2.0, 4.0]
+    assert seen == [("q", ["a", "bbb"]), ("p", ["cc"]), ("q", ["dddd"])]

@@ -119,3 +119,10 @@ def estimate(spec: VariantSpec, weights: int, build: float, load: float) -> Esti
     with 5% more."""
     fixed = 128 * 2**20
     return Estimate(build=int(build * weights) + fixed, load=int(load * weights) + fixed)
+
+
+def query_runs(pairs: list[tuple[str, str]]) -> list[tuple[int, int]]:
+    """(start, end) of each run of consecutive pairs with the same query: what an engine that reranks one query's
+    candidates per call (OpenVINO GenAI's TextRerankPipeline, a server's /rerank) is given at once."""
+    ends = [i for i in range(1, len(pairs)) if pairs[i][0] != pairs[i - 1][0]] + ([len(pairs)] if pairs else [])
+    return list(zip([0, *ends[:-1]], ends))

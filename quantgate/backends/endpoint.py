@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from quantgate.backends.common import BuildContext, builds_any, estimate, no_skip, release
+from quantgate.backends.common import BuildContext, builds_any, estimate, no_skip, query_runs, release
 from quantgate.errors import QuantgateUsageError
 from quantgate.variants.cache import Artifact, write_json_atomic
 from quantgate.variants.registry import VariantSpec
@@ -170,11 +170,7 @@ class Reranker:
             raise EndpointError(f"{self.url}/rerank takes no prompt: the candidate applies a default prompt")
         pairs = [tuple(p) for p in pairs]
         scores = np.full(len(pairs), np.nan, dtype=np.float64)
-        start = 0
-        while start < len(pairs):
-            end = start
-            while end < len(pairs) and pairs[end][0] == pairs[start][0]:
-                end += 1
+        for start, end in query_runs(pairs):
             docs = [d for _, d in pairs[start:end]]
             answer = _request(self.url + "/rerank", {"query": pairs[start][0], "texts": docs, "documents": docs,
                                                      "return_text": False, "raw_scores": False,
@@ -185,7 +181,6 @@ class Reranker:
                     scores[start + int(item["index"])] = float(item.get("score", item.get("relevance_score")))
             except (KeyError, TypeError, ValueError, IndexError) as err:
                 raise EndpointError(f"{self.url}/rerank: not a rerank answer ({err!r})") from None
-            start = end
         if np.isnan(scores).any():
             missing = int(np.isnan(scores).sum())
             raise EndpointError(f"{self.url}/rerank: {missing} candidates came back without a score")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from quantgate.backends.common import BuildContext, copy_artifact, estimate, release
+from quantgate.backends.common import BuildContext, copy_artifact, estimate, query_runs, release
 from quantgate.variants.cache import Artifact
 from quantgate.variants.registry import VariantSpec
 
@@ -181,14 +181,9 @@ class Reranker:
             raise ValueError("TextRerankPipeline takes no prompt: a reranker with a default prompt is not gated here")
         pairs = [tuple(p) for p in pairs]
         scores = np.zeros(len(pairs), dtype=np.float32)
-        start = 0
-        while start < len(pairs):
-            end = start
-            while end < len(pairs) and pairs[end][0] == pairs[start][0]:
-                end += 1
+        for start, end in query_runs(pairs):
             for index, value in self.pipeline.rerank(pairs[start][0], [d for _, d in pairs[start:end]]):
                 scores[start + index] = value
-            start = end
         return scores
 
 
