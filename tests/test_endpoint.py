@@ -140,7 +140,7 @@ def test_a_rerank_endpoint_scores_each_querys_candidates_in_their_order():
     seen = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 -- http.server's name
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append((body["query"], body["texts"]))
             ranked = sorted(enumerate(body["texts"]), key=lambda item: -len(item[1]))
