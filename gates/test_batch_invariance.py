@@ -10,13 +10,13 @@ import pytest
 from quantgate.config import AGREEMENT_METRICS
 from quantgate.decisions.checks import crossed
 from quantgate.evaluation import invariance
-from quantgate.fixtures.outcomes import replayed
+from quantgate.fixtures.outcomes import replayed, same_model
 
 
 @pytest.mark.gate(order=1.5, name="batch")
 def test_batch_invariance(gate_session, variant_spec):
     context = gate_session.context
-    if replayed(gate_session, variant_spec, "batch") is not None:
+    if replayed(gate_session, variant_spec, "batch") is not None or same_model(gate_session, variant_spec, "batch"):
         return
     model = gate_session.factory.load(variant_spec)
     dataset = context.evaluation_sets()[0]

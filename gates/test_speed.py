@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate.fixtures.outcomes import replayed
+from quantgate.fixtures.outcomes import replayed, same_model
 from quantgate.speed import bench
 from quantgate.speed.phases import PhaseTimer
 from quantgate.speed.result import SpeedResult
@@ -24,7 +24,8 @@ def test_speed(gate_session, variant_spec, speed_batch, benchmark):
         pytest.skip("pytest-benchmark is disabled (it is under pytest-xdist: parallel timings are not measurements); "
                     "run gates/test_speed.py without -n")
     label = f"b{speed_batch}" if speed_batch else "bauto"
-    if (saved := replayed(gate_session, variant_spec, f"speed-{label}")) is not None:
+    if (saved := replayed(gate_session, variant_spec, f"speed-{label}")) is not None \
+            or (saved := same_model(gate_session, variant_spec, f"speed-{label}")) is not None:
         gate_session.run.speed[(variant_spec.id, label)] = saved["items_per_s"]  # later speedups compare with it
         return
     model = gate_session.factory.load(variant_spec)

@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--verdict", default="gate-report/verdict.json")
     pub.add_argument("--repo-id", required=True, help="ORG/NAME on the hub")
     pub.add_argument("--variants", default=None, help="comma-separated ids (default: every variant that passed)")
-    pub.add_argument("--thresholds", default="thresholds.toml",
-                     help="the current thresholds file (default %(default)s)")
+    pub.add_argument("--thresholds", default=None,
+                     help="the thresholds file the verdict must have been gated against (default: the one it was: "
+                          "verdict.json records its path and sha256, and a file changed since is refused)")
     pub.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
     pub.add_argument("--dry-run", action="store_true", help="list what would be pushed; push nothing")
     rep = sub.add_parser("report", help="rewrite summary.md and pareto.png from a verdict")

@@ -49,9 +49,13 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
                          for vid in ordered(entries) if vid not in chosen]
     if not verdict.get("complete", False):
         result.refusals.append("the verdict comes from a run that did not finish: gate again")
-    current = _thresholds_sha(thresholds_file)
-    if current != verdict.get("thresholds", {}).get("sha256"):
-        result.refusals.append(f"the verdict was gated against other thresholds than {thresholds_file}: gate again")
+    # the file the gate read (the verdict records its path): a team's thresholds.toml, or the packaged one when the
+    # folder had none; given explicitly, another file must hold the same limits
+    given, thresholds_file = thresholds_file, thresholds_file or verdict.get("thresholds", {}).get("path")
+    if _thresholds_sha(thresholds_file) != verdict.get("thresholds", {}).get("sha256"):
+        result.refusals.append(f"the verdict was gated against other thresholds than {thresholds_file}: gate again"
+                               if given else f"{thresholds_file}, the thresholds file the verdict was gated against, "
+                               "changed (or is gone) since: gate again")
     if not chosen:
         result.refusals.append("no variant passed the gate (decided pass): nothing to publish")
     result.refusals += _regression_refusals(verdict)
@@ -229,7 +233,7 @@ def operations(p: Plan) -> list:
     return ops
 
 
-def publish(verdict_path: str | Path, repo_id: str, *, thresholds: str | Path | None = "thresholds.toml",
+def publish(verdict_path: str | Path, repo_id: str, *, thresholds: str | Path | None = None,
             variants: list[str] | None = None, create_pr: bool = False, dry_run: bool = False, api=None,
             echo=print) -> int:
     try:

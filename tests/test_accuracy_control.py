@@ -89,3 +89,22 @@ def test_a_reverted_matmul_with_a_smoothed_input_and_its_original_weight_is_refu
     check_smoothing(model(True, weight / scale), original)  # smoothed input, smoothed weight: the same function
     with pytest.raises(RuntimeError, match="SmoothQuant scales its input but its weight is the original"):
         check_smoothing(model(True, weight), original)
+
+
+@pytest.mark.parametrize("named", [(), ("openvino-*",), ("openvino-qint8", "openvino-qint8-ac")])
+@pytest.mark.parametrize("plain_decision", ["pass", "inconclusive", "fail"])
+def test_accuracy_control_runs_only_where_plain_int8_did_not_pass(tmp_path, named, plain_decision):
+    """openvino-qint8-ac keeps layers in floating point until the int8 loss is within the limit: after openvino-qint8
+    passed in the same run it has nothing to recover and is skipped with the reason, unless named by its id."""
+    gate = GateSession(GateSettings(cache_dir=str(tmp_path / "cache"), device="cpu", variants=named))
+    tuned = gate.context.registry.variants["openvino-qint8-ac"]
+    assert gate.tuning_skip(tuned) is None  # its plain variant not gated (yet): built
+    failures = ["agreement: cosine_min"] if plain_decision == "fail" else []
+    gate.run.verdict.variants["openvino-qint8"] = {"gates": {"quality": {"decision": plain_decision, "passed": True}},
+                                                   "failures": failures}
+    why = gate.tuning_skip(tuned)
+    if plain_decision == "pass" and "openvino-qint8-ac" not in named:
+        assert why.startswith("openvino-qint8 passed every gate: accuracy control has no int8 loss to recover")
+        assert gate.run.verdict.header["skipped"]["openvino-qint8-ac"] == why
+    else:
+        assert why is None

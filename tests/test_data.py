@@ -14,14 +14,17 @@ from quantgate.evaluation.data import (
     default_data,
     load,
 )
+from tests.conftest import ROOT
 
 
 def test_embedded_set_ships_with_the_package_and_needs_nothing_beside_it():
     data = default_data()
     assert data.embedded and data.name == "quantgate-mini" and EMBEDDED.is_relative_to(Path(quantgate.__file__).parent)
-    assert len(data.test_queries) == 12 and len(data.qrels["train"]) == 12
+    # enough queries for the sequential looks to decide past min_queries (100): 20, 40, 80, 160, 320, all
+    assert len(data.test_queries) == 336 and len(data.qrels["train"]) == 72
     pairs = data.reranking_pairs()
-    assert len(pairs) == 12 * 8 and all(q and p for _, _, q, p in pairs)
+    assert len(pairs) == 336 * 14 and all(q and p for _, _, q, p in pairs)
+    assert all(2 in rel.values() for rel in data.test_qrels.values())  # every test query has its answer
     grades = [g for rel in data.test_qrels.values() for g in rel.values()]
     assert sorted(set(grades)) == [1, 2]  # graded: answers it (2), relevant (1)
     for qid, rel in data.test_qrels.items():  # every relevant passage is in the query's candidate list
@@ -95,3 +98,15 @@ def test_calibration_from_another_folder_never_uses_an_evaluation_query(scifact,
     assert not {q for q, _ in items} & set(load(trec_dl19).queries.values())
     few, source = calibration_inputs([default_data()], "reranker", n=300)
     assert "fewer than the 300 asked for" in source
+
+
+def test_the_embedded_set_is_what_its_source_text_makes(tmp_path):
+    """quantgate-mini's files are scripts/make_default_data.py's output of scripts/default_data.txt, byte for byte."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_default_data", ROOT / "scripts" / "make_default_data.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    maker.main(tmp_path)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert made and all((tmp_path / p).read_bytes() == (EMBEDDED / p).read_bytes() for p in made), made

@@ -129,19 +129,18 @@ def _thresholds(tmp_path, text: str):
 
 
 def test_a_variant_stops_once_decided(tmp_path):
-    """Looks at 4, 8 and 12 queries of the embedded set: onnx equals the reference on every query and stops
-    before the last look; its verdict says how many queries it used."""
-    thresholds = _thresholds(tmp_path, "").read_text().replace("first_look = 20", "first_look = 4")
-    (tmp_path / "thresholds.toml").write_text(thresholds)
+    """Looks at 20, 40, 80, 160 and all 336 queries of the embedded set: onnx equals the reference on every query and
+    stops before the last look; its verdict says how many queries it used."""
+    (tmp_path / "thresholds.toml").write_text(_thresholds(tmp_path, "").read_text())
     out = run_gate("-q", "-k", "not speed", "--variants", "torch-fp32,onnx", "--gate-cache", str(tmp_path / "cache"),
                    "--gate-report", str(tmp_path / "report"), "--gate-thresholds", str(tmp_path / "thresholds.toml"))
     assert out.returncode == 0, out.stdout[-3000:]
     onnx = json.loads((tmp_path / "report" / "verdict.json").read_text())["variants"]["onnx"]
     usage = onnx["gates"]["quality"]["usage"][0]
-    assert onnx["decision"] == "pass" and usage["queries"] < usage["available"] == 12, usage
+    assert onnx["decision"] == "pass" and usage["queries"] < usage["available"] == 336, usage
     assert usage["stopped"] == f"decided at {usage['queries']} queries"
     decisions = onnx["gates"]["quality"]["decisions"]
-    assert {d["queries"] for d in decisions} == {usage["queries"]} and {d["looks"] for d in decisions} == {3}
+    assert {d["queries"] for d in decisions} == {usage["queries"]} and {d["looks"] for d in decisions} == {5}
 
 
 @pytest.mark.parametrize("policy", ["fail", "pass"])

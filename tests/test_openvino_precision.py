@@ -1,4 +1,4 @@
-"""OpenVINO at the CPU plugin's default precision (issue 21): `openvino-bf16` and `openvino-qint8-bf16` run the
+"""OpenVINO at the CPU plugin's default precision: `openvino-bf16` and `openvino-qint8-bf16` run the
 files of `openvino` and `openvino-qint8` in bf16, what `backend="openvino"` runs by default on a CPU with
 AVX512-BF16/AMX; what each variant ran with is read back from the compiled model."""
 

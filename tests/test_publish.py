@@ -1,7 +1,10 @@
 """Verdict, report and publish: only what the gate passed goes to the hub, bound to its files."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -205,3 +208,20 @@ def test_a_written_verdict_reads_back_typed(gated):
         {v: e["decision"] for v, e in verdict["variants"].items()}
     with pytest.raises(VerdictFormatError, match="quantgate-verdict/1"):
         Verdict.from_dict({**verdict, "format": "quantgate-verdict/1"})
+
+
+def test_the_own_repository_flow_publishes_what_passed(gated, tmp_path):
+    """README "From your model's own repository", in a folder with no thresholds.toml: `quantgate gate`, then
+    `quantgate publish --dry-run`, selects what passed; the gate read the packaged limits and publish checks those."""
+    tmp, _, _ = gated
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    gate = subprocess.run([sys.executable, "-m", "quantgate.cli", "gate", "-q", "-p", "no:cacheprovider", "-k",
+                           "not speed", "--variants", "torch-fp32,onnx", "--gate-embedding-formats", "none",
+                           "--gate-cache", str(tmp / "cache")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=1800)
+    assert gate.returncode == 0, gate.stdout[-3000:]
+    assert not (tmp_path / "thresholds.toml").exists()
+    out = subprocess.run([sys.executable, "-m", "quantgate.cli", "publish", "--repo-id", "org/model", "--dry-run"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "onnx" in out.stdout and "gate again" not in out.stdout + out.stderr

@@ -21,8 +21,8 @@ SEED_IDS = [
     "onnx-qint8-arm64", "onnx-qint8-avx2", "onnx-qint8-avx512", "onnx-qint8-avx512_vnni",
     "openvino", "openvino-qint8", "inc-int8",
 ]
-TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled int8 (issue 10)
-DEPLOYED_IDS = ["openvino-bf16", "openvino-qint8-bf16"]  # OpenVINO at the CPU plugin's default precision (issue 21)
+TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled int8
+DEPLOYED_IDS = ["openvino-bf16", "openvino-qint8-bf16"]  # OpenVINO at the CPU plugin's default precision
 WEIGHT_ONLY_IDS = ["onnx-int4-wo", "openvino-int8-wo", "openvino-int4-wo"]  # what teams publish for decoder models
 ENGINE_IDS = ["ovgenai", "ovgenai-int8-wo", "ovgenai-int4-wo"]  # OpenVINO GenAI's pipelines over those IRs
 OPT_IN_IDS = [*WEIGHT_ONLY_IDS, *ENGINE_IDS]  # gated when named (--variants), not in a plain run's matrix

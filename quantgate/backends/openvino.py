@@ -35,7 +35,6 @@ from quantgate.variants.registry import VariantSpec
 
 PLAIN = "openvino/openvino_model.xml"
 QINT8 = "openvino/openvino_model_qint8_quantized.xml"
-QINT8_AC = "openvino/openvino_model_qint8_ac.xml"
 RUNTIME = "openvino"
 # openvino-qint8-ac (quantgate.backends.openvino_ac): enters its cache key, so a change of method rebuilds it
 TUNING_METHOD = "nncf accuracy control: compressed weights validated, groups ranked coarse to fine"
@@ -132,7 +131,7 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
     if ctx.spec.opts.get("accuracy_control") == "nncf":
         from quantgate.backends import openvino_ac
 
-        return openvino_ac.build(ctx, out)
+        return openvino_ac.build(ctx, out, calibration_samples, ov_config(ctx))
     return _build_static_int8(ctx, out)
 
 

@@ -40,11 +40,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from quantgate.backends.common import BuildContext, remove_files
-from quantgate.backends.openvino import QINT8_AC, calibration_samples, ov_config
 from quantgate.backends.openvino_ir import check_smoothing, op_precision
 from quantgate.progress import Tracked, bar
 
@@ -173,7 +173,12 @@ def ranked_coarse_to_fine(max_trials: int, restore_mode=None):
         algorithm.revert_operations_to_floating_point_precision = revert
 
 
-def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
+QINT8_AC = "openvino/openvino_model_qint8_ac.xml"
+
+
+def build(ctx: BuildContext, out: Path, calibration: Callable, ov_config: dict[str, str]) -> dict[str, Any]:
+    """`calibration(ctx, out)`: the plain IR copied into `out`, loaded, and its calibration samples (the static int8
+    variant's own, quantgate.backends.openvino); `ov_config`: the variant's runtime options."""
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters, RestoreMode
@@ -181,7 +186,7 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
 
     tuning = ctx.tuning
     kind = ctx.candidate.kind
-    model, samples = calibration_samples(ctx, out)
+    model, samples = calibration(ctx, out)
     ov_model = model.transformers_model
     original_request = ov_model.request
 
@@ -232,7 +237,7 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
             **settings,
         )
     # the saved model validated once more: the loss the manifest records is measured on what is saved
-    value, _ = validate(ov.compile_model(quantized, "CPU", ov_config(ctx)), tuning.qids)
+    value, _ = validate(ov.compile_model(quantized, "CPU", ov_config), tuning.qids)
     trials.close()
     check_smoothing(quantized, ov_model.model)
     remove_files(out / "openvino", ["openvino_model.xml", "openvino_model.bin"])

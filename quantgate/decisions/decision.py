@@ -160,7 +160,7 @@ def decide(reference: np.ndarray, variant: np.ndarray, limit: float, c: float,
     """(decision, loss, low, high) for paired per-query values at critical value c. Under `min_queries` only a
     variant that reproduces the reference's value on every query is decided: the per-query changes of int8
     variants are rare and large, and a few queries cannot estimate their spread (with 43 queries a weight-noise
-    variant whose loss is the limit was passed in 16% of simulated runs: docs/measurements.md, "Session 6")."""
+    variant whose loss is the limit was passed in 16% of simulated runs: docs/measurements.md, "Decisions")."""
     r, v = np.asarray(reference, dtype=np.float64), np.asarray(variant, dtype=np.float64)
     n = len(r)
     mean_r = r.mean() if n else 0.0

@@ -25,6 +25,7 @@ from quantgate.evaluation.beir import DataFormatError
 # shipped inside the package, so the gate starts offline on any machine. It shows the machinery; it
 # decides nothing (12 queries).
 EMBEDDED = Path(__file__).resolve().parents[1] / "default_data" / "quantgate-mini"
+EMBEDDED_SOURCE = "embedded default"
 DATA_ENV = "QUANTGATE_DATA"  # a BEIR folder to use when neither --gate-data nor --gate-tasks is given
 
 
@@ -94,7 +95,7 @@ def load(path: str | Path) -> EvalSet:
 
 
 def default_data() -> EvalSet:
-    """The embedded set (quantgate-mini): 12 test queries x 8 candidates with graded qrels, 12 train
+    """The embedded set (quantgate-mini): 336 test queries x 14 candidates with graded qrels, 72 train
     queries for calibration. The gate runs on it when no data is given; see `data_folders`."""
     return load(EMBEDDED)
 
@@ -108,7 +109,7 @@ def data_folders(data: tuple[str, ...], tasks: tuple[str, ...]) -> tuple[list[st
         return [], "--gate-tasks"
     if os.environ.get(DATA_ENV):
         return [os.environ[DATA_ENV]], f"${DATA_ENV}"
-    return [str(EMBEDDED)], "embedded default"
+    return [str(EMBEDDED)], EMBEDDED_SOURCE
 
 
 def split_train(dataset: EvalSet, validation_queries: int, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -18,6 +18,7 @@ Everything starts from float embeddings the scoring pass already computed: no mo
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -107,6 +108,22 @@ def quantize(vectors: np.ndarray, fmt: StoredFormat, ranges: np.ndarray | None) 
 
     precision = "ubinary" if fmt.precision == "binary" else fmt.precision  # the same bits; faiss reads uint8
     return quantize_embeddings(vectors, precision, ranges=ranges if fmt.calibrated else None)
+
+
+@contextlib.contextmanager
+def one_search_thread():
+    """faiss' OpenMP at one thread: a search served one query at a time, timed alike whatever ran before it. With
+    faiss' default threads the single-query latency of the same index depended on the variant that made the vectors
+    (binary-rescore p50 0.16 ms after torch-fp32, 27.9 ms after onnx, held-out data): OpenMP's threads waited for
+    cores the variant's runtime had just used (docs/measurements.md "Stored-format search latency")."""
+    import faiss  # noqa: PLC0415 -- only the stored-format gate needs it
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 class StoredIndex:

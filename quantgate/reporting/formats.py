@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from quantgate.decisions.formats import smallest_passed
+from quantgate.reporting.figures import STYLE, save_figure
 from quantgate.reporting.sections import DECISION_MARK, _fmt
 from quantgate.variants.registry import ordered
 
@@ -69,7 +70,6 @@ def format_plot(verdict: dict, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    from quantgate.reporting.report import STYLE, save_figure  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(9, 6))
     for variant, fmt, _, r in rows:

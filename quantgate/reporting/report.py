@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from quantgate.reporting.figures import STYLE, save_figure
 from quantgate.reporting.formats import format_plot
 from quantgate.reporting.summary import _rows, summary_markdown
 from quantgate.speed.bench import HistoryPoint
 
-__all__ = ["history_plot", "history_table", "pareto_plot", "summary_markdown", "write_reports"]
+__all__ = ["history_plot", "history_table", "pareto_plot", "save_figure", "summary_markdown", "write_reports"]
 
 
 def _series(points: list[HistoryPoint], last: int) -> dict[tuple[str, int], list[HistoryPoint]]:
@@ -17,19 +18,6 @@ def _series(points: list[HistoryPoint], last: int) -> dict[tuple[str, int], list
     for p in points:
         series[(p.variant, p.batch)].append(p)
     return {k: v[-last:] for k, v in sorted(series.items())}
-
-
-def save_figure(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from quantgate.variants.cache import atomic_target
-
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_target(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def history_table(points: list[HistoryPoint], last: int = 10) -> str:
@@ -67,7 +55,6 @@ def history_plot(points: list[HistoryPoint], path: Path, last: int = 10) -> Path
     return save_figure(fig, path)
 
 
-STYLE = {"pass": ("tab:green", "o"), "inconclusive": ("tab:orange", "s"), "fail": ("tab:red", "X")}
 
 
 def pareto_plot(verdict: dict, path: Path) -> Path | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.decisions.decision import Decision, Sequence, evaluate
-from quantgate.reporting.report import save_figure
+from quantgate.reporting.figures import save_figure
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.cache import write_text_atomic

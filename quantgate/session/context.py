@@ -14,7 +14,14 @@ from typing import Any
 from quantgate.backends import openvino as openvino_backend
 from quantgate.config import Thresholds, load_thresholds
 from quantgate.errors import QuantgateUsageError
-from quantgate.evaluation.data import DataFormatError, EvalSet, data_folders, default_data, validation_set
+from quantgate.evaluation.data import (
+    EMBEDDED_SOURCE,
+    DataFormatError,
+    EvalSet,
+    data_folders,
+    default_data,
+    validation_set,
+)
 from quantgate.evaluation.data import load as load_data
 from quantgate.evaluation.encoding import Encoding, PromptsError
 from quantgate.evaluation.encoding import resolve as resolve_encoding
@@ -25,8 +32,9 @@ from quantgate.variants.cache import default_cache_dir
 from quantgate.variants.candidate import Candidate, check_source, resolve
 from quantgate.variants.registry import REFERENCE_ID, Registry, VariantSpec, torch_auto
 
-EMBEDDED_NOTE = ("quantgate-mini, the embedded demonstration set (12 queries x 8 candidates): it shows the gate "
-                 "works end to end and decides nothing about a model; pass --gate-data or --gate-tasks for a decision")
+EMBEDDED_NOTE = ("quantgate-mini, the embedded set (336 everyday questions x 14 candidates, written for quantgate): "
+                 "decisions on general English text, speed measured lightly (3 rounds, 50 latency inputs); your own "
+                 "data (--gate-data or --gate-tasks) decides for your users")
 
 
 def _silent(_message: str) -> None:
@@ -244,7 +252,7 @@ class GateContext:
                                      if self.thresholds.prompts is not None else
                                      "the model's own, as mteb applies them (verdict.json header: encoding)"),
             *([f"quantgate: mteb tasks {', '.join(s.tasks)} (data from the Hugging Face Hub)"] if s.tasks else []),
-            *([f"quantgate: {EMBEDDED_NOTE}"] if self.data_source == "embedded default" else []),
+            *([f"quantgate: {EMBEDDED_NOTE}"] if self.data_source == EMBEDDED_SOURCE else []),
             f"quantgate: cache {s.cache_dir or default_cache_dir()}{' (rebuild)' if s.rebuild else ''}",
             "quantgate: time: each variant's estimate is printed before it starts, the plan once the reference is "
             "timed" + (f"; budget {s.time_budget_min:g} min (--gate-time-budget: a variant that does not fit is "

@@ -13,9 +13,10 @@ from quantgate import logs
 from quantgate.reporting.report import write_reports
 from quantgate.results import resume
 from quantgate.results.history import keep
+from quantgate.results.verdict import decision_of
 from quantgate.variants import memory
 from quantgate.variants.factory import skip_reason
-from quantgate.variants.registry import VariantSpec
+from quantgate.variants.registry import VariantSpec, untuned
 
 
 class VariantLifecycle:
@@ -38,6 +39,32 @@ class VariantLifecycle:
             self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
             self.context.progress(why)
         return why
+
+    def tuning_skip(self, spec: VariantSpec) -> str | None:
+        """Why an accuracy-controlled variant is not built: the plain int8 variant it starts from was decided pass in
+        this run, so there is no loss for it to recover (it keeps layers in floating point only until the loss is
+        within the same limit). Named by its exact id in --variants, it is built all the same."""
+        plain = untuned(spec, self.context.registry.variants)
+        entry = self.run.verdict.variants.get(plain.id) if plain is not None else None
+        if entry is None or decision_of(entry) != "pass" or spec.id in self.context.settings.variants:
+            return None
+        why = (f"{plain.id} passed every gate: accuracy control has no int8 loss to recover (name {spec.id} in "
+               "--variants to gate it anyway)")
+        self.run.verdict.header.setdefault("skipped", {})[spec.id] = why
+        self.context.progress(why)
+        return why
+
+    def same_model_result(self, spec: VariantSpec, gate_name: str) -> tuple[str, dict] | None:
+        """(variant, its recorded `gate_name` result) of an earlier variant of this run that runs the same model as
+        `spec` (the factory's `outputs_key`: files by content, how they are run); None when there is none."""
+        if spec.id == self.context.reference.id or (mine := self.factory.outputs_key(spec)) is None:
+            return None
+        for vid, entry in self.run.verdict.variants.items():
+            twin = self.context.registry.variants.get(vid)
+            if vid != spec.id and twin is not None and gate_name in entry.get("gates", {}) \
+                    and not entry["gates"][gate_name].get("same_model_as") and self.factory.outputs_key(twin) == mine:
+                return vid, entry["gates"][gate_name]
+        return None
 
     # -- started, finished -----------------------------------------------------------------------
     def variant_started(self, variant: str) -> None:

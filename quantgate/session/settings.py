@@ -8,9 +8,24 @@ from pathlib import Path
 
 from quantgate.backends.external import source_kind
 from quantgate.errors import QuantgateUsageError
+from quantgate.evaluation.data import EMBEDDED_SOURCE, data_folders
 from quantgate.variants import machine
 from quantgate.variants.candidate import file_sha256, hash_dir
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
+
+# The speed gate's settings when --gate-speed-rounds / --gate-latency-inputs are not given. On the embedded
+# demonstration set the gate measures lighter, so the first run of a new user ends in minutes: the b1 and b32 speed
+# tests took 64 s of a 125 s warm default run at 200 inputs and 5 rounds (2-core AVX2 machine, docs/measurements.md
+# "The default run"). The verdict records how many inputs and rounds each figure came from.
+SPEED_ROUNDS, LATENCY_INPUTS = 5, 200
+DEMO_SPEED_ROUNDS, DEMO_LATENCY_INPUTS = 3, 50
+
+
+def speed_defaults(data: tuple[str, ...], tasks: tuple[str, ...]) -> tuple[int, int]:
+    """(throughput rounds, batch-1 latency inputs) for a run on these data options, when not given."""
+    if data_folders(data, tasks)[1] == EMBEDDED_SOURCE:
+        return DEMO_SPEED_ROUNDS, DEMO_LATENCY_INPUTS
+    return SPEED_ROUNDS, LATENCY_INPUTS
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,7 @@ class GateSettings:
     top_k: int | None = None  # quick runs: only the first K candidates of each query
     threads: int | None = None  # one thread budget for every backend (default: all cores)
     speed_batches: tuple[int, ...] = (1, 32)  # latency (1) and throughput batch sizes
-    speed_rounds: int = 5
+    speed_rounds: int = SPEED_ROUNDS
     speed_compare: bool = False  # fail on a regression against this machine's history
     benchmark_storage: str = ".benchmarks"
     tasks: tuple[str, ...] = ()  # mteb task names, loaded from the hub (--gate-tasks)
@@ -47,7 +62,7 @@ class GateSettings:
     dtype: str | None = None  # "auto": also gate the model in the dtype its config names (torch-auto)
     memory_budget_mb: float | None = None  # auto batch: the most memory a batch may take (default 80% of free GPU)
     memory_limit_gb: float | None = None  # the memory guard's limit for the process (default: what is available)
-    latency_inputs: int = 200  # batch-1 latency: this many different real inputs, one per timed round
+    latency_inputs: int = LATENCY_INPUTS  # batch-1 latency: this many different real inputs, one per timed round
     resume: bool = True  # take finished variants from an incomplete verdict with the same artifact and inputs
     baseline: str | None = None  # the model in production: a model dir, a hub id or a verdict.json (--gate-baseline)
     history_dir: str | None = None  # where complete verdicts are kept (default: <benchmark storage>/quantgate-verdicts)
