@@ -133,3 +133,38 @@ def test_examples_run_from_the_installed_package_outside_the_checkout(tmp_path, 
                           str(PACKAGED_THRESHOLDS)], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert "noisy" not in dry.stdout.replace("not selected: noisy", ""), dry.stdout
     assert "not selected: noisy (fail)" in dry.stdout, dry.stdout
+
+
+BROKEN_FIXTURE = '''
+import json
+import pytest
+
+
+@pytest.fixture(scope="session")
+def golden():
+    return json.loads(open("golden-missing.json").read())
+
+
+def test_golden(gate_variant, golden, gate_record):
+    gate_record("golden", len(golden))
+'''
+
+
+def test_a_teams_broken_fixture_is_an_error_of_the_run_not_a_decision(pytester, cache):
+    """A team's own fixture that raises (a golden file missing) is pytest's ERROR, said once with its root cause; no
+    variant is decided against for it, and the verdict is incomplete: nothing passes, nothing kept in history."""
+    pytester.makepyfile(test_team=BROKEN_FIXTURE)
+    result = _gate(pytester, cache, "--variants", "torch-fp32,onnx", "-k", "not speed and not batch")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    errors = [line for line in result.outlines if line.startswith("ERROR")]
+    assert len(errors) == 2 and all("test_golden" in line for line in errors), errors
+    out = result.stdout.str()
+    said = "your fixture golden (test_team.py:7) raised in setup: FileNotFoundError"
+    assert out.count(said) >= 2 and out.count("(traceback: ") == 1, out[-3000:]
+    verdict = json.loads((pytester.path / "report" / "verdict.json").read_text())
+    assert not verdict["complete"]
+    for vid in ("torch-fp32", "onnx"):  # the packaged gates decided; the team's error is not in any variant's row
+        entry = verdict["variants"][vid]
+        assert "golden" not in json.dumps(entry) and entry["failures"] == [], entry
+    assert not list((pytester.path / "history").glob("*.json"))
+    assert "the run is incomplete (nothing passes, nothing kept in history)" in out

@@ -37,6 +37,7 @@ def _row(vid: str, entry: dict) -> dict:
                              + (f" (scores of {u['scores_of']}: the same model)" if u.get("scores_of") else "")
                              for u in usage) or "–",
         "tasks": quality.get("tasks", []),
+        "usage": usage,
         "failures": entry.get("failures", []),
         "max_abs": metrics.get("max_abs_error"),
         "tau": metrics.get("kendall_tau_mean"),

@@ -27,6 +27,13 @@ def deciding_figure(row: dict) -> str:
         return row.get("skip_reason", "")
     if row["failures"]:
         return row["failures"][0].splitlines()[0]
+    twin = next((u["scores_of"] for u in row.get("usage", []) if u.get("scores_of")), None)
+    if twin is not None:  # byte-identical graphs run the same: say so rather than repeat its figure as news
+        return f"the same model as {twin}: {_decided(row)}"
+    return _decided(row)
+
+
+def _decided(row: dict) -> str:
     losses = row["losses"]
     sets = len({l["dataset"] for l in losses})
     undecided = [l for l in losses if l["decision"] == "inconclusive"]
