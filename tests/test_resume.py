@@ -141,3 +141,23 @@ def test_altered_or_corrupt_cached_scores_are_computed_again_with_one_line(tmp_p
     assert again.stdout.count("computing them again") == 1 and "BadZipFile" not in again.stdout
     verdict = json.loads((report / "verdict.json").read_text())
     assert verdict["complete"] and verdict["variants"]["onnx"]["decision"] == "pass"
+
+
+@pytest.mark.parametrize("change", [{"embedding_formats": ("float32",)}, {"prompts": (("query", "query: "),)},
+                                    {"max_queries": 40}, {"latency_inputs": 10}])
+def test_a_saved_variant_is_resumed_only_under_the_settings_it_was_judged_with(tmp_path, change):
+    """The resume key holds the run's judged settings (quantgate.results.judged): stored formats and prompts too, so a
+    variant finished under other ones is computed again; the verdict records the record merge compares."""
+    from quantgate.results import resume
+    from quantgate.session.core import GateSession, GateSettings
+
+    def context(**kwargs):
+        gate = GateSession(GateSettings(cache_dir=str(tmp_path / "cache"), device="cpu",
+                                        thresholds=str(ROOT / "thresholds.toml"), **kwargs))
+        return gate.context
+
+    plain, changed = context(), context(**change)
+    assert plain.verdict_header()["judged"] == plain.judged.to_dict()
+    assert plain.judged.differences(changed.judged), change
+    assert resume.inputs_key(plain) != resume.inputs_key(changed)
+    assert resume.inputs_key(plain) == resume.inputs_key(context())

@@ -1,5 +1,6 @@
 """Scale-out: pytest-xdist workers and --gate-shard I/N give the verdict one run gives."""
 
+import dataclasses
 import json
 import os
 import re
@@ -8,6 +9,8 @@ import sys
 
 import pytest
 
+from quantgate.evaluation.formats import DEFAULT_FORMATS
+from quantgate.results.judged import JudgedSettings
 from quantgate.results.merge import MergeError, merge_verdicts
 from quantgate.session.settings import shard
 from quantgate.variants.registry import REFERENCE_ID, VARIANTS
@@ -47,6 +50,25 @@ def test_merge_refuses_shards_of_different_runs_or_a_missing_shard():
         merge_verdicts([_verdict(1, 3, [REFERENCE_ID]), _verdict(2, 3, ["onnx"])])
     merged = merge_verdicts([_verdict(1, 2, [REFERENCE_ID]), _verdict(2, 2, ["onnx"], complete=False)])
     assert not merged["complete"] and not any(v["passed"] for v in merged["variants"].values())
+
+
+def test_merge_refuses_shards_judged_with_other_settings_and_names_the_setting():
+    """A shard gated with --gate-embedding-formats float32,int8 and one with the defaults (merged before: shard 2's
+    formats silently dropped); the same for prompts. Equal settings merge."""
+    judged = JudgedSettings(thresholds_sha256="t", data=("d",), embedding_formats=("float32", "int8"))
+    other = dataclasses.replace(judged, embedding_formats=tuple(DEFAULT_FORMATS.split(",")))
+    with pytest.raises(MergeError, match=r"differ in stored formats \(--gate-embedding-formats\) \(float32,int8 vs float32,"):
+        merge_verdicts([_verdict(1, 2, [REFERENCE_ID], judged=other.to_dict()),
+                        _verdict(2, 2, ["onnx"], judged=judged.to_dict())])
+    prompted = dataclasses.replace(judged, encoding='{"prompts": {"retrieval": {"query": "query: "}}}')
+    with pytest.raises(MergeError, match="differ in prompts and similarity"):
+        merge_verdicts([_verdict(1, 2, [REFERENCE_ID], judged=judged.to_dict()),
+                        _verdict(2, 2, ["onnx"], judged=prompted.to_dict())])
+    with pytest.raises(MergeError, match="one records what it judged and the other does not"):
+        merge_verdicts([_verdict(1, 2, [REFERENCE_ID], judged=judged.to_dict()), _verdict(2, 2, ["onnx"])])
+    merged = merge_verdicts([_verdict(1, 2, [REFERENCE_ID], judged=judged.to_dict()),
+                             _verdict(2, 2, ["onnx"], judged=judged.to_dict())])
+    assert merged["judged"] == judged.to_dict() and JudgedSettings.from_dict(merged["judged"]) == judged
 
 
 def test_merge_never_writes_over_its_inputs(tmp_path):

@@ -14,6 +14,7 @@ from typing import Any
 
 from quantgate.errors import QuantgateUsageError
 from quantgate.results import verdict as verdict_file
+from quantgate.results.judged import JudgedSettings
 from quantgate.results.verdict import Verdict
 
 SAME = ("candidate", "baseline", "thresholds", "data", "subset", "libraries")
@@ -35,7 +36,15 @@ def merge_verdicts(shards: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     if not shards:
         raise MergeError("nothing to merge: pass the shards' report folders")
     first_path, first = shards[0]
+    judged = JudgedSettings.from_dict(first.get("judged"))
     for path, verdict in shards[1:]:
+        theirs = JudgedSettings.from_dict(verdict.get("judged"))
+        if (judged is None) != (theirs is None):
+            raise MergeError(f"{path} and {first_path}: one records what it judged and the other does not (another "
+                             "quantgate version): gate the shards again with one version")
+        if judged is not None and (differ := theirs.differences(judged)):
+            raise MergeError(f"{path} and {first_path} differ in {'; '.join(differ)}: they are not shards of one "
+                             "gate run; gate every shard with the same settings")
         for key in SAME:
             if verdict.get(key) != first.get(key):
                 raise MergeError(f"{path} and {first_path} differ in {key}: they are not shards of one gate run")

@@ -25,11 +25,10 @@ def inputs_key(context) -> str:
     """Everything besides the artifact that decides a variant's gate results in this run."""
     from quantgate.speed.bench import machine_key  # noqa: PLC0415 -- bench imports the data layer
 
-    s = context.settings
-    return cache_key(FORMAT, context.candidate.content_hash, context.thresholds.sha256,
-                     [d.fingerprint() for d in context.datasets], list(s.tasks), s.max_queries, s.top_k, s.batch_size,
-                     s.retrieval, list(s.speed_batches), s.speed_rounds, s.latency_inputs, context.device,
-                     context.threads, machine_key(), s.calibration_samples)
+    # what was judged (thresholds, data, subset, prompts, stored formats, speed settings: quantgate.results.judged)
+    # and the conditions it was measured in
+    return cache_key(FORMAT, context.candidate.content_hash, context.judged.to_dict(), context.settings.batch_size,
+                     context.device, context.threads, machine_key())
 
 
 def variant_key(context, factory, spec: VariantSpec) -> str:

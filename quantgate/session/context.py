@@ -25,6 +25,7 @@ from quantgate.evaluation.data import (
 from quantgate.evaluation.data import load as load_data
 from quantgate.evaluation.encoding import Encoding, PromptsError
 from quantgate.evaluation.encoding import resolve as resolve_encoding
+from quantgate.results.judged import JudgedSettings
 from quantgate.session.settings import GateSettings, external_spec, resolve_device, shard
 from quantgate.speed import phases
 from quantgate.variants import machine
@@ -207,6 +208,16 @@ class GateContext:
     def calibration_sets(self) -> list[EvalSet]:
         return [load_data(p) for p in self.settings.calibration_data] or self.datasets
 
+    @cached_property
+    def judged(self) -> JudgedSettings:
+        """Every setting of this run that changes a decision (merge, resume and a verdict baseline compare it)."""
+        from quantgate.evaluation.formats import DEFAULT_FORMATS
+
+        formats = self.settings.embedding_formats
+        formats = (DEFAULT_FORMATS.split(",") if formats is None else list(formats)) \
+            if self.candidate.kind == "embedder" else []
+        return JudgedSettings.of(self, formats)
+
     def verdict_header(self) -> dict[str, Any]:
         c = self.candidate
         return {
@@ -218,6 +229,7 @@ class GateContext:
                       **({"embedded": True, "note": EMBEDDED_NOTE} if d.embedded else {})} for d in self.datasets],
             "data_source": self.data_source,
             "encoding": self.encoding.to_dict(),
+            "judged": self.judged.to_dict(),
             "baseline": self.baseline.header() if self.baseline is not None else None,
             "tasks": list(self.settings.tasks),
             "subset": {"max_queries": self.settings.max_queries, "top_k": self.settings.top_k,
