@@ -57,7 +57,8 @@ def test_merge_refuses_shards_judged_with_other_settings_and_names_the_setting()
     formats silently dropped); the same for prompts. Equal settings merge."""
     judged = JudgedSettings(thresholds_sha256="t", data=("d",), embedding_formats=("float32", "int8"))
     other = dataclasses.replace(judged, embedding_formats=tuple(DEFAULT_FORMATS.split(",")))
-    with pytest.raises(MergeError, match=r"differ in stored formats \(--gate-embedding-formats\) \(float32,int8 vs float32,"):
+    said = r"differ in stored formats \(--gate-embedding-formats\) \(float32,int8 vs float32,"
+    with pytest.raises(MergeError, match=said):
         merge_verdicts([_verdict(1, 2, [REFERENCE_ID], judged=other.to_dict()),
                         _verdict(2, 2, ["onnx"], judged=judged.to_dict())])
     prompted = dataclasses.replace(judged, encoding='{"prompts": {"retrieval": {"query": "query: "}}}')
