@@ -59,15 +59,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "split":
         return _split(args)
-    if args.command == "merge":
-        return _merge(args)
     if args.command == "history":
         return _history(args)
-    if args.command == "publish":
-        return _publish(args)
-    if args.command == "report":
-        return _report(args)
+    if args.command in VERDICT_COMMANDS:
+        return _reading_verdicts(args)
     return 2
+
+
+def _reading_verdicts(args) -> int:
+    """merge, publish and report read verdicts that a person may have edited or cut: whatever a file holds, the answer
+    is a result or one line (exit 2), never a traceback; the traceback goes to a log file the line names."""
+    import tempfile
+    import traceback
+
+    from quantgate.logs import root_cause
+
+    try:
+        return VERDICT_COMMANDS[args.command](args)
+    except Exception as err:  # what the checks before it let through: one line, not the library's traceback
+        log = Path(tempfile.gettempdir()) / f"quantgate-{args.command}-error.log"
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        print(f"quantgate {args.command}: a verdict this quantgate cannot use ({root_cause(err)}; traceback: {log}); "
+              "gate again, or restore the verdict.json the gate wrote", file=sys.stderr)
+        return 2
 
 
 def gate(args: list[str]) -> int:
@@ -196,6 +210,8 @@ def _quality_history(args) -> bool:
     print(f"\nplot: {history.quality_plot(runs, all_series, Path(args.quality_plot), args.last)}")
     return True
 
+
+VERDICT_COMMANDS = {"merge": _merge, "publish": _publish, "report": _report}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
