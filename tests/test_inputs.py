@@ -62,11 +62,14 @@ def _relevant_gone(folder: Path) -> None:  # every judged document scored 0
                                                                        for line in lines[1:])]) + "\n")
 
 
-def _relevant_not_candidates(folder: Path) -> None:  # no candidate list holds a relevant passage
-    relevant = {line.split("\t")[1] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]}
+def _relevant_not_candidates(folder: Path) -> None:  # no query's candidate list holds a passage relevant to it
+    relevant: dict[str, set[str]] = {}
+    for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        qid, docid, _ = line.split("\t")
+        relevant.setdefault(qid, set()).add(docid)
     rows = _rows(folder, "candidates.jsonl")
     for row in rows:
-        row["candidates"] = [c for c in row["candidates"] if c["docid"] not in relevant]
+        row["candidates"] = [c for c in row["candidates"] if c["docid"] not in relevant.get(row["qid"], set())]
     _write(folder, "candidates.jsonl", rows)
 
 
@@ -97,7 +100,7 @@ DATA_FAULTS = {
     "candidate-listed-twice": (_edit("candidates.jsonl", lambda rows: rows[0]["candidates"].append(
         rows[0]["candidates"][0])), r"candidates.jsonl:1: query '.+' lists document '.+' twice"),
     "candidate-query-twice": (_edit("candidates.jsonl", lambda rows: rows.append(rows[0])),
-                              r"candidates.jsonl:13: query '.+' has a second candidate list"),
+                              r"candidates.jsonl:337: query '.+' has a second candidate list"),
     "candidate-unknown-query": (_edit("candidates.jsonl", lambda rows: [r.update(qid=f"x-{r['qid']}", query="")
                                                                         for r in rows]),
                                 r"candidates.jsonl:1: query 'x-.+' is not in queries.jsonl"),
@@ -108,16 +111,16 @@ DATA_FAULTS = {
                                        r"no query of candidates.jsonl is judged in qrels/test.tsv"),
     "qrels-header-only": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\n"), r"test.tsv: no judgments"),
     "qrels-no-header": (_text("qrels/test.tsv", "q1\td1\t1\n"), r"first line must be the header"),
-    "qrels-score-not-a-number": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tcompost-0\thigh\n"),
+    "qrels-score-not-a-number": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost-0\tcompost-0\thigh\n"),
                                  r"test.tsv:2: score 'high' is not a whole number"),
-    "qrels-score-infinite": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tcompost-0\tinf\n"),
+    "qrels-score-infinite": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost-0\tcompost-0\tinf\n"),
                              r"test.tsv:2: score 'inf' is not a whole number"),
-    "qrels-unknown-doc": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tnowhere\t1\n"),
+    "qrels-unknown-doc": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost-0\tnowhere\t1\n"),
                           r"qrels/test.tsv names 1 documents not in corpus.jsonl"),
     "qrels-unknown-query": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-nobody\tcompost-0\t1\n"),
                             r"qrels/test.tsv names 1 queries not in queries.jsonl"),
-    "qrels-judged-twice": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost\tcompost-0\t1\n"
-                                                   "q-compost\tcompost-0\t2\n"), r"test.tsv:3: .+ twice"),
+    "qrels-judged-twice": (_text("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq-compost-0\tcompost-0\t1\n"
+                                                   "q-compost-0\tcompost-0\t2\n"), r"test.tsv:3: .+ twice"),
     "no-relevant-document": (_relevant_gone, r"no test query has a judged relevant document"),
     "no-relevant-candidate": (_relevant_not_candidates, r"no test query has a judged relevant document \(score > 0\) "
                                                         r"among its candidates"),
