@@ -85,7 +85,7 @@ def test_an_edited_verdict_is_a_result_or_one_line(tmp_path_factory, capsys, dat
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=150)
 @given(data=edited())
 def test_many_edited_verdicts_are_a_result_or_one_line(tmp_path_factory, capsys, data):
     _check(tmp_path_factory, capsys, data)
