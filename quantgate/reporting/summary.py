@@ -138,21 +138,29 @@ def undecided_lines(rows: list[dict]) -> list[str]:
     return ["", "## Inconclusive: what would decide them", "", *lines] if lines else []
 
 
+def fastest(rows: list[dict]) -> tuple[dict | None, dict | None, bool]:
+    """The passing variants to recommend: (lowest batch-1 latency, highest large-batch throughput, whether that
+    throughput was ranked model-only). On a GPU the model-only figure ranks: tokenization there is the host's."""
+    passing = [r for r in rows if r["passed"]]
+    fast = [r for r in passing if r["latency_ms"] is not None]
+    wide = [r for r in passing if r["items_per_s"] is not None]
+    gpu = bool(wide) and all(r["device"] == "cuda" and r["model_only"] for r in wide)
+    return (min(fast, key=lambda r: r["latency_ms"]) if fast else None,
+            max(wide, key=lambda r: r["model_only"] if gpu else r["items_per_s"]) if wide else None, gpu)
+
+
 def recommendation(rows: list[dict]) -> list[str]:
     passing = [r for r in rows if r["passed"]]
     if not passing:
         return ["No variant was decided pass: ship none of them (see the failures and the undecided below)."]
     lines = []
-    fast = [r for r in passing if r["latency_ms"] is not None]
-    if fast:
-        best = min(fast, key=lambda r: r["latency_ms"])
+    best, wide, gpu = fastest(rows)
+    if best is not None:
         lines.append(f"**Small-batch latency:** `{best['variant']}`{_precision_note(best)} — "
                      f"{best['latency_ms']:.1f} ms "
                      "per item at batch 1, the fastest variant that passed every gate on this machine.")
-    wide = [r for r in passing if r["items_per_s"] is not None]
-    if wide:  # on a GPU the model-only figure ranks: tokenization there is the host's, not the variant's
-        gpu = all(r["device"] == "cuda" and r["model_only"] for r in wide)
-        best = max(wide, key=lambda r: r["model_only"] if gpu else r["items_per_s"])
+    if wide is not None:
+        best = wide
         e2e, only = f"{best['items_per_s']:.1f} items/s end to end", f"{_fmt(best['model_only'], '.1f')} model-only"
         lines.append(f"**Large-batch throughput{' (GPU: ranked model-only)' if gpu else ''}:** `{best['variant']}`"
                      f"{_precision_note(best)} — {f'{only} items/s ({e2e})' if gpu else f'{e2e} ({only})'} at batch "

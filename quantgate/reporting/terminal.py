@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from quantgate.reporting.sections import _bound
-from quantgate.reporting.summary import _rows
+from quantgate.reporting.summary import _rows, fastest
 from quantgate.variants.registry import REFERENCE_ID
 
 METRIC = {"map": "MAP", "ndcg_at_10": "NDCG@10"}
@@ -66,19 +66,17 @@ def _cut(text: str, width: int) -> str:
 
 
 def recommend(rows: list[dict]) -> list[str]:
+    """summary.md's recommendation (the same choice: quantgate.reporting.summary.fastest), a line each."""
     passing = [r for r in rows if r["passed"]]
     if not passing:
         return ["recommendation: ship none (no variant was decided pass)"]
-    lines = []
-    if fast := [r for r in passing if r["latency_ms"] is not None]:
-        best = min(fast, key=lambda r: r["latency_ms"])
-        lines.append(f"recommendation, batch 1: {best['variant']} ({best['latency_ms']:.1f} ms per item)")
-    if wide := [r for r in passing if r["items_per_s"] is not None]:
-        best = max(wide, key=lambda r: r["items_per_s"])
-        lines.append(f"recommendation, batch {best['batch']}: {best['variant']} ({best['items_per_s']:.0f} items/s, "
-                     f"{best['speedup'] or 1:.2f}x the reference)")
-    if wide:
-        lines.append(f"speed = items/s at batch {wide[0]['batch']} against torch-fp32, end to end, on this machine")
+    fast, wide, gpu = fastest(rows)
+    lines = [f"recommendation, batch 1: {fast['variant']} ({fast['latency_ms']:.1f} ms per item)"] if fast else []
+    if wide is not None:
+        rate = f"{wide['model_only']:.0f} items/s model-only" if gpu else f"{wide['items_per_s']:.0f} items/s"
+        lines += [f"recommendation, batch {wide['batch']}: {wide['variant']} ({rate}, "
+                  f"{wide['speedup'] or 1:.2f}x the reference)",
+                  f"speed = items/s at batch {wide['batch']} against torch-fp32, end to end, on this machine"]
     return lines or ["passed: " + ", ".join(r["variant"] for r in passing) + " (the speed gate did not run)"]
 
 
