@@ -63,3 +63,20 @@ def test_nested_bars_in_a_log_move_no_cursor(monkeypatch):
     finally:
         progress.configure(None)
     assert "scoring" in log.text and "trials" in log.text and "\x1b" not in log.text
+
+
+def test_the_scoring_bar_counts_the_texts_it_names(monkeypatch):
+    """An embedder's scoring pass encodes texts in calls of whole blocks; its bar counts texts (its total is the texts,
+    each call advances it by the texts it encoded), not calls."""
+    from quantgate.evaluation import scoring
+
+    monkeypatch.setattr(progress, "DELAY", 0.0)
+    log = Log(tty=False)
+    progress.configure(log)
+    texts = [f"text {i}" for i in range(70)]
+    try:
+        scoring._in_calls(lambda chunk: [[0.0]] * len(chunk), texts, [32, 64, 70], "encoding set", "text")
+    finally:
+        progress.configure(None)
+    lines = [line for line in log.text.replace("\r", "\n").splitlines() if "encoding set" in line]
+    assert lines and "70/70" in lines[-1] and "text" in lines[-1], log.text
