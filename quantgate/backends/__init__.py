@@ -46,6 +46,18 @@ class Backend(Protocol):
     def memory_estimate(self, spec: Any, fp32_weight_bytes: int) -> Any: ...  # quantgate.variants.memory.Estimate
 
 
+def register(family: str, module: str) -> None:
+    """A backend family from outside the package (a team's own, or a test's): `module` is importable and satisfies
+    `Backend`; its variants then go into quantgate.variants.registry.register. One module and this one call."""
+    if family in FAMILIES:
+        raise ValueError(f"backend family {family!r} is already registered ({FAMILIES[family]})")
+    loaded = importlib.import_module(module)
+    if not isinstance(loaded, Backend):
+        wanted = ["WEIGHT_FILES", *(name for name in vars(Backend) if not name.startswith("_"))]
+        raise TypeError(f"{module} is not a backend: it lacks {', '.join(n for n in wanted if not hasattr(loaded, n))}")
+    FAMILIES[family] = module
+
+
 def backend(family: str) -> Backend:
     """The module of a family (imported on first use: importing it imports no heavy library)."""
     return importlib.import_module(FAMILIES[family])  # type: ignore[return-value]

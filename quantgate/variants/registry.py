@@ -257,6 +257,14 @@ def unknown_message(name: str, registry: dict[str, VariantSpec] | None = None) -
     return f"unknown variant {name!r}.{hint} Known variants: {', '.join(registry)}."
 
 
+def register(spec: VariantSpec) -> None:
+    """A variant from outside the package (its family registered with quantgate.backends.register), gated like the
+    packaged ones in every run from here on: in the default matrix when `spec.default`, else when named."""
+    if spec.id in VARIANTS:
+        raise ValueError(f"variant id {spec.id!r} is already taken")
+    VARIANTS[spec.id] = spec
+
+
 @dataclass
 class Registry:
     """A registry that tests and `--gate-artifact` can extend without touching VARIANTS."""
