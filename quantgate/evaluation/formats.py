@@ -32,6 +32,11 @@ from quantgate.evaluation.encoding import unit_rows
 
 PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 DEFAULT_FORMATS = "float32,int8,int8-rescore,binary,binary-rescore,dim256,dim128-int8"
+
+
+def selected(ids: tuple[str, ...] | None) -> list[str]:
+    """The format ids a run judges: --gate-embedding-formats as parsed (None: not given, the defaults)."""
+    return DEFAULT_FORMATS.split(",") if ids is None else list(ids)
 TOP_K = 10  # NDCG@10 reads the first 10 results: the index is asked what a top-10 search asks it
 _ID = re.compile(r"^(?:dim(?P<dim>[1-9][0-9]*))?-?(?P<precision>float32|u?int8|u?binary)?(?P<rescore>-rescore)?$")
 

@@ -1,18 +1,20 @@
 """What a run judged against: every setting that changes a decision, as one typed record in the verdict (`judged`).
 
-Merge, resume and a verdict given as --gate-baseline compare it, and refuse (merge) or recompute (resume) where
-two runs differ, naming the setting. Conditions of the measurement itself (machine, threads, device) are compared by
-resume on top of it; they do not change what a quality decision means.
+Merge and resume compare it, and refuse (merge, naming the setting) or recompute (resume) where two runs differ; a
+verdict given as --gate-baseline is checked on its own terms (same data and --gate-top-k: its prompts are its own).
+Conditions of the measurement itself (machine, threads, device) are compared by resume on top of it; they do not
+change what a quality decision means.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from quantgate.variants.candidate import file_sha256
 
 # a human name for each setting, as the refusal says it
 NAMES = {"thresholds_sha256": "thresholds (sha256)", "data": "data (sha256 of each set)", "tasks": "mteb tasks",
@@ -53,8 +55,7 @@ class JudgedSettings:
             tasks=tuple(s.tasks), max_queries=s.max_queries, top_k=s.top_k, retrieval=s.retrieval,
             encoding=json.dumps(encoding, sort_keys=True), embedding_formats=tuple(formats),
             embedding_formats_for=s.embedding_formats_for,
-            embedding_ranges_sha256=hashlib.sha256(ranges.read_bytes()).hexdigest() if ranges and ranges.is_file()
-            else None,
+            embedding_ranges_sha256=file_sha256(ranges) if ranges and ranges.is_file() else None,
             calibration_samples=s.calibration_samples, speed_batches=tuple(s.speed_batches),
             speed_rounds=s.speed_rounds, latency_inputs=s.latency_inputs)
 

@@ -211,11 +211,9 @@ class GateContext:
     @cached_property
     def judged(self) -> JudgedSettings:
         """Every setting of this run that changes a decision (merge, resume and a verdict baseline compare it)."""
-        from quantgate.evaluation.formats import DEFAULT_FORMATS
+        from quantgate.evaluation.formats import selected
 
-        formats = self.settings.embedding_formats
-        formats = (DEFAULT_FORMATS.split(",") if formats is None else list(formats)) \
-            if self.candidate.kind == "embedder" else []
+        formats = selected(self.settings.embedding_formats) if self.candidate.kind == "embedder" else []
         return JudgedSettings.of(self, formats)
 
     def verdict_header(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 
 # The speed gate's settings when --gate-speed-rounds / --gate-latency-inputs are not given. On the embedded
 # demonstration set the gate measures lighter, so the first run of a new user ends in minutes: the b1 and b32 speed
-# tests took 64 s of a 125 s warm default run at 200 inputs and 5 rounds (2-core AVX2 machine, docs/measurements.md
+# tests took 64 s of a 125 s warm default run at 200 inputs and 5 rounds (2-core AMD EPYC, docs/measurements.md
 # "The default run"). The verdict records how many inputs and rounds each figure came from.
 SPEED_ROUNDS, LATENCY_INPUTS = 5, 200
 DEMO_SPEED_ROUNDS, DEMO_LATENCY_INPUTS = 3, 50
