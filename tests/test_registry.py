@@ -25,17 +25,20 @@ TUNED_IDS = ["openvino-qint8-ac", "inc-int8-autotune"]  # accuracy-controlled in
 DEPLOYED_IDS = ["openvino-bf16", "openvino-qint8-bf16"]  # OpenVINO at the CPU plugin's default precision
 WEIGHT_ONLY_IDS = ["onnx-int4-wo", "openvino-int8-wo", "openvino-int4-wo"]  # what teams publish for decoder models
 ENGINE_IDS = ["ovgenai", "ovgenai-int8-wo", "ovgenai-int4-wo"]  # OpenVINO GenAI's pipelines over those IRs
+GPU_IDS = ["torch-fp8"]  # float8 on CUDA 8.9+: runs torch-bf16's files
 OPT_IN_IDS = [*WEIGHT_ONLY_IDS, *ENGINE_IDS]  # gated when named (--variants), not in a plain run's matrix
-ALL_IDS = [*SEED_IDS[:12], "onnx-int4-wo", "openvino", "openvino-bf16", "openvino-qint8", "openvino-qint8-bf16",
+ALL_IDS = [*SEED_IDS[:3], *GPU_IDS, *SEED_IDS[3:12], "onnx-int4-wo", "openvino", "openvino-bf16", "openvino-qint8",
+           "openvino-qint8-bf16",
            "openvino-qint8-ac", "openvino-int8-wo", "openvino-int4-wo", *ENGINE_IDS, "inc-int8", "inc-int8-autotune"]
 DEFAULT_IDS = [vid for vid in ALL_IDS if vid not in OPT_IN_IDS]
 
 
 def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
     assert list(VARIANTS) == ALL_IDS
-    assert set(SEED_IDS) | set(TUNED_IDS) | set(DEPLOYED_IDS) | set(WEIGHT_ONLY_IDS) | set(ENGINE_IDS) == set(ALL_IDS)
+    assert set(SEED_IDS) | set(TUNED_IDS) | set(DEPLOYED_IDS) | set(WEIGHT_ONLY_IDS) | set(ENGINE_IDS) | set(GPU_IDS) \
+        == set(ALL_IDS)
     assert [vid for vid, spec in VARIANTS.items() if spec.tuned] == TUNED_IDS
-    assert [vid for vid, spec in VARIANTS.items() if spec.artifact_of] == DEPLOYED_IDS
+    assert [vid for vid, spec in VARIANTS.items() if spec.artifact_of] == [*GPU_IDS, *DEPLOYED_IDS]
     assert REFERENCE_ID == "torch-fp32" and VARIANTS[REFERENCE_ID].precision == "fp32"
 
 
@@ -49,9 +52,10 @@ def test_every_spec_is_consistent():
                 assert source.depends_on in VARIANTS and source.depends_on not in chain, chain
                 chain.append(source.depends_on)
                 source = VARIANTS[source.depends_on]
-        if spec.artifact_of:  # the same files, other runtime options: same family, no build of its own
+        if spec.artifact_of:  # the same files, other runtime options: a family that loads them, no build of its own
             source = VARIANTS[spec.artifact_of]
-            assert source.family == spec.family and not source.artifact_of and not spec.depends_on
+            assert source.family in (spec.family, getattr(spec.backend, "RUNS_ARTIFACTS_OF", None))
+            assert not source.artifact_of and not spec.depends_on
             assert spec.opts != source.opts
         assert spec.description
 
@@ -127,7 +131,7 @@ def test_every_backend_family_satisfies_the_contract():
         if hasattr(module, "runtime_facts"):  # a runtime of its own: named, read back and described by its module
             assert isinstance(module.RUNTIME, str) and callable(module.ran_with), family
     runtimes = {backend(f).RUNTIME for f in FAMILIES if hasattr(backend(f), "runtime_facts")}
-    assert runtimes == {"torch", "onnxruntime", "openvino", "openvino-genai", "endpoint"}
+    assert runtimes == {"torch", "torch-float8", "onnxruntime", "openvino", "openvino-genai", "endpoint"}
     assert ran_with({"runtime": "openvino", "inference_precision": "bf16"}) == "OpenVINO bf16"
     assert ran_with({"runtime": "something else"}) == "" and ran_with({}) == ""
     for spec in VARIANTS.values():  # every requirement a spec names is answered by its backend or by machine

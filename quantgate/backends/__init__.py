@@ -13,7 +13,8 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-FAMILIES = {
+FAMILIES = {  # runtime_facts asks them in this order: a family that runs another's models comes before it
+    "torchao": "quantgate.backends.torchao_fp8",
     "torch": "quantgate.backends.torch_backend",
     "onnx": "quantgate.backends.onnx",
     "openvino": "quantgate.backends.openvino",

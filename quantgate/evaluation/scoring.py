@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from quantgate.evaluation import prepared
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.encoding import PLAIN, Encoding
 
@@ -68,9 +69,15 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
     started = time.perf_counter()
     if kind == "reranker":
         q_prefix, d_prefix = encoding.prompt("reranking", "query"), encoding.prompt("reranking", "document")
-        values = _in_calls(lambda chunk: activated_scores(model, chunk, batch_size, encoding.pair_prompt),
-                           [(q_prefix + q, d_prefix + p) for _, _, q, p in pairs],
-                           _query_ends([qid for qid, _, _, _ in pairs]), f"scoring {dataset.name}", "pair")
+        items = [(q_prefix + q, d_prefix + p) for _, _, q, p in pairs]
+        ends = _query_ends([qid for qid, _, _, _ in pairs])
+        if prepared.applies(model):
+            values = _prepared(model, [prepared.Call(items[s:e], s, encoding.pair_prompt or None)
+                                       for s, e in zip([0, *ends], ends)], batch_size, "scores",
+                               f"scoring {dataset.name}", "pair")
+        else:
+            values = _in_calls(lambda chunk: activated_scores(model, chunk, batch_size, encoding.pair_prompt),
+                               items, ends, f"scoring {dataset.name}", "pair")
         result = Scores(dataset.name, keys, np.asarray(values, dtype=np.float64))
     else:
         inputs: dict[str, tuple[str, str, str]] = {}  # key -> (role, prompt, text)
@@ -94,9 +101,18 @@ def score(model, kind: str, dataset: EvalSet, batch_size: int = 32, top_k: int |
             canonical += [*keyed("retrieval", "query", [dataset.queries[q] for q in dict.fromkeys(
                 qid for qid, _, _, _ in plan)]), *keyed("retrieval", "document", list(dataset.corpus.values()))]
         new, ends = _text_blocks([t for t in dict.fromkeys(needed) if t not in seen], canonical, batch_size)
-        emb = np.asarray(_in_calls(lambda chunk: _encode(model, chunk, inputs, encoding, batch_size),
-                                   new, ends, f"encoding {dataset.name}", "text"),
-                         dtype=np.float64).reshape(len(new), -1) if new else np.zeros((0, 1))
+        if not new:
+            emb = np.zeros((0, 1))
+        elif prepared.applies(model):
+            calls = [prepared.Call([inputs[k][2] for k in new[a + s:a + e]], a + s, prompt, kwargs)
+                     for a, b in zip([0, *ends], ends) for s, e, prompt, kwargs in _runs(model, new[a:b], inputs,
+                                                                                         encoding)]
+            emb = np.asarray(_prepared(model, calls, batch_size, "sentence_embedding", f"encoding {dataset.name}",
+                                       "text"), dtype=np.float64).reshape(len(new), -1)
+        else:
+            emb = np.asarray(_in_calls(lambda chunk: _encode(model, chunk, inputs, encoding, batch_size),
+                                       new, ends, f"encoding {dataset.name}", "text"),
+                             dtype=np.float64).reshape(len(new), -1)
         keep = [i for i, t in enumerate(new) if t not in seen]  # a block encoded whole may hold known texts
         if len(keep) < len(new):
             new, emb = [new[i] for i in keep], emb[keep]
@@ -120,20 +136,40 @@ def _encode(model, keys: list[str], inputs: dict[str, tuple[str, str, str]], enc
     """One block of texts (by key): without prompts in one `encode` call; with them, each run of one role through
     `encode_query` / `encode_document` with that role's prompt, as deployed."""
     options = {"batch_size": batch_size, "show_progress_bar": False, "convert_to_numpy": True}
+    parts = []
+    for start, end, prompt, kwargs in _runs(model, keys, inputs, encoding):
+        texts = [inputs[k][2] for k in keys[start:end]]
+        if not encoding.prompted:
+            parts.append(np.asarray(model.encode(texts, **options)))
+        elif kwargs:
+            parts.append(np.asarray(getattr(model, f"encode_{kwargs['task']}")(texts, prompt=prompt, **options)))
+        else:
+            parts.append(np.asarray(model.encode(texts, prompt=prompt, **options)))
+    return np.concatenate(parts)
+
+
+def _runs(model, keys: list[str], inputs: dict[str, tuple[str, str, str]], encoding: Encoding):
+    """The library calls one block of texts makes: (start, end, prompt, keyword arguments) of each. Without prompts
+    one `encode` (prompt None: the model's default, as encode resolves it); with them, each run of one role with its
+    prompt and `task` (what `encode_query` / `encode_document` pass; a model without them gets `encode`)."""
     if not encoding.prompted:
-        return np.asarray(model.encode([inputs[k][2] for k in keys], **options))
-    parts, start = [], 0
+        yield 0, len(keys), None, {}
+        return
+    start = 0
     while start < len(keys):
         role, prompt, _ = inputs[keys[start]]
         end = start
         while end < len(keys) and inputs[keys[end]][:2] == (role, prompt):
             end += 1
-        texts = [inputs[k][2] for k in keys[start:end]]
-        call = getattr(model, f"encode_{role}", None)
-        parts.append(np.asarray(call(texts, prompt=prompt, **options) if call is not None
-                                else model.encode(texts, prompt=prompt, **options)))
+        yield start, end, prompt, {"task": role} if hasattr(model, f"encode_{role}") else {}
         start = end
-    return np.concatenate(parts)
+
+
+def _prepared(model, calls: list, batch_size: int, output: str, desc: str, unit: str) -> np.ndarray:
+    from quantgate.progress import bar
+
+    with bar(sum(len(c.inputs) for c in calls), desc, unit) as progress:
+        return prepared.run(model, calls, batch_size, output, progress.update)
 
 
 # how scores are batched: kept scores made otherwise are not reused

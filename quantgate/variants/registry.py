@@ -130,6 +130,10 @@ VARIANTS: dict[str, VariantSpec] = {
                     requires=("fp16",)),
         VariantSpec("torch-bf16", "torch", "bf16", "PyTorch, weights and compute in bfloat16", (("dtype", "bfloat16"),),
                     requires=("bf16",)),
+        VariantSpec("torch-fp8", "torchao", "fp8", "PyTorch on CUDA (compute capability 8.9+), the torch-bf16 copy "
+                    "with its linear layers in float8 (torchao dynamic activations, per-row scales), compiled",
+                    (("float8", "dynamic-rowwise"), ("compile", "dynamic")), requires=("cuda",),
+                    artifact_of="torch-bf16"),
         VariantSpec("onnx", "onnx", "fp32", "ONNX Runtime fp32, exported by Optimum"),
         _onnx_opt("O1", "basic general graph optimizations"),
         _onnx_opt("O2", "O1 + extended optimizations and transformer fusions"),

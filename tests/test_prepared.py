@@ -1,0 +1,96 @@
+"""The prepared scoring pass (quantgate.evaluation.prepared): the library's batches, tokenized once, on a GPU.
+
+On the CPU the gate keeps the library's calls; these tests run the prepared pass there anyway and check it gives
+the same numbers bit for bit on fp32, for both kinds, with and without prompts, and that a second variant with the
+same tokenizer tokenizes nothing again. On a CUDA machine the 16-bit pass is checked against the library's calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quantgate.evaluation import prepared
+from quantgate.evaluation.data import default_data
+from quantgate.evaluation.encoding import PLAIN, SOURCES, TASK_TYPES, Encoding
+from quantgate.evaluation.scoring import score
+
+E5 = Encoding(SOURCES[1], tuple((t, r, f"{r}: ") for t in TASK_TYPES for r in ("query", "document")))
+
+
+def _load(kind: str, path, device: str = "cpu", dtype=None):
+    import torch
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    torch.manual_seed(0)
+    model = CrossEncoder(str(path), device=device) if kind == "reranker" else SentenceTransformer(str(path),
+                                                                                                   device=device)
+    return model.to(dtype) if dtype is not None else model
+
+
+def _both(monkeypatch, model, kind: str, encoding: Encoding, qids: list[str]):
+    """The gate's scores of `qids` through the library's calls, then through the prepared pass."""
+    data = default_data()
+    library = score(model, kind, data, batch_size=8, qids=qids, retrieval_queries=None, encoding=encoding)
+    monkeypatch.setattr(prepared, "applies", lambda m: True)
+    mine = score(model, kind, data, batch_size=8, qids=qids, retrieval_queries=None, encoding=encoding)
+    monkeypatch.undo()
+    return library, mine
+
+
+@pytest.mark.parametrize("kind,encoding", [("reranker", PLAIN), ("embedder", PLAIN), ("embedder", E5)],
+                         ids=["reranker", "embedder", "embedder-prompted"])
+def test_the_prepared_pass_equals_the_library_calls_bit_for_bit_on_fp32(monkeypatch, kind, encoding, tiny_reranker,
+                                                                        embedder_path):
+    prepared.clear()
+    model = _load(kind, tiny_reranker if kind == "reranker" else embedder_path)
+    assert not prepared.applies(model)  # on a CPU the gate keeps the library's calls
+    qids = default_data().evaluation_order(0)[:6]
+    library, mine = _both(monkeypatch, model, kind, encoding, qids)
+    assert library.keys == mine.keys and len(mine.keys) > 40
+    assert np.array_equal(library.scores, mine.scores)
+    if kind == "embedder":
+        assert mine.texts == library.texts and np.array_equal(library.embeddings, mine.embeddings)
+        if encoding.prompted:  # the prompts reached the model: the same texts score otherwise without them
+            plain = score(model, kind, default_data(), batch_size=8, qids=qids, encoding=PLAIN)
+            assert np.max(np.abs(plain.scores - mine.scores)) > 1e-3
+
+
+def test_a_variant_with_the_same_tokenizer_tokenizes_nothing_again(monkeypatch, tiny_reranker):
+    prepared.clear()
+    monkeypatch.setattr(prepared, "applies", lambda m: True)
+    qids = default_data().evaluation_order(0)[:4]
+    first = score(_load("reranker", tiny_reranker), "reranker", default_data(), batch_size=8, qids=qids)
+    second = _load("reranker", tiny_reranker)
+    calls = []
+    original = second.preprocess
+    second.preprocess = lambda *a, **k: calls.append(1) or original(*a, **k)
+    again = score(second, "reranker", default_data(), batch_size=8, qids=qids)
+    assert calls == [] and np.array_equal(first.scores, again.scores)
+    prepared.clear()
+    score(second, "reranker", default_data(), batch_size=8, qids=qids)
+    assert calls  # the counter counts: with nothing kept, the batches are tokenized
+
+
+def _cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device (the prepared pass runs on CUDA only)")
+    return torch
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("kind", ["reranker", "embedder"])
+def test_the_16bit_cuda_pass_agrees_with_the_library_calls(monkeypatch, kind, dtype, tiny_reranker, embedder_path):
+    torch = _cuda()
+    model = _load(kind, tiny_reranker if kind == "reranker" else embedder_path, "cuda", getattr(torch, dtype))
+    assert prepared.applies(model)
+    qids = default_data().evaluation_order(0)[:20]
+    data = default_data()
+    mine = score(model, kind, data, batch_size=8, qids=qids)
+    monkeypatch.setattr(prepared, "applies", lambda m: False)
+    library = score(model, kind, data, batch_size=8, qids=qids)
+    assert library.keys == mine.keys
+    # 16-bit noise: the same batches through the same kernels; limits are the agreement gate's own for 16-bit
+    # variants against fp32 (thresholds.toml), far wider than what reordering copies can move
+    assert np.max(np.abs(library.scores - mine.scores)) < 2e-3
