@@ -24,6 +24,7 @@ from quantgate.variants.cache import Artifact, write_json_atomic
 from quantgate.variants.registry import VariantSpec
 
 RUNTIME = "endpoint"
+SCORES_KEPT = False  # a server can change behind the same URL: its answers are asked every run
 WEIGHT_FILES = ("endpoint.json",)  # no weights here: the record of the server stands in their place
 TIMEOUT_S = 60.0  # one request; a server that takes longer for one batch is reported, not waited on
 skip_reason = no_skip

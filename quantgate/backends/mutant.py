@@ -28,6 +28,7 @@ from quantgate.variants.cache import Artifact
 from quantgate.variants.registry import VariantSpec
 
 skip_reason = no_skip
+SCORES_KEPT = False  # a test's mutation runs every run: what it does while scoring is what the tests check
 model_skip = builds_any
 __all__ = ["WEIGHT_FILES", "build", "load", "release", "skip_reason", "model_skip", "runtime_options",
            "memory_estimate"]

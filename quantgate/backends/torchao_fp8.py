@@ -71,13 +71,17 @@ def _quantizable(module, fqn: str) -> bool:
 
 
 def load(ctx: BuildContext, artifact: Artifact):
-    """The bf16 copy, its linear layers quantized to float8 in place, compiled, and run once on probe inputs so the
-    compile happens here (its seconds are the variant's `compile_seconds`), not in the first scored batch."""
+    return quantize(torch_backend.load(ctx, artifact), ctx.candidate.kind)
+
+
+def quantize(model, kind: str):
+    """A bf16 model on CUDA with its linear layers quantized to float8 in place, compiled, and run once on probe
+    inputs so the compile happens here (its seconds are the variant's `compile_seconds`), not in the first scored
+    batch. scripts/gpu_scoring.py measures the same function."""
     import torch
     from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
-    model = torch_backend.load(ctx, artifact)
-    quantize_(model.transformers_model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
+    quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
               filter_fn=_quantizable)
     model.compile(dynamic=True)
     for name in ("predict", "encode"):
@@ -87,7 +91,7 @@ def load(ctx: BuildContext, artifact: Artifact):
             setattr(model, name, types.MethodType(torch.no_grad()(plain), model))
     model.quantgate_grad_mode = torch.no_grad
     started = time.perf_counter()
-    torch_backend._probe(model, ctx.candidate.kind)
+    torch_backend._probe(model, kind)
     torch.cuda.synchronize()
     model.quantgate_compile_seconds = round(time.perf_counter() - started, 2)
     return model

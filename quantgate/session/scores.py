@@ -16,6 +16,7 @@ from quantgate.evaluation.quality import evaluate_scores
 from quantgate.evaluation.scoring import SCORING, Scores, cached_scores, save_scores, score
 from quantgate.results.run import GateRun
 from quantgate.session.context import GateContext
+from quantgate.speed.bench import machine_key
 from quantgate.variants.cache import cache_key
 from quantgate.variants.factory import VariantFactory
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
@@ -84,6 +85,9 @@ class ScoreStore:
         """`qids` scored after `known`; `order`, the order they are a chunk of (default: the run's)."""
         if factory is None and (shared := self._same_model_scores(spec, dataset, qids, known)) is not None:
             return shared
+        kept_at = self._kept_path(spec, dataset) if factory is None else None
+        if kept_at is not None and (kept := self._kept_head(spec, dataset, kept_at, qids, known)) is not None:
+            return kept
         model = (factory or self.models()).load(spec)
         name = name or spec.id
         self.context.progress(f"scoring {name} on {dataset.name} ({len(qids)} queries)")
@@ -97,7 +101,52 @@ class ScoreStore:
                               f"{result.seconds - started:.1f}s for this chunk")
         if factory is None:
             self.run.chunks[(spec.id, dataset.name)] = [*self._chunks(spec, dataset, known), len(result.keys)]
+        if kept_at is not None:
+            with self.cache.lock("scores", kept_at.stem.rsplit("-", 1)[-1]):
+                before = self._cached(kept_at, spec.id)
+                if before is None or len(before.keys) < len(result.keys):
+                    save_scores(result, kept_at)
         return result
+
+    def _kept_path(self, spec: VariantSpec, dataset: EvalSet) -> Path | None:
+        """Where a variant's scores on `dataset` are kept across runs: under its artifact's key, the machine, threads
+        and device it ran on, the data, the uncut evaluation order and how it is scored. None for a backend whose
+        answers are not its artifact's (`SCORES_KEPT = False`: a server, a test's mutation). A warm default run spent
+        about 3 s per variant scoring again what the run before had scored (2-core AMD EPYC, docs/measurements.md
+        "The default run"); a variant's scores are a prefix of the uncut order whatever the chunks of the looks
+        (rerankers score one query per call, embedders encode fixed blocks: quantgate.evaluation.scoring)."""
+        if spec.id == REFERENCE_ID or not getattr(spec.backend, "SCORES_KEPT", True):
+            return None
+        s, factory = self.context.settings, self.models()
+        uncut = dataset.evaluation_order(self.context.thresholds.decision["seed"])
+        name = cache_key(factory.key(spec), spec.key_material(), machine_key(), factory.threads, factory.device,
+                         dataset.fingerprint(), s.top_k, uncut, s.batch_size,
+                         self._retrieval_queries(dataset, uncut) is not None, SCORING,
+                         *self.context.encoding.cache_material())[:24]
+        return self.cache.root / "scores" / f"variant-{dataset.name}-{name}.npz"
+
+    def _kept_head(self, spec: VariantSpec, dataset: EvalSet, path: Path, qids: list[str],
+                   known: Scores | None) -> Scores | None:
+        """`known` and `qids` from the kept scores when they hold them as their first queries (None otherwise). The
+        scoring seconds are the kept pass's, in proportion to the pairs taken; the verdict names the variant in
+        `scores_kept`, so the time guard counts them as the reference's kept scores are counted."""
+        with self.cache.lock("scores", path.stem.rsplit("-", 1)[-1]):
+            kept = self._cached(path, spec.id)
+        if kept is None:
+            return None
+        wanted = [*dict.fromkeys([q for q, _ in known.keys] if known is not None else []), *qids]
+        asked = set(wanted)
+        pairs = next((i for i, (q, _) in enumerate(kept.keys) if q not in asked), len(kept.keys))
+        if list(dict.fromkeys(q for q, _ in kept.keys[:pairs])) != wanted:
+            return None
+        head = kept.head(pairs)
+        head.seconds = kept.seconds * pairs / max(1, len(kept.keys))
+        self.run.chunks[(spec.id, dataset.name)] = [*self._chunks(spec, dataset, known), pairs]
+        kept_ids = self.run.verdict.header.setdefault("scores_kept", [])
+        if spec.id not in kept_ids:
+            kept_ids.append(spec.id)
+        self.context.progress(f"scores of {spec.id} on {dataset.name} ({len(wanted)} queries) from {path}")
+        return head
 
     def _chunks(self, spec: VariantSpec, dataset: EvalSet, known: Scores | None) -> list[int]:
         """The pair counts after each scoring call that made `known` (a fresh start: none)."""

@@ -125,7 +125,9 @@ def measurements(verdicts: list[dict[str, Any]], cpu: str) -> dict[tuple[str, bo
             if vid == REFERENCE_ID or not entry.get("wall_seconds"):
                 continue
             cold = not entry.get("gates", {}).get("build", {}).get("cached", True)
-            out.setdefault((vid, cold), []).append(entry["wall_seconds"] / unit)
+            kept = sum(s for key, s in verdict.get("scoring_seconds", {}).items() if key.startswith(f"{vid}@")) \
+                if vid in verdict.get("scores_kept", ()) else 0.0  # its scores came from the cache: their cost
+            out.setdefault((vid, cold), []).append((entry["wall_seconds"] + kept) / unit)
     return out
 
 

@@ -1,0 +1,202 @@
+"""The gate's scoring pass against a raw forward of the same inputs on a CUDA device, per dtype, and torch-fp8.
+
+    python3 scripts/gpu_scoring.py --tokenizer DIR --data DIR --out DIR [--queries 300] [--batch 32]
+
+Random-weight models of two real shapes around the given tokenizer (random weights say nothing of quality; the
+shapes decide the speed): an XLM-R-large-shape cross-encoder (24 layers, hidden 1024, one logit) and a
+Qwen3-Embedding-0.6B-shape embedder (28 layers, hidden 1024, 16 query / 8 key-value heads, last-token pooling,
+normalised), both saved with sentence-transformers' own `save`. For each variant, in the order a gate run makes them
+(fp32 first: its pass tokenizes, the later ones reuse the batches):
+- the gate's pass: quantgate.evaluation.scoring.score, as the gate calls it (on CUDA: quantgate.evaluation.prepared);
+- the library's calls: the same function with the prepared path off (one predict() per query, encode() per block:
+  what the gate ran before);
+- a raw forward: the same inputs tokenized beforehand and already on the GPU, sorted by length over the whole pass,
+  in batches of --batch, the model's forward alone (the model's own cost).
+fp8 (torchao, compiled: quantgate.backends.torchao_fp8.quantize) runs where the GPU has float8 (8.9+) and torchao
+imports. Writes OUT/gpu-scoring.json and OUT/gpu-scoring.md (the table) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import sentence_transformers
+import torch
+import transformers
+from sentence_transformers import CrossEncoder, SentenceTransformer, models
+from transformers import AutoTokenizer, Qwen3Config, Qwen3Model, XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from quantgate.backends.torchao_fp8 import quantize, skip_reason
+from quantgate.evaluation import prepared
+from quantgate.evaluation.data import load as load_data
+from quantgate.evaluation.scoring import score
+from quantgate.variants.candidate import upcast_activation
+from quantgate.variants.registry import VARIANTS
+
+# --smoke: a CPU check of this script
+SMOKE = {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 2, "head_dim": 32}
+DEVICE = "cuda"
+
+
+def build(kind: str, tokenizer_dir: Path, out: Path, smoke: bool = False) -> Path:
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    raw = out / f"{kind}-raw"
+    small = SMOKE if smoke else {}
+    with torch.device(DEVICE):
+        if kind == "reranker":
+            config = XLMRobertaConfig(**{"vocab_size": len(tokenizer), "hidden_size": 1024, "num_hidden_layers": 24,
+                                         "num_attention_heads": 16, "intermediate_size": 4096,
+                                         "max_position_embeddings": 514, "type_vocab_size": 2, "num_labels": 1,
+                                         **small})
+            model = XLMRobertaForSequenceClassification(config)
+        else:
+            config = Qwen3Config(**{"vocab_size": len(tokenizer), "hidden_size": 1024, "num_hidden_layers": 28,
+                                    "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+                                    "intermediate_size": 3072, "max_position_embeddings": 32768,
+                                    **small, **({"num_key_value_heads": 1} if smoke else {})})
+            model = Qwen3Model(config)
+    model.save_pretrained(raw, safe_serialization=True)
+    tokenizer.save_pretrained(raw)
+    path = out / kind
+    if kind == "reranker":
+        CrossEncoder(str(raw), max_length=512).save(str(path))
+    else:
+        transformer = models.Transformer(str(raw), max_seq_length=512)
+        pooling = models.Pooling(config.hidden_size, "lasttoken")
+        SentenceTransformer(modules=[transformer, pooling, models.Normalize()]).save(str(path))
+    return path
+
+
+def load(kind: str, path: Path, variant: str):
+    model = CrossEncoder(str(path), device=DEVICE) if kind == "reranker" else SentenceTransformer(str(path),
+                                                                                                   device=DEVICE)
+    if variant == "fp32":
+        return upcast_activation(model) if kind == "reranker" else model
+    model = model.to(torch.bfloat16 if variant in ("bf16", "fp8") else torch.float16)
+    if variant == "fp8":
+        model = quantize(model, kind)
+    return upcast_activation(model) if kind == "reranker" else model
+
+
+def raw_forward(model, items: list, batch: int, rounds: int = 2) -> float:
+    """Seconds of the model's forward over `items` (pre-tokenized, on the GPU, length-sorted), best of `rounds`."""
+    order = np.argsort([-model._input_length(x) for x in items])
+    batches = [model.preprocess([items[i] for i in order[s:s + batch]]) for s in range(0, len(order), batch)]
+    batches = [{k: v.to(DEVICE) if hasattr(v, "to") else v for k, v in b.items()} for b in batches]
+    grad = getattr(model, "quantgate_grad_mode", torch.inference_mode)
+    best = float("inf")
+    with grad():
+        for b in batches[:3]:
+            model(b)
+        for _ in range(rounds):
+            _sync()
+            started = time.perf_counter()
+            for b in batches:
+                model(b)
+            _sync()
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _sync() -> None:
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(kind: str, path: Path, data, qids: list[str], batch: int, variants: list[str]) -> list[dict]:
+    rows, reference = [], None
+    prepared.clear()
+    retrieval = [data.queries[q] for q in qids] if kind == "embedder" else None
+    for variant in variants:
+        if DEVICE == "cuda":
+            torch.cuda.empty_cache()
+        started = time.perf_counter()
+        model = load(kind, path, variant)
+        loaded = time.perf_counter() - started
+        gate = score(model, kind, data, batch_size=batch, qids=qids, retrieval_queries=retrieval)
+        uses = prepared.applies(model)
+        applies = prepared.applies
+        prepared.applies = lambda m: False
+        try:
+            library = score(model, kind, data, batch_size=batch, qids=qids, retrieval_queries=retrieval)
+        finally:
+            prepared.applies = applies
+        if kind == "reranker":
+            items = [(q, p) for _, _, q, p in data.reranking_pairs(qids=qids)]
+            values, theirs = gate.scores, library.scores
+        else:
+            items, values, theirs = list(gate.texts), gate.embeddings, library.embeddings
+        raw = raw_forward(model, items, batch)
+        reference = values if reference is None else reference
+        n = len(items)
+        rows.append({"model": kind, "variant": variant, "items": n, "prepared_path": uses, "load_s": round(loaded, 2),
+                     "compile_s": getattr(model, "quantgate_compile_seconds", None),
+                     "gate_s": round(gate.seconds, 3), "library_s": round(library.seconds, 3), "raw_s": round(raw, 3),
+                     "gate_items_s": round(n / gate.seconds, 1), "library_items_s": round(n / library.seconds, 1),
+                     "raw_items_s": round(n / raw, 1), "gate_over_raw": round(raw / gate.seconds, 3),
+                     "library_over_raw": round(raw / library.seconds, 3),
+                     "max_abs_gate_vs_library": float(np.max(np.abs(values - theirs))),
+                     "max_abs_vs_fp32": float(np.max(np.abs(values - reference)))})
+        print(json.dumps(rows[-1]), flush=True)
+        del model
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | variant | items | gate's pass, items/s | library calls, items/s | raw forward, items/s | "
+             "gate ÷ raw | library ÷ raw | max abs Δ gate vs library | max abs Δ vs fp32 | compile s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['variant']} | {r['items']} | {r['gate_items_s']:,} | "
+                     f"{r['library_items_s']:,} | {r['raw_items_s']:,} | **{r['gate_over_raw']:.2f}** | "
+                     f"{r['library_over_raw']:.2f} | {r['max_abs_gate_vs_library']:.2g} | "
+                     f"{r['max_abs_vs_fp32']:.2g} | {r['compile_s'] if r['compile_s'] is not None else '–'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--models", default="reranker,embedder")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gpu-scoring"))
+    parser.add_argument("--smoke", action="store_true", help="tiny shapes on the CPU, the prepared path forced: "
+                        "checks the script, measures nothing")
+    args = parser.parse_args()
+    if args.smoke:
+        global DEVICE
+        DEVICE = "cpu"
+        prepared.applies = lambda m: True
+    fp8_skip = skip_reason(VARIANTS["torch-fp8"], DEVICE)
+    variants = ["fp32", "fp16", "bf16"] + ([] if fp8_skip else ["fp8"])
+    facts = {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else "none (--smoke)",
+             "torch": torch.__version__, "transformers": transformers.__version__,
+             "sentence_transformers": sentence_transformers.__version__, "batch": args.batch,
+             "queries": args.queries, "fp8": fp8_skip or "measured"}
+    print(json.dumps(facts), flush=True)
+    data = load_data(args.data)
+    qids = data.evaluation_order(0)[:args.queries]
+    rows = []
+    args.work.mkdir(parents=True, exist_ok=True)
+    for kind in args.models.split(","):
+        rows += measure(kind, build(kind, args.tokenizer, args.work, args.smoke), data, qids, args.batch, variants)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu-scoring.json").write_text(json.dumps({"facts": facts, "rows": rows}, indent=1, allow_nan=False))
+    text = table(rows)
+    (args.out / "gpu-scoring.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
