@@ -18,10 +18,11 @@ def test_batch_invariance(gate_session, variant_spec):
     context = gate_session.context
     if replayed(gate_session, variant_spec, "batch") is not None or same_model(gate_session, variant_spec, "batch"):
         return
-    model = gate_session.factory.load(variant_spec)
     dataset = context.evaluation_sets()[0]
     pairs = [(q, p) for _, _, q, p in dataset.reranking_pairs(top_k=2, max_queries=invariance.PAIRS // 2)]
-    result = invariance.measure(model, context.candidate.kind, pairs)
+    result = invariance.BatchInvariance.from_dict(gate_session.store.kept_measurement(
+        variant_spec, "batch", pairs, lambda: invariance.measure(gate_session.factory.load(variant_spec),
+                                                                 context.candidate.kind, pairs).to_dict()))
     limits = context.thresholds.agreement_limits(variant_spec.id, context.candidate.kind)
     limits = {k: v for k, v in limits.items() if k == "batch_max_abs_error"}
     failures = crossed({"batch_max_abs_error": result.max_abs_error}, limits, AGREEMENT_METRICS, dataset.name)

@@ -39,6 +39,10 @@ class BatchInvariance:
     def to_dict(self) -> dict:
         return {**asdict(self), "dependence": self.dependence, "depends_on_batch": self.dependence == "batch"}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> BatchInvariance:
+        return cls(int(data["pairs"]), float(data["max_abs_error"]), dict(data["by_composition"]), dict(data["worst"]))
+
 
 def _scores(model, kind: str, pairs: list[tuple[str, str]], batch_size: int) -> np.ndarray:
     if kind == "reranker":

@@ -5,6 +5,8 @@ and keeps what it scored in the run's memo (`GateRun.scores`)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from quantgate.evaluation.scoring import SCORING, Scores, cached_scores, save_sc
 from quantgate.results.run import GateRun
 from quantgate.session.context import GateContext
 from quantgate.speed.bench import machine_key
-from quantgate.variants.cache import cache_key
+from quantgate.variants.cache import atomic_target, cache_key
 from quantgate.variants.factory import VariantFactory
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 
@@ -117,13 +119,43 @@ class ScoreStore:
         (rerankers score one query per call, embedders encode fixed blocks: quantgate.evaluation.scoring)."""
         if spec.id == REFERENCE_ID or not getattr(spec.backend, "SCORES_KEPT", True):
             return None
-        s, factory = self.context.settings, self.models()
+        s = self.context.settings
         uncut = dataset.evaluation_order(self.context.thresholds.decision["seed"])
-        name = cache_key(factory.key(spec), spec.key_material(), machine_key(), factory.threads, factory.device,
-                         dataset.fingerprint(), s.top_k, uncut, s.batch_size,
-                         self._retrieval_queries(dataset, uncut) is not None, SCORING,
-                         *self.context.encoding.cache_material())[:24]
+        name = self._variant_key(spec, dataset.fingerprint(), s.top_k, uncut, s.batch_size,
+                                 self._retrieval_queries(dataset, uncut) is not None, SCORING,
+                                 *self.context.encoding.cache_material())
         return self.cache.root / "scores" / f"variant-{dataset.name}-{name}.npz"
+
+    def _variant_key(self, spec: VariantSpec, *material) -> str:
+        """A variant's artifact as it runs here (its key, spec, machine, threads, device), with `material`."""
+        factory = self.models()
+        return cache_key(factory.key(spec), spec.key_material(), machine_key(), factory.threads, factory.device,
+                         *material)[:24]
+
+    def kept_measurement(self, spec: VariantSpec, what: str, material, compute: Callable[[], dict]) -> dict:
+        """A measurement of a variant's artifact that runs no data of the decision (batch invariance), kept in the
+        cache as its scores are (same key, with `material`: the inputs) and computed only when absent or altered.
+        A warm default run spent 22 s of 115 on batch invariance (2-core AMD EPYC, docs/measurements.md "The
+        default run"). Written atomically with its sha256; a test mutation or a server is measured every run."""
+        if not getattr(spec.backend, "SCORES_KEPT", True):
+            return compute()
+        path = self.cache.root / "measurements" / f"{what}-{self._variant_key(spec, what, material)}.json"
+        with self.cache.lock("measurements", path.stem):
+            try:
+                stored = json.loads(path.read_text(encoding="utf-8"))
+                body = json.dumps(stored["result"], sort_keys=True, allow_nan=False)
+                if hashlib.sha256(body.encode()).hexdigest() == stored["sha256"]:
+                    self.context.progress(f"{what} of {spec.id} from {path}")
+                    return stored["result"]
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # absent, unreadable or altered: measured again
+            result = compute()
+            body = json.dumps(result, sort_keys=True, allow_nan=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_target(path) as tmp:
+                Path(tmp).write_text(json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest(),
+                                                 "result": result}, allow_nan=False), encoding="utf-8")
+            return result
 
     def _kept_head(self, spec: VariantSpec, dataset: EvalSet, path: Path, qids: list[str],
                    known: Scores | None) -> Scores | None:
