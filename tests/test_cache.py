@@ -114,3 +114,36 @@ def test_folders_left_by_killed_builds_are_removed_at_start_unless_a_build_holds
     assert not left.exists() and not trash.exists() and running.exists()
     assert ArtifactCache(cache_dir).removed_stale == [running.name] and not running.exists()
     assert cache.sweep() == []
+
+
+def test_a_second_run_takes_each_variants_scores_and_batch_invariance_from_the_cache(tmp_path, tiny_embedder):
+    """Kept scores and measurements: the second run on the same cache scores nothing again and decides the same; a
+    kept file altered on disk is not trusted (computed again, and said)."""
+    import json
+
+    from tests.test_plugin import run_gate
+
+    def gate(report: str):
+        out = run_gate("--candidate", str(tiny_embedder), "--variants", "torch-fp32,onnx", "-k", "not speed",
+                       "--gate-cache", str(tmp_path / "cache"), "--gate-report", str(tmp_path / report),
+                       "--gate-no-resume")
+        assert out.returncode in (0, 1), out.stdout[-3000:]
+        return out.stdout + out.stderr, json.loads((tmp_path / report / "verdict.json").read_text())
+
+    first_out, first = gate("first")
+    assert "[quantgate] scores of onnx" not in first_out and "[quantgate] batch of onnx" not in first_out
+    assert "scores_kept" not in first
+    second_out, second = gate("second")
+    assert "[quantgate] scores of onnx on quantgate-mini" in second_out
+    assert "[quantgate] batch of onnx from" in second_out
+    assert second["scores_kept"] == ["onnx"]
+    assert {v: e["decision"] for v, e in second["variants"].items()} == \
+        {v: e["decision"] for v, e in first["variants"].items()}
+    assert second["variants"]["onnx"]["gates"]["batch"]["max_abs_error"] == \
+        first["variants"]["onnx"]["gates"]["batch"]["max_abs_error"]
+    for kept in [*(tmp_path / "cache" / "scores").glob("variant-*.npz"),
+                 *(tmp_path / "cache" / "measurements").glob("batch-*.json")]:
+        kept.write_bytes(kept.read_bytes()[:-40] + b"x" * 40)  # altered: the tail rewritten
+    third_out, third = gate("third")
+    assert "scores_kept" not in third and "[quantgate] batch of onnx from" not in third_out
+    assert "its arrays do not match their sha256" in third_out or "unreadable" in third_out
