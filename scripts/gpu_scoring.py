@@ -33,6 +33,7 @@ from transformers import AutoTokenizer, Qwen3Config, Qwen3Model, XLMRobertaConfi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from quantgate.backends import torch_backend
 from quantgate.backends.torchao_fp8 import quantize, skip_reason
 from quantgate.evaluation import prepared
 from quantgate.evaluation.data import load as load_data
@@ -80,9 +81,15 @@ def load(kind: str, path: Path, variant: str):
                                                                                                    device=DEVICE)
     if variant == "fp32":
         return upcast_activation(model) if kind == "reranker" else model
-    model = model.to(torch.bfloat16 if variant in ("bf16", "fp8") else torch.float16)
+    model = model.to(torch.bfloat16 if variant in ("bf16", "fp8", "bf16-compiled") else torch.float16)
     if variant == "fp8":
         model = quantize(model, kind)
+    elif variant == "bf16-compiled":  # what torch.compile alone gives, beside fp8 (which needs it)
+        started = time.perf_counter()
+        model.compile(dynamic=True)
+        torch_backend._probe(model, kind)
+        _sync()
+        model.quantgate_compile_seconds = round(time.perf_counter() - started, 2)
     return upcast_activation(model) if kind == "reranker" else model
 
 
@@ -190,7 +197,7 @@ def main() -> None:
         DEVICE = "cpu"
         prepared.applies = lambda m: True
     fp8_skip = skip_reason(VARIANTS["torch-fp8"], DEVICE)
-    variants = ["fp32", "fp16", "bf16"] + ([] if fp8_skip else ["fp8"])
+    variants = ["fp32", "fp16", "bf16"] + ([] if fp8_skip else ["fp8"]) + ["bf16-compiled"]
     facts = {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else "none (--smoke)",
              "torch": torch.__version__, "transformers": transformers.__version__,
              "sentence_transformers": sentence_transformers.__version__, "batch": args.batch,
