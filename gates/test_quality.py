@@ -9,7 +9,7 @@ import pytest
 
 from quantgate.evaluation import quality
 from quantgate.evaluation.scoring import ScoreError
-from quantgate.fixtures.outcomes import replayed
+from quantgate.fixtures.outcomes import inconclusive, replayed
 from quantgate.variants.factory import BuildError
 from quantgate.variants.registry import REFERENCE_ID
 
@@ -44,6 +44,4 @@ def _inconclusive(gate_session, variant_spec, undecided: list[str]) -> None:
     if undecided:
         message = (f"{variant_spec.id}: INCONCLUSIVE against {REFERENCE_ID} (the data do not decide "
                    "whether the loss is within the limit):\n  " + "\n  ".join(undecided))
-        if context.thresholds.decision["inconclusive"] == "fail":
-            pytest.fail(message + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
-        context.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
+        inconclusive(context, message)

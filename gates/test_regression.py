@@ -10,6 +10,7 @@ import pytest
 from quantgate.baseline import regression
 from quantgate.evaluation.quality import HubTaskError
 from quantgate.evaluation.scoring import ScoreError
+from quantgate.fixtures.outcomes import inconclusive
 from quantgate.speed import bench
 from quantgate.variants.factory import BuildError
 
@@ -36,9 +37,7 @@ def test_regression(gate_session):
     if undecided := result.undecided():
         message = (f"INCONCLUSIVE against the baseline {context.baseline.source} (the data do not decide "
                    "whether the candidate loses more than the limit):\n  " + "\n  ".join(undecided))
-        if context.thresholds.decision["inconclusive"] == "fail":
-            pytest.fail(message + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
-        context.progress(message + " — passing the test: [decision] inconclusive = \"pass\"; it is not published")
+        inconclusive(context, message)
 
 
 @pytest.mark.gate(order=4, name="regression-speed")

@@ -21,6 +21,7 @@ from quantgate.decisions import formats as decide
 from quantgate.decisions.decision import worst
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation import formats
+from quantgate.fixtures.outcomes import inconclusive
 from quantgate.results.verdict import decision_of
 from quantgate.variants.candidate import file_sha256
 from quantgate.variants.registry import REFERENCE_ID
@@ -153,6 +154,5 @@ def _outcome(gate_session, spec, fmt, payload: dict) -> None:
     if failed:
         pytest.fail(f"{spec.id}@{fmt.id} loses too much retrieval quality:\n  " + "\n  ".join(failed), pytrace=False)
     undecided = [u for r in payload["datasets"] for u in decide.undecided(r)]
-    if undecided and gate_session.context.thresholds.decision["inconclusive"] == "fail":
-        pytest.fail(f"{spec.id}@{fmt.id}: INCONCLUSIVE:\n  " + "\n  ".join(undecided)
-                    + "\n  (thresholds.toml [decision] inconclusive = \"fail\")", pytrace=False)
+    if undecided:
+        inconclusive(gate_session.context, f"{spec.id}@{fmt.id}: INCONCLUSIVE:\n  " + "\n  ".join(undecided))

@@ -127,10 +127,13 @@ class ScoreStore:
         return self.cache.root / "scores" / f"variant-{dataset.name}-{name}.npz"
 
     def _variant_key(self, spec: VariantSpec, *material) -> str:
-        """A variant's artifact as it runs here (its key, spec, machine, threads, device), with `material`."""
+        """A variant's artifact as it runs here, with `material`: its key (what it was built from), the sha256 of
+        each of its files (a rebuild under the same key that writes other bytes keeps nothing of the old one's),
+        the spec, machine, threads and device."""
         factory = self.models()
-        return cache_key(factory.key(spec), spec.key_material(), machine_key(), factory.threads, factory.device,
-                         *material)[:24]
+        artifact = factory.artifact(spec)
+        return cache_key(factory.key(spec), sorted(artifact.manifest.get("files", {}).items()), spec.key_material(),
+                         machine_key(), factory.threads, factory.device, *material)[:24]
 
     def kept_measurement(self, spec: VariantSpec, what: str, material, compute: Callable[[], dict]) -> dict:
         """A measurement of a variant's artifact that runs no data of the decision (batch invariance), kept in the
