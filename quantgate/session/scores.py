@@ -19,7 +19,7 @@ from quantgate.evaluation.scoring import SCORING, Scores, cached_scores, save_sc
 from quantgate.results.run import GateRun
 from quantgate.session.context import GateContext
 from quantgate.speed.bench import machine_key
-from quantgate.variants.cache import atomic_target, cache_key
+from quantgate.variants.cache import cache_key, write_json_atomic
 from quantgate.variants.factory import VariantFactory
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 
@@ -155,9 +155,7 @@ class ScoreStore:
             result = compute()
             body = json.dumps(result, sort_keys=True, allow_nan=False)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_target(path) as tmp:
-                Path(tmp).write_text(json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest(),
-                                                 "result": result}, allow_nan=False), encoding="utf-8")
+            write_json_atomic(path, {"sha256": hashlib.sha256(body.encode()).hexdigest(), "result": result})
             return result
 
     def _kept_head(self, spec: VariantSpec, dataset: EvalSet, path: Path, qids: list[str],
