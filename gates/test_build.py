@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from quantgate.core.cache import verify
 from quantgate.evaluation.scoring import ScoreError, score
 from quantgate.fixtures.outcomes import replayed
-from quantgate.variants.cache import verify
 from quantgate.variants.factory import BuildError
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
+from quantgate.core import memory
+from quantgate.core.cache import strict
 from quantgate.fixtures.outcomes import replayed, same_model
 from quantgate.speed import bench
 from quantgate.speed.phases import PhaseTimer
 from quantgate.speed.result import SpeedResult
-from quantgate.variants import memory
-from quantgate.variants.cache import strict
 from quantgate.variants.registry import REFERENCE_ID
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quantgate.core.candidate import file_sha256
 from quantgate.decisions import formats as decide
 from quantgate.decisions.decision import worst
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation import formats
 from quantgate.fixtures.outcomes import inconclusive
 from quantgate.results.verdict import decision_of
-from quantgate.variants.candidate import file_sha256
 from quantgate.variants.registry import REFERENCE_ID
 
 

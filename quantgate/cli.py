@@ -107,10 +107,10 @@ def _publish(args) -> int:
 
 
 def _merge(args) -> int:
+    from quantgate.core.cache import write_json_atomic
     from quantgate.reporting.report import write_reports
     from quantgate.results.merge import MergeError, check_out, merge_benchmarks, merge_verdicts, read_verdict
     from quantgate.results.verdict import VerdictFormatError
-    from quantgate.variants.cache import write_json_atomic
 
     out = Path(args.out)
     try:  # every input read and checked before anything is written

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from quantgate.core.cache import cache_key
+from quantgate.core.spec import VariantSpec
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.data import load as load_data
 from quantgate.evaluation.encoding import unit_rows
 from quantgate.evaluation.scoring import activated_scores
-from quantgate.variants.cache import cache_key
-from quantgate.variants.registry import VariantSpec
 
 CHECK_PREFIX = "check:"  # a custom check's gate name in verdict.json: beside "agreement", "quality", ...
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends import weight_patterns
+from quantgate.core.cache import strict
+from quantgate.core.candidate import file_sha256
 from quantgate.results.verdict import VerdictFormatError, decision_of
 from quantgate.results.verdict import read as read_verdict
-from quantgate.variants.cache import strict
-from quantgate.variants.candidate import file_sha256
 from quantgate.variants.registry import REFERENCE_ID, ordered
 
 REQUIRED_GATES = ("agreement", "quality")

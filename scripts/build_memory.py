@@ -20,8 +20,8 @@ import optimum.onnxruntime  # noqa: F401 -- every import a build needs is in the
 import torch  # noqa: F401
 from sentence_transformers import CrossEncoder, SentenceTransformer, export_optimized_onnx_model
 
+from quantgate.core import memory
 from quantgate.session.core import GateSession, GateSettings
-from quantgate.variants import memory
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,9 +16,9 @@ import statistics
 import time
 
 from quantgate.backends import runtime_facts
+from quantgate.core.candidate import load_model
 from quantgate.session.core import GateSession, GateSettings
 from quantgate.speed import bench
-from quantgate.variants.candidate import load_model
 
 BATCH = 32
 ROUNDS = 5

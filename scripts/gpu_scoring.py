@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quantgate.backends import torch_backend
 from quantgate.backends.torchao_fp8 import quantize, skip_reason
+from quantgate.core.candidate import upcast_activation
 from quantgate.evaluation import prepared
 from quantgate.evaluation.data import load as load_data
 from quantgate.evaluation.scoring import score
-from quantgate.variants.candidate import upcast_activation
 from quantgate.variants.registry import VARIANTS
 
 # --smoke: a CPU check of this script

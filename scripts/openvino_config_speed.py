@@ -9,9 +9,9 @@ import sys
 import time
 
 from quantgate.backends import runtime_facts
+from quantgate.core.candidate import load_model
 from quantgate.evaluation.data import load as load_data
 from quantgate.speed import bench
-from quantgate.variants.candidate import load_model
 
 CONFIGS = {
     "defaults": {},

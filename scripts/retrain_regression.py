@@ -20,7 +20,7 @@ from pathlib import Path
 from sentence_transformers import CrossEncoder, SentenceTransformer
 
 from quantgate.backends.mutant import add_noise
-from quantgate.variants.candidate import detect_kind
+from quantgate.core.candidate import detect_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 

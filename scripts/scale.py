@@ -29,9 +29,9 @@ import torch
 from sentence_transformers import CrossEncoder, SentenceTransformer, models
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
-from quantgate.variants.cache import MANIFEST
-from quantgate.variants.candidate import fp32_weight_bytes
-from quantgate.variants.memory import GB, bound
+from quantgate.core.cache import MANIFEST
+from quantgate.core.candidate import fp32_weight_bytes
+from quantgate.core.memory import GB, bound
 from quantgate.variants.registry import ordered
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from quantgate.core.memory import MB, PeakSampler, rss
 from quantgate.evaluation import formats
 from quantgate.evaluation.data import load
 from quantgate.evaluation.scoring import cached_scores
-from quantgate.variants.memory import MB, PeakSampler, rss
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from sentence_transformers import CrossEncoder, SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 from transformers import AutoTokenizer
 
-from quantgate.variants.candidate import default_candidate_path
+from quantgate.core.candidate import default_candidate_path
 
 HIDDEN = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128}
 # a base-size decoder (about 110M parameters with the all-MiniLM vocabulary): what speed and size scale with

@@ -63,7 +63,7 @@ def trec_dl19() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder_path() -> Path:
-    from quantgate.variants.candidate import default_candidate_path
+    from quantgate.core.candidate import default_candidate_path
 
     return default_candidate_path()
 
@@ -73,7 +73,7 @@ def _tiny_bert(tmp: Path, head: str) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
-    from quantgate.variants.candidate import default_candidate_path
+    from quantgate.core.candidate import default_candidate_path
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(str(default_candidate_path()))

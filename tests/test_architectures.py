@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from quantgate.backends.support import KNOWN_BROKEN
-from quantgate.variants import machine
+from quantgate.core import machine
 from tests.test_plugin import run_gate
 
 pytestmark = pytest.mark.slow  # gate runs of minutes: CI's fresh-machine part leaves them to the full part
@@ -85,7 +85,7 @@ def test_a_causal_lm_reranker_scores_on_fp32_logits(models):
     import torch
     from sentence_transformers import CrossEncoder
 
-    from quantgate.variants.candidate import upcast_activation
+    from quantgate.core.candidate import upcast_activation
 
     model = upcast_activation(CrossEncoder(str(models("qwen3-lm-reranker")), device="cpu",
                                            model_kwargs={"torch_dtype": torch.bfloat16}))
@@ -103,9 +103,10 @@ def test_each_known_broken_entry_is_still_broken(index, models, tmp_path):
     without the skip must still fail; when a newer library builds it, this test says to remove the entry."""
     from quantgate.backends.common import BuildContext
     from quantgate.backends.support import library_version, model_info
-    from quantgate.variants.cache import Artifact
-    from quantgate.variants.candidate import resolve
+    from quantgate.core.cache import Artifact
+    from quantgate.core.candidate import resolve
     from quantgate.variants.registry import VARIANTS as REGISTRY
+    from quantgate.variants.registry import backend_of
 
     entry = KNOWN_BROKEN[index]
     if library_version(entry.package) not in entry.versions.split(","):
@@ -120,14 +121,14 @@ def test_each_known_broken_entry_is_still_broken(index, models, tmp_path):
     if spec.depends_on:  # built from its dependency's artifact, built here first
         base = REGISTRY[spec.depends_on]
         (tmp_path / "base").mkdir()
-        info = base.backend.build(BuildContext(candidate, base), tmp_path / "base")
+        info = backend_of(base).build(BuildContext(candidate, base), tmp_path / "base")
         dependency = Artifact(base.id, tmp_path / "base", {"load": info, "files": {}}, True)
     calibration = ([("a query", "a passage"), ("q", "p")] if candidate.kind == "reranker" else ["a text", "another"])
     ctx = BuildContext(candidate, spec, calibration=calibration if spec.calibrated else None, dependency=dependency)
     out = tmp_path / "artifact"
     out.mkdir()
     with pytest.raises(Exception) as raised:  # the signature below says which failure
-        info = spec.backend.build(ctx, out)
-        model = spec.backend.load(ctx, Artifact(spec.id, out, {"load": info, "files": {}}, True))
+        info = backend_of(spec).build(ctx, out)
+        model = backend_of(spec).load(ctx, Artifact(spec.id, out, {"load": info, "files": {}}, True))
         model.predict([("a", "b")]) if candidate.kind == "reranker" else model.encode(["a"])
     assert entry.signature in str(raised.value), f"{entry.variants} on {name} now fails otherwise: {raised.value}"

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from quantgate.core.cache import ArtifactCache
+from quantgate.core.candidate import resolve
 from quantgate.evaluation.data import calibration_inputs, default_data
 from quantgate.evaluation.scoring import score
-from quantgate.variants.cache import ArtifactCache
-from quantgate.variants.candidate import resolve
 from quantgate.variants.factory import BuildError, VariantFactory
 from quantgate.variants.registry import VARIANTS, Registry, VariantSpec
 
@@ -75,7 +75,7 @@ def test_a_failing_build_is_a_build_error_not_a_skip(tiny_reranker, tmp_path):
 
 
 def test_cuda_only_variant_is_skipped_with_its_reason(tiny_reranker, tmp_path):
-    from quantgate.variants import machine
+    from quantgate.core import machine
 
     factory, _ = _factory(tiny_reranker, tmp_path / "cache")
     why = factory.skip_reason(VARIANTS["onnx-O4"])

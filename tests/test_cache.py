@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from quantgate.variants.cache import MANIFEST, ArtifactCache, cache_key, verify
+from quantgate.core.cache import MANIFEST, ArtifactCache, cache_key, verify
 
 
 def _writer(calls: list, content: str = "weights"):

@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from quantgate.variants.candidate import CandidateError, detect_kind, hash_dir, resolve
+from quantgate.core.candidate import CandidateError, detect_kind, hash_dir, resolve
 
 
 def test_cross_encoder_saved_by_st5_is_a_reranker_despite_modules_json(shared_reranker):

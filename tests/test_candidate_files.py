@@ -1,4 +1,4 @@
-"""A candidate's files checked before any build (quantgate.variants.model_files): each fault one line (docs/faults.md,
+"""A candidate's files checked before any build (quantgate.core.model_files): each fault one line (docs/faults.md,
 "The candidate")."""
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ CANDIDATE_FAULTS = {
 
 @pytest.mark.parametrize("fault", CANDIDATE_FAULTS)
 def test_each_candidate_fault_is_one_line_before_any_build(tiny_embedder, tmp_path, fault):
+    from quantgate.core.candidate import resolve
     from quantgate.errors import QuantgateUsageError
-    from quantgate.variants.candidate import resolve
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_embedder, folder)

@@ -100,7 +100,7 @@ def test_the_activation_runs_on_fp32_logits():
     saturates to 1.0 and ties distinct logits (sentence-transformers #3894); the gate upcasts first."""
     import torch
 
-    from quantgate.variants.candidate import Fp32Activation
+    from quantgate.core.candidate import Fp32Activation
 
     logits = torch.tensor([8.0, 9.0, 11.0], dtype=torch.float16)
     half = torch.nn.Sigmoid()(logits)
@@ -110,8 +110,8 @@ def test_the_activation_runs_on_fp32_logits():
 
 
 def test_a_half_precision_reranker_is_scored_through_the_fp32_activation(tiny_reranker, tmp_path):
+    from quantgate.core.candidate import Fp32Activation
     from quantgate.session.core import GateSession, GateSettings
-    from quantgate.variants.candidate import Fp32Activation
 
     gate = GateSession(GateSettings(candidate=str(tiny_reranker), cache_dir=str(tmp_path), device="cpu",
                                     thresholds=str(ROOT / "thresholds.toml"), variants=("torch-fp16",)))

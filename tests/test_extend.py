@@ -40,7 +40,7 @@ def load(ctx, artifact):
 
 CONFTEST = '''
 from quantgate.backends import register
-from quantgate.variants.registry import VariantSpec
+from quantgate.core.spec import VariantSpec
 from quantgate.variants.registry import register as register_variant
 
 register("toy", "toy_backend")

@@ -20,7 +20,7 @@ def _degenerate_data(tmp: Path) -> list[str]:
 
 
 def _cut_candidate(tmp: Path) -> list[str]:
-    from quantgate.variants.candidate import default_candidate_path
+    from quantgate.core.candidate import default_candidate_path
 
     folder = tmp / "model"
     shutil.copytree(default_candidate_path(), folder)

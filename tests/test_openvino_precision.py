@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from quantgate.backends import openvino
+from quantgate.core import machine
 from quantgate.evaluation.scoring import score
-from quantgate.variants import machine
 from quantgate.variants.factory import skip_reason
 from quantgate.variants.registry import VARIANTS
 from tests.test_backends import _factory

@@ -158,7 +158,7 @@ def test_mteb_task_by_name_offline_says_the_hub_is_unreachable_and_what_to_use(t
 def test_a_variant_this_machine_cannot_run_is_skipped_with_its_reason_before_any_work(pytester, native_libraries):
     """Decided at collection from the spec's requirements (onnx-O4 needs CUDA and ONNX Runtime's CUDA provider):
     every test of the variant is skipped with the reason, nothing is built."""
-    from quantgate.variants import machine
+    from quantgate.core import machine
 
     if machine.has_cuda():
         pytest.skip("this machine has a CUDA GPU: onnx-O4 may run here")

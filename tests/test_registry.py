@@ -11,6 +11,8 @@ from quantgate.variants.registry import (
     Registry,
     UnknownVariantError,
     VariantSpec,
+    backend_of,
+    checked,
     select,
     untuned,
 )
@@ -45,7 +47,7 @@ def test_registry_holds_the_seed_ids_and_the_tuned_ones_in_order():
 def test_every_spec_is_consistent():
     for vid, spec in VARIANTS.items():
         assert spec.id == vid
-        assert callable(spec.backend.build) and callable(spec.backend.load)
+        assert callable(backend_of(spec).build) and callable(backend_of(spec).load)
         if spec.depends_on:
             chain, source = [vid], spec  # built from another variant's artifact, which may be built from a third
             while source.depends_on:
@@ -54,7 +56,7 @@ def test_every_spec_is_consistent():
                 source = VARIANTS[source.depends_on]
         if spec.artifact_of:  # the same files, other runtime options: a family that loads them, no build of its own
             source = VARIANTS[spec.artifact_of]
-            assert source.family in (spec.family, getattr(spec.backend, "RUNS_ARTIFACTS_OF", None))
+            assert source.family in (spec.family, getattr(backend_of(spec), "RUNS_ARTIFACTS_OF", None))
             assert not source.artifact_of and not spec.depends_on
             assert spec.opts != source.opts
         assert spec.description
@@ -102,8 +104,8 @@ def test_key_material_ignores_the_description_only():
 def test_import_quantgate_loads_no_heavy_library():
     code = (
         "import sys, quantgate, quantgate.variants.registry, quantgate.config, quantgate.session.core, "
-        "quantgate.variants.factory, quantgate.variants.cache, quantgate.evaluation.data, "
-        "quantgate.variants.candidate\n"
+        "quantgate.variants.factory, quantgate.core.cache, quantgate.evaluation.data, "
+        "quantgate.core.candidate\n"
         "heavy = [m for m in ('torch', 'onnxruntime', 'openvino', 'nncf', 'neural_compressor', 'optimum', "
         "'sentence_transformers', 'mteb') if m in sys.modules]\n"
         "print(','.join(heavy))"
@@ -118,8 +120,8 @@ def test_every_backend_family_satisfies_the_contract():
     import inspect
 
     from quantgate.backends import FAMILIES, Backend, backend, ran_with, weight_patterns
-    from quantgate.variants import machine
-    from quantgate.variants.memory import Estimate
+    from quantgate.core import machine
+    from quantgate.core.memory import Estimate
 
     for family in FAMILIES:
         module = backend(family)
@@ -136,7 +138,7 @@ def test_every_backend_family_satisfies_the_contract():
     assert ran_with({"runtime": "something else"}) == "" and ran_with({}) == ""
     for spec in VARIANTS.values():  # every requirement a spec names is answered by its backend or by machine
         for requirement in spec.requires:
-            own = getattr(spec.backend, "REQUIREMENTS", {}).get(requirement)
+            own = getattr(backend_of(spec), "REQUIREMENTS", {}).get(requirement)
             assert own is not None or requirement in ("cuda", "fp16", "bf16") or requirement.startswith("cpu:"), spec.id
             assert own is None or requirement not in ("cuda", "fp16", "bf16")
     for own in ("cpu-bf16", "ort-cuda"):  # a backend's own requirement is answered in its module only
@@ -144,19 +146,21 @@ def test_every_backend_family_satisfies_the_contract():
             machine.capability_missing(own)
     for spec in VARIANTS.values():
         for device in ("cpu", "cuda"):
-            why = spec.backend.skip_reason(spec, device)
+            why = backend_of(spec).skip_reason(spec, device)
             assert why is None or why.startswith(spec.id)
-        estimate = spec.backend.memory_estimate(spec, 100 * 2**20)
+        estimate = backend_of(spec).memory_estimate(spec, 100 * 2**20)
         assert isinstance(estimate, Estimate) and 0 < estimate.load and estimate.needed(cached=False) >= estimate.load
     assert {"*.onnx", "*.xml", "*.safetensors", "inc/*"} <= set(weight_patterns())
     for spec in VARIANTS.values():
         if spec.family in ("openvino", "inc") or (spec.family == "onnx" and spec.precision == "int8"):
-            assert "CPU only" in spec.backend.skip_reason(spec, "cuda")
+            assert "CPU only" in backend_of(spec).skip_reason(spec, "cuda")
 
 
 def test_a_new_family_is_refused_until_it_is_in_the_map():
-    with pytest.raises(ValueError, match="unknown family 'tensorrt'"):
-        VariantSpec("trt", "tensorrt", "fp16", "not a family yet")
+    spec = VariantSpec("trt", "tensorrt", "fp16", "not a family yet")  # a spec knows no backend: the registry checks
+    for refuse in (checked, backend_of, Registry().register):
+        with pytest.raises(ValueError, match="unknown family 'tensorrt'"):
+            refuse(spec)
 
 
 def test_each_accuracy_controlled_variant_starts_from_its_plain_int8_variant():

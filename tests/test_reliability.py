@@ -143,8 +143,8 @@ def test_two_gate_runs_at_once_share_the_cache_and_corrupt_nothing(tmp_path):
     import subprocess
     import sys
 
+    from quantgate.core.cache import verify
     from quantgate.speed.bench import load_history
-    from quantgate.variants.cache import verify
 
     cache, report, storage = tmp_path / "cache", tmp_path / "report", tmp_path / "benchmarks"
     thresholds = tmp_path / "thresholds.toml"  # int8 is inconclusive on 12 queries: here that is not a failure

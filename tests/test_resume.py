@@ -97,11 +97,11 @@ def test_the_memory_guard_skips_what_cannot_fit_with_the_reason(tmp_path):
 
 
 def test_guard_estimates_and_limits():
-    from quantgate.variants import memory
-    from quantgate.variants.registry import VARIANTS
+    from quantgate.core import memory
+    from quantgate.variants.registry import VARIANTS, backend_of
 
     weights = 400 * memory.MB
-    estimate = VARIANTS["onnx-O2"].backend.memory_estimate(VARIANTS["onnx-O2"], weights)
+    estimate = backend_of(VARIANTS["onnx-O2"]).memory_estimate(VARIANTS["onnx-O2"], weights)
     assert estimate.needed(cached=False) > estimate.needed(cached=True) == estimate.load
     held = memory.rss()
     assert memory.guard("onnx-O2", estimate, cached=False, limit=held + estimate.build + memory.MB) is None

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from quantgate.core.cache import strict, write_json_atomic
 from quantgate.public import Check
-from quantgate.variants.cache import strict, write_json_atomic
 
 
 def _refuse(token: str):

@@ -121,7 +121,7 @@ def test_the_weight_matrices_counted_from_the_headers_are_the_models_linear_laye
     import torch
     from sentence_transformers import CrossEncoder, SentenceTransformer
 
-    from quantgate.variants.candidate import matrix_weights
+    from quantgate.core.candidate import matrix_weights
 
     path = request.getfixturevalue(fixture)
     model = (CrossEncoder if fixture == "tiny_reranker" else SentenceTransformer)(str(path), device="cpu")

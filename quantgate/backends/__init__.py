@@ -44,7 +44,7 @@ class Backend(Protocol):
 
     def runtime_options(self, ctx: Any) -> dict[str, Any]: ...
 
-    def memory_estimate(self, spec: Any, fp32_weight_bytes: int) -> Any: ...  # quantgate.variants.memory.Estimate
+    def memory_estimate(self, spec: Any, fp32_weight_bytes: int) -> Any: ...  # quantgate.core.memory.Estimate
 
 
 def register(family: str, module: str) -> None:

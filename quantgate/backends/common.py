@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantgate.variants.cache import MANIFEST, Artifact
-from quantgate.variants.candidate import Candidate, load_model
-from quantgate.variants.memory import Estimate
-from quantgate.variants.registry import VariantSpec
+from quantgate.core.cache import MANIFEST, Artifact
+from quantgate.core.candidate import Candidate, load_model
+from quantgate.core.memory import Estimate
+from quantgate.core.spec import VariantSpec
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def remove_files(folder: Path, names: list[str]) -> None:
 def release(model) -> None:
     """What a family must undo before a loaded variant is dropped; for sentence-transformers models over
     torch, ONNX Runtime, OpenVINO and INC graphs nothing: their sessions and compiled models free their
-    memory with the last reference. The factory drops that reference and collects (quantgate.variants.memory)."""
+    memory with the last reference. The factory drops that reference and collects (quantgate.core.memory)."""
 
 
 def no_skip(spec: VariantSpec, device: str) -> str | None:

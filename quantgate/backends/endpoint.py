@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from quantgate.backends.common import BuildContext, builds_any, estimate, no_skip, query_runs, release
+from quantgate.core.cache import Artifact, write_json_atomic
+from quantgate.core.spec import VariantSpec
 from quantgate.errors import QuantgateUsageError
-from quantgate.variants.cache import Artifact, write_json_atomic
-from quantgate.variants.registry import VariantSpec
 
 RUNTIME = "endpoint"
 SCORES_KEPT = False  # a server can change behind the same URL: its answers are asked every run

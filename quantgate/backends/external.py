@@ -19,9 +19,9 @@ from quantgate.backends.common import (
     no_skip,
     release,
 )
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 from quantgate.errors import QuantgateUsageError
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
 
 _WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "onnx", "openvino", ".git")
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.onnx", "*.onnx_data", "*.xml")

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends.common import BuildContext, cpu_only, estimate, load_st, max_length, release, tokenize
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 from quantgate.progress import bar
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
 
 GRAPH_DIR = "inc"
 WEIGHT_FILES = ("inc/*", "*.safetensors", "*.bin", "*.pt", "*.pt2")
@@ -247,7 +247,7 @@ def _save(quantized, example_inputs: tuple, directory: Path) -> None:
     import torch
     from neural_compressor.torch.utils import QCONFIG_NAME, WEIGHT_NAME
 
-    from quantgate.variants.cache import write_text_atomic
+    from quantgate.core.cache import write_text_atomic
 
     directory.mkdir(parents=True, exist_ok=True)
     program = torch.export.export(quantized, example_inputs, dynamic_shapes=quantized.dynamic_shapes)

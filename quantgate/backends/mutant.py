@@ -23,9 +23,9 @@ from typing import Any
 
 from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
 from quantgate.backends.torch_backend import WEIGHT_FILES, runtime_options
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 from quantgate.errors import QuantgateUsageError
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
 
 skip_reason = no_skip
 SCORES_KEPT = False  # a test's mutation runs every run: what it does while scoring is what the tests check
@@ -140,7 +140,7 @@ MUTATIONS = ("noise", "seed", "activation", "sleep", "max_length", "tokenizer", 
 
 def parse(value: str):
     """`NAME=key:value[,key:value]` (the --gate-mutant option) -> VariantSpec."""
-    from quantgate.variants.registry import VariantSpec
+    from quantgate.core.spec import VariantSpec
 
     name, sep, body = value.partition("=")
     if not sep or not name or not body:

@@ -19,9 +19,9 @@ from quantgate.backends.common import (
     release,
     remove_files,
 )
-from quantgate.variants import machine
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
+from quantgate.core import machine
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 
 PLAIN = "onnx/model.onnx"
 RUNTIME = "onnxruntime"

@@ -28,10 +28,10 @@ from quantgate.backends.common import (
     tokenize,
 )
 from quantgate.backends.openvino_ir import op_precision
+from quantgate.core import machine
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 from quantgate.progress import Tracked
-from quantgate.variants import machine
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
 
 PLAIN = "openvino/openvino_model.xml"
 QINT8 = "openvino/openvino_model_qint8_quantized.xml"

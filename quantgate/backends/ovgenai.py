@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from quantgate.backends.common import BuildContext, copy_artifact, estimate, query_runs, release
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 
 RUNTIME = "openvino-genai"
 WEIGHT_FILES = ("*.xml", "*.bin")

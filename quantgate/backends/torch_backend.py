@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 
 RUNTIME = "torch"
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
@@ -73,7 +73,7 @@ def _link_tree(src: Path, dst: Path) -> None:
     import os
     import shutil
 
-    from quantgate.variants.candidate import HASH_SKIP
+    from quantgate.core.candidate import HASH_SKIP
 
     def link(source, target):
         try:

@@ -21,8 +21,8 @@ from typing import Any
 
 from quantgate.backends import torch_backend
 from quantgate.backends.common import BuildContext, builds_any, estimate
-from quantgate.variants.cache import Artifact
-from quantgate.variants.registry import VariantSpec
+from quantgate.core.cache import Artifact
+from quantgate.core.spec import VariantSpec
 
 RUNTIME = "torch-float8"
 WEIGHT_FILES = torch_backend.WEIGHT_FILES

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantgate.core.candidate import Candidate, CandidateError, check_source, resolve
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import TaskQuality
 from quantgate.results.verdict import VerdictFormatError, check_format
-from quantgate.variants.candidate import Candidate, CandidateError, check_source, resolve
 from quantgate.variants.registry import REFERENCE_ID
 
 

@@ -254,7 +254,7 @@ def load_ranges(path) -> np.ndarray:
 
 def save_ranges(ranges: np.ndarray, path) -> None:
     """The ranges a format was gated with, written beside their place and renamed into it (publish pushes them)."""
-    from quantgate.variants.cache import atomic_target  # noqa: PLC0415
+    from quantgate.core.cache import atomic_target  # noqa: PLC0415
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -229,7 +229,7 @@ def save_scores(result: Scores, path) -> None:
     """Plain arrays in an .npz (no pickle) with their sha256, written beside the target and renamed into place."""
     from pathlib import Path
 
-    from quantgate.variants.cache import atomic_target
+    from quantgate.core.cache import atomic_target
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quantgate.variants.cache import atomic_target
+from quantgate.core.cache import atomic_target
 
 STYLE = {"pass": ("tab:green", "o"), "inconclusive": ("tab:orange", "s"), "fail": ("tab:red", "X")}
 

@@ -118,7 +118,7 @@ def write_reports(verdict: dict, report_dir: Path, final: bool = True) -> list[P
     (after each variant: summary.md only)."""
     import os
 
-    from quantgate.variants.cache import write_text_atomic
+    from quantgate.core.cache import write_text_atomic
 
     report_dir.mkdir(parents=True, exist_ok=True)
     markdown = summary_markdown(verdict)

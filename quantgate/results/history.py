@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from quantgate.core.cache import write_text_atomic
 from quantgate.decisions.decision import Decision, Sequence, evaluate
 from quantgate.reporting.figures import save_figure
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
-from quantgate.variants.cache import write_text_atomic
 from quantgate.variants.registry import ordered
 
 MARK = "▼"  # a decided regression against the previous run of the same data

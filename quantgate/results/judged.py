@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quantgate.variants.candidate import file_sha256
+from quantgate.core.candidate import file_sha256
 
 # a human name for each setting, as the refusal says it
 NAMES = {"thresholds_sha256": "thresholds (sha256)", "data": "data (sha256 of each set)", "tasks": "mteb tasks",

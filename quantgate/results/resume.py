@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from quantgate.core.cache import cache_key
+from quantgate.core.spec import VariantSpec
 from quantgate.results.verdict import FORMAT, Verdict, VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
-from quantgate.variants.cache import cache_key
-from quantgate.variants.registry import VariantSpec
 
 PARTIAL_GLOB = "verdict.*.json"  # what each pytest-xdist worker writes after each of its variants
 

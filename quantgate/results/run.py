@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantgate.core.memory import PeakSampler
 from quantgate.evaluation.scoring import Scores
 from quantgate.results.verdict import Verdict
-from quantgate.variants.memory import PeakSampler
 
 
 @dataclass

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantgate.core import machine
+from quantgate.core.cache import write_json_atomic
 from quantgate.errors import QuantgateUsageError
-from quantgate.variants import machine
-from quantgate.variants.cache import write_json_atomic
 
 REQUIRED = {"candidate": dict, "variants": dict, "complete": bool}  # what every reader of a verdict needs
 FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / inconclusive) from sequential bounds

@@ -13,6 +13,9 @@ from typing import Any
 
 from quantgate.backends import openvino as openvino_backend
 from quantgate.config import Thresholds, load_thresholds
+from quantgate.core import machine
+from quantgate.core.cache import default_cache_dir
+from quantgate.core.candidate import Candidate, check_source, resolve
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import (
     EMBEDDED_SOURCE,
@@ -28,9 +31,6 @@ from quantgate.evaluation.encoding import resolve as resolve_encoding
 from quantgate.results.judged import JudgedSettings
 from quantgate.session.settings import GateSettings, external_spec, resolve_device, shard
 from quantgate.speed import phases
-from quantgate.variants import machine
-from quantgate.variants.cache import default_cache_dir
-from quantgate.variants.candidate import Candidate, check_source, resolve
 from quantgate.variants.registry import REFERENCE_ID, Registry, VariantSpec, torch_auto
 
 EMBEDDED_NOTE = ("quantgate-mini, the embedded set (336 everyday questions x 14 candidates, written for quantgate): "

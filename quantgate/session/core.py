@@ -7,6 +7,8 @@ from collections.abc import Callable
 from functools import cached_property
 
 from quantgate import logs
+from quantgate.core.cache import ArtifactCache, default_cache_dir
+from quantgate.core.spec import VariantSpec
 from quantgate.decisions.sequential import Evaluator
 from quantgate.evaluation.data import calibration_inputs, validation_sample
 from quantgate.results.run import GateRun
@@ -15,9 +17,7 @@ from quantgate.session.lifecycle import VariantLifecycle
 from quantgate.session.scores import ScoreStore
 from quantgate.session.settings import GateSettings
 from quantgate.session.timing import SessionTime
-from quantgate.variants.cache import ArtifactCache, default_cache_dir
 from quantgate.variants.factory import VariantFactory
-from quantgate.variants.registry import VariantSpec
 
 
 class GateSession(VariantLifecycle, SessionTime):

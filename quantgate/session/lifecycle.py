@@ -10,11 +10,11 @@ import time
 from typing import Any
 
 from quantgate import logs
+from quantgate.core import memory
 from quantgate.reporting.report import write_reports
 from quantgate.results import resume
 from quantgate.results.history import keep
 from quantgate.results.verdict import decision_of
-from quantgate.variants import memory
 from quantgate.variants.factory import skip_reason
 from quantgate.variants.registry import VariantSpec, untuned
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from quantgate.core.cache import cache_key, write_json_atomic
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.encoding import Encoding
 from quantgate.evaluation.quality import evaluate_scores
@@ -19,9 +20,8 @@ from quantgate.evaluation.scoring import SCORING, Scores, cached_scores, save_sc
 from quantgate.results.run import GateRun
 from quantgate.session.context import GateContext
 from quantgate.speed.bench import machine_key
-from quantgate.variants.cache import cache_key, write_json_atomic
 from quantgate.variants.factory import VariantFactory
-from quantgate.variants.registry import REFERENCE_ID, VariantSpec
+from quantgate.variants.registry import REFERENCE_ID, VariantSpec, backend_of
 
 
 class ScoreStore:
@@ -117,7 +117,7 @@ class ScoreStore:
         about 3 s per variant scoring again what the run before had scored (2-core AMD EPYC, docs/measurements.md
         "The default run"); a variant's scores are a prefix of the uncut order whatever the chunks of the looks
         (rerankers score one query per call, embedders encode fixed blocks: quantgate.evaluation.scoring)."""
-        if spec.id == REFERENCE_ID or not getattr(spec.backend, "SCORES_KEPT", True):
+        if spec.id == REFERENCE_ID or not getattr(backend_of(spec), "SCORES_KEPT", True):
             return None
         s = self.context.settings
         uncut = dataset.evaluation_order(self.context.thresholds.decision["seed"])
@@ -140,7 +140,7 @@ class ScoreStore:
         cache as its scores are (same key, with `material`: the inputs) and computed only when absent or altered.
         A warm default run spent 22 s of 115 on batch invariance (2-core AMD EPYC, docs/measurements.md "The
         default run"). Written atomically with its sha256; a test mutation or a server is measured every run."""
-        if not getattr(spec.backend, "SCORES_KEPT", True):
+        if not getattr(backend_of(spec), "SCORES_KEPT", True):
             return compute()
         path = self.cache.root / "measurements" / f"{what}-{self._variant_key(spec, what, material)}.json"
         with self.cache.lock("measurements", path.stem):

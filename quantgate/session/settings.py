@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantgate.backends.external import source_kind
+from quantgate.core import machine
+from quantgate.core.candidate import file_sha256, hash_dir
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import EMBEDDED_SOURCE, data_folders
-from quantgate.variants import machine
-from quantgate.variants.candidate import file_sha256, hash_dir
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec
 
 # The speed gate's settings when --gate-speed-rounds / --gate-latency-inputs are not given. On the embedded

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from functools import cached_property
 
-from quantgate.variants import machine
-from quantgate.variants.memory import GB
+from quantgate.core import machine
+from quantgate.core.memory import GB
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec, untuned
 from quantgate.variants.timeguard import (
     Estimate,

@@ -249,6 +249,6 @@ def machine_key() -> str:
     """Which machine a run belongs to: host name and CPU, as pytest-benchmark records them."""
     import platform
 
-    from quantgate.variants.machine import cpu_summary
+    from quantgate.core.machine import cpu_summary
 
     return f"{platform.node()}/{cpu_summary()}"

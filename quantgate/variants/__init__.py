@@ -1,2 +1,2 @@
-"""The variant matrix: the registry (id -> spec), the factory that builds and loads, the artifact cache, the
-candidate, the machine's capabilities and the memory guard."""
+"""The variant matrix, above the backends: the registry (id -> spec, each spec's backend module), the factory that
+builds and loads, the time guard."""

@@ -8,12 +8,12 @@ from typing import Any
 
 from quantgate.backends import runtime_facts
 from quantgate.backends.common import BuildContext
+from quantgate.core import machine
+from quantgate.core.cache import Artifact, ArtifactCache, cache_key
+from quantgate.core.candidate import Candidate, upcast_activation
 from quantgate.evaluation.data import inputs_fingerprint
 from quantgate.logs import logger, root_cause
-from quantgate.variants import machine
-from quantgate.variants.cache import Artifact, ArtifactCache, cache_key
-from quantgate.variants.candidate import Candidate, upcast_activation
-from quantgate.variants.registry import VariantSpec
+from quantgate.variants.registry import VariantSpec, backend_of
 
 # 2: INC archives without pickled example inputs; 3: the reference is the candidate's own files, not a saved copy
 ARTIFACT_FORMAT = "quantgate-artifact/3"
@@ -27,11 +27,11 @@ class BuildError(RuntimeError):
 def skip_reason(spec: VariantSpec, device: str) -> str | None:
     """Why `spec` cannot run on this machine and device, or None."""
     for requirement in spec.requires:
-        own = getattr(spec.backend, "REQUIREMENTS", {}).get(requirement)  # a backend's own, e.g. OpenVINO's cpu-bf16
+        own = getattr(backend_of(spec), "REQUIREMENTS", {}).get(requirement)  # e.g. OpenVINO's cpu-bf16
         why = own() if own is not None else machine.capability_missing(requirement)
         if why:
             return f"{spec.id} {why}"
-    return spec.backend.skip_reason(spec, device)
+    return backend_of(spec).skip_reason(spec, device)
 
 
 class VariantFactory:
@@ -75,7 +75,7 @@ class VariantFactory:
         info = support.model_info(self.candidate.path, self.candidate.kind)
         source: VariantSpec | None = spec
         while source is not None:
-            why = source.backend.model_skip(source, info)
+            why = backend_of(source).model_skip(source, info)
             if why:
                 return f"{spec.id} skipped: {why}"
             following = source.artifact_of or source.depends_on
@@ -111,8 +111,8 @@ class VariantFactory:
         dependency = self.key(self.variants[spec.depends_on]) if spec.depends_on else None
         calibration = inputs_fingerprint(self.calibration()[0]) if spec.calibrated else None
         tuning = self.tuning(spec).key_material() if spec.tuned else None
-        if tuning and getattr(spec.backend, "TUNING_METHOD", None):  # how the backend tunes: a change rebuilds
-            tuning["method"] = spec.backend.TUNING_METHOD
+        if tuning and getattr(backend_of(spec), "TUNING_METHOD", None):  # how the backend tunes: a change rebuilds
+            tuning["method"] = backend_of(spec).TUNING_METHOD
         return cache_key(
             ARTIFACT_FORMAT,
             self.candidate.content_hash,
@@ -158,7 +158,7 @@ class VariantFactory:
             announced = True
             self.progress(f"building {spec.id}: {spec.description}")
             try:
-                return spec.backend.build(ctx, out)
+                return backend_of(spec).build(ctx, out)
             except Exception as err:
                 logger.exception("%s failed to build", spec.id)  # the library's traceback: the report's gate.log
                 raise BuildError(f"{spec.id} failed to build: {root_cause(err)}") from err
@@ -181,9 +181,9 @@ class VariantFactory:
 
                 torch.set_num_threads(self.threads)
             try:
-                model = spec.backend.load(ctx, artifact)
+                model = backend_of(spec).load(ctx, artifact)
                 self._models[spec.id] = upcast_activation(model) if self.candidate.kind == "reranker" else model
-                asked = {k: v for k, v in spec.backend.runtime_options(ctx).items() if isinstance(v, (str, dict))}
+                asked = {k: v for k, v in backend_of(spec).runtime_options(ctx).items() if isinstance(v, (str, dict))}
                 self.runtime[spec.id] = {**runtime_facts(model), **({"asked": asked} if asked else {}),
                                          **({"artifact_of": spec.artifact_of} if spec.artifact_of else {})}
             except Exception as err:
@@ -194,11 +194,11 @@ class VariantFactory:
     def outputs_key(self, spec: VariantSpec) -> str | None:
         """What decides the built variant's outputs (its backend's `outputs_key`: files by content, how they are run),
         hashed; None when its backend does not say. Two variants with the same key score the same inputs the same."""
-        hook = getattr(spec.backend, "outputs_key", None)
+        hook = getattr(backend_of(spec), "outputs_key", None)
         if hook is None:
             return None
         ctx = BuildContext(self.candidate, spec, device=self.device, threads=self.threads)
-        return cache_key(spec.backend.__name__, hook(ctx, self.artifact(spec)))
+        return cache_key(backend_of(spec).__name__, hook(ctx, self.artifact(spec)))
 
     def is_loaded(self, variant: str) -> bool:
         return variant in self._models
@@ -209,9 +209,9 @@ class VariantFactory:
         model = self._models.pop(spec.id, None)
         if model is None:
             return False
-        spec.backend.release(model)
+        backend_of(spec).release(model)
         del model  # the last reference: collected below (a reference held here kept 0.43 GB of an ORT session)
-        from quantgate.variants import memory  # noqa: PLC0415 -- psutil only once a variant is gated
+        from quantgate.core import memory  # noqa: PLC0415 -- psutil only once a variant is gated
 
         memory.release()
         return True
@@ -227,18 +227,18 @@ class VariantFactory:
         return self.cache.has(spec.id, self.key(spec))
 
     def memory_reason(self, spec: VariantSpec, limit: int | None) -> str | None:
-        """The memory guard: why `spec` cannot be built and loaded here, or None (quantgate.variants.memory.guard)."""
-        from quantgate.variants import memory  # noqa: PLC0415 -- psutil only once a variant is gated
+        """The memory guard: why `spec` cannot be built and loaded here, or None (quantgate.core.memory.guard)."""
+        from quantgate.core import memory  # noqa: PLC0415 -- psutil only once a variant is gated
 
         if spec.id in self._models:
             return None
         weights = self.candidate.fp32_weight_bytes
         source = self.variants[spec.artifact_of] if spec.artifact_of else spec  # what is built
-        estimate = memory.Estimate(source.backend.memory_estimate(source, weights).build,
-                                   spec.backend.memory_estimate(spec, weights).load)
+        estimate = memory.Estimate(backend_of(source).memory_estimate(source, weights).build,
+                                   backend_of(spec).memory_estimate(spec, weights).load)
         if source.depends_on and not self.is_cached(self.variants[source.depends_on]):  # built first, here
             dependency = self.variants[source.depends_on]
-            first = dependency.backend.memory_estimate(dependency, weights).build
+            first = backend_of(dependency).memory_estimate(dependency, weights).build
             estimate = memory.Estimate(max(estimate.build, first), estimate.load)
         return memory.guard(spec.id, estimate, self.is_cached(spec) and not self.rebuild, limit)
 

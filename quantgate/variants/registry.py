@@ -8,67 +8,30 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from quantgate.backends import FAMILIES, Backend, backend
+from quantgate.core.spec import REFERENCE_ID, VariantSpec
 from quantgate.errors import QuantgateUsageError
 
-REFERENCE_ID = "torch-fp32"
+__all__ = ["REFERENCE_ID", "VARIANTS", "Registry", "UnknownVariantError", "VariantSpec", "backend_of", "register",
+           "select"]
+
 
 class UnknownVariantError(QuantgateUsageError):
     """A variant id or pattern that names nothing in the registry."""
 
 
-@dataclass(frozen=True)
-class VariantSpec:
-    """One backend/precision variant of a candidate.
+def checked(spec: VariantSpec) -> VariantSpec:
+    """`spec` when its family is a registered backend (quantgate.backends.FAMILIES), else a ValueError naming them."""
+    if spec.family not in FAMILIES:
+        raise ValueError(f"variant {spec.id!r}: unknown family {spec.family!r}; known: {sorted(FAMILIES)}")
+    return spec
 
-    `options` are the builder's arguments; they enter the cache key, so changing one
-    rebuilds the artifact.
-    """
 
-    id: str
-    family: str
-    precision: str
-    description: str
-    options: tuple[tuple[str, Any], ...] = ()
-    requires: tuple[str, ...] = ()  # machine capabilities, e.g. ("cuda",)
-    calibrated: bool = False  # static quantization: needs calibration inputs
-    depends_on: str | None = None  # built from another variant's artifact
-    tuned: bool = False  # accuracy-controlled: tuned against the quality limit on a validation split
-    artifact_of: str | None = None  # runs another variant's artifact (the same files) with its own runtime options
-    # in the matrix a plain `pytest gates/` gates; False: named with --variants (the weight-only and engine variants,
-    # what teams publish and serve for 0.5B+ decoder models: on the embedded MiniLM they added 3 minutes and 35
-    # stored-format rows that quantgate-mini cannot decide)
-    default: bool = True
-
-    def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"variant {self.id!r}: unknown family {self.family!r}; known: {sorted(FAMILIES)}")
-
-    @property
-    def opts(self) -> dict[str, Any]:
-        return dict(self.options)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["options"] = dict(self.options)
-        return data
-
-    def key_material(self) -> str:
-        """What of this spec decides the artifact's bytes (the description does not)."""
-        data = self.to_dict()
-        data.pop("description")
-        data.pop("artifact_of")  # such a variant has no artifact of its own (VariantFactory.key); keys stay as before
-        data.pop("default")  # which variants a plain run selects decides no artifact's bytes
-        return json.dumps(data, sort_keys=True, default=str)
-
-    @property
-    def backend(self) -> Backend:
-        """The family's module (quantgate.backends): build, load, release, skip reason, memory estimate."""
-        return backend(self.family)
+def backend_of(spec: VariantSpec) -> Backend:
+    """The family's module (quantgate.backends): build, load, release, skip reason, memory estimate."""
+    return backend(checked(spec).family)
 
 
 def _onnx_quant(config: str, note: str) -> VariantSpec:
@@ -123,7 +86,7 @@ def _ovgenai(source: str) -> VariantSpec:
 
 
 VARIANTS: dict[str, VariantSpec] = {
-    spec.id: spec
+    spec.id: checked(spec)
     for spec in (
         VariantSpec(REFERENCE_ID, "torch", "fp32", "PyTorch fp32: the reference", (("dtype", "float32"),)),
         VariantSpec("torch-fp16", "torch", "fp16", "PyTorch, weights and compute in float16", (("dtype", "float16"),),
@@ -266,7 +229,7 @@ def register(spec: VariantSpec) -> None:
     packaged ones in every run from here on: in the default matrix when `spec.default`, else when named."""
     if spec.id in VARIANTS:
         raise ValueError(f"variant id {spec.id!r} is already taken")
-    VARIANTS[spec.id] = spec
+    VARIANTS[spec.id] = checked(spec)
 
 
 @dataclass
@@ -279,7 +242,7 @@ class Registry:
         if spec.id in self.variants:
             raise QuantgateUsageError(f"variant id {spec.id!r} is already taken; give the artifact or mutant "
                                       "another name")
-        self.variants[spec.id] = spec
+        self.variants[spec.id] = checked(spec)
 
     def select(self, patterns: list[str] | None) -> list[VariantSpec]:
         return select(patterns, self.variants)

@@ -26,7 +26,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from platformdirs import user_cache_dir
 
-from quantgate.variants.candidate import file_sha256
+from quantgate.core.candidate import file_sha256
 
 MANIFEST = "quantgate-artifact.json"
 logger = logging.getLogger(__name__)

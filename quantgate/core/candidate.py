@@ -17,8 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from quantgate.variants import model_files
-from quantgate.variants.model_files import CandidateError
+from quantgate.core import model_files
+from quantgate.core.model_files import CandidateError
 
 KINDS = ("reranker", "embedder")
 # Files that never decide a model's behaviour: left out of the content hash.
