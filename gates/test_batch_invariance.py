@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from quantgate.config import AGREEMENT_METRICS
-from quantgate.decisions.checks import crossed
+from quantgate.core.checks import crossed
+from quantgate.core.metrics import AGREEMENT_METRICS
 from quantgate.evaluation import invariance
 from quantgate.fixtures.outcomes import replayed, same_model
 

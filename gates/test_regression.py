@@ -1,16 +1,16 @@
 """Regression gate: is the candidate worse than the model in production (--gate-baseline)? The candidate's
 fp32 reference against the baseline per data set and metric, decided pass / fail / inconclusive against
-thresholds.toml [regression] (quantgate.baseline.regression); and each variant's speed against the baseline's same
+thresholds.toml [regression] (quantgate.session.regression); and each variant's speed against the baseline's same
 variant in this machine's pytest-benchmark history. Without --gate-baseline both skip."""
 
 from __future__ import annotations
 
 import pytest
 
-from quantgate.baseline import regression
 from quantgate.evaluation.quality import HubTaskError
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import inconclusive
+from quantgate.session import regression
 from quantgate.speed import bench
 from quantgate.variants.factory import BuildError
 

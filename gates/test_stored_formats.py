@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quantgate.core import formats as format_ids
 from quantgate.core.candidate import file_sha256
 from quantgate.decisions import formats as decide
 from quantgate.decisions.decision import worst
@@ -30,7 +31,7 @@ from quantgate.variants.registry import REFERENCE_ID
 @pytest.mark.gate(order=2.5, name="stored-format")
 def test_stored_format(gate_session, variant_spec, stored_format, benchmark):
     context = gate_session.context
-    fmt = formats.parse(stored_format)
+    fmt = format_ids.parse(stored_format)
     if (why := _skip(gate_session, variant_spec)) is not None:
         pytest.skip(why)
     if (saved := (gate_session.resumed_entry(variant_spec) or {}).get("formats", {}).get(fmt.id)) is not None:
@@ -47,7 +48,7 @@ def test_stored_format(gate_session, variant_spec, stored_format, benchmark):
             continue
         qids, queries, doc_ids, corpus = vectors
         try:
-            formats.check_dimensions([fmt], corpus.shape[1], context.candidate.source)
+            format_ids.check_dimensions([fmt], corpus.shape[1], context.candidate.source)
             ranges, calibration = _ranges(gate_session, variant_spec, dataset, fmt, corpus, doc_ids)
         except QuantgateUsageError as err:
             pytest.exit(f"quantgate: {err}", returncode=pytest.ExitCode.USAGE_ERROR)
@@ -126,7 +127,7 @@ def _float32(gate_session, spec, dataset) -> formats.FormatQuality:
     memo = gate_session.run.formats
     if (spec.id, dataset.name) not in memo:
         qids, queries, doc_ids, corpus = gate_session.store.stored_vectors(spec, dataset)
-        memo[spec.id, dataset.name] = formats.evaluate(formats.parse("float32"), queries, qids, corpus, doc_ids,
+        memo[spec.id, dataset.name] = formats.evaluate(format_ids.parse("float32"), queries, qids, corpus, doc_ids,
                                                        dataset.test_qrels, None, 1)[0]
     return memo[spec.id, dataset.name]
 

@@ -191,6 +191,7 @@ def _history(args) -> int:
 def _quality_history(args) -> bool:
     """Quality per variant and data set over the kept verdicts; False when there are none."""
     from quantgate.config import default_thresholds_path, load_thresholds
+    from quantgate.reporting.report import quality_history_plot
     from quantgate.results import history
 
     folder = Path(args.verdicts or Path(args.storage.removeprefix("file://")) / "quantgate-verdicts")
@@ -207,7 +208,7 @@ def _quality_history(args) -> bool:
     all_series = history.series(runs, t.regression_limit, t.decision["confidence"], t.decision["min_queries"])
     print(f"quality, {len(runs)} kept verdicts in {folder}:")
     print(history.quality_table(runs, all_series, args.last))
-    print(f"\nplot: {history.quality_plot(runs, all_series, Path(args.quality_plot), args.last)}")
+    print(f"\nplot: {quality_history_plot(runs, all_series, Path(args.quality_plot), args.last)}")
     return True
 
 

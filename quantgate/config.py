@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantgate.decisions.metrics import AGREEMENT, QUALITY, agreement_defaults
+from quantgate.core.formats import parse
+from quantgate.core.metrics import AGREEMENT_METRICS, QUALITY, agreement_defaults
 from quantgate.errors import QuantgateUsageError
 
-AGREEMENT_METRICS: dict[str, str] = {name: m.direction for name, m in AGREEMENT.items()}  # metric -> direction
 QUALITY_KEYS = {m.limit_key: float for m in QUALITY.values()}
 DECISION_KEYS = {"confidence": float, "inconclusive": str, "first_look": int, "min_queries": int, "seed": int}
 # keys of earlier thresholds files, and what replaced them (one clear error instead of a silent change)
@@ -209,7 +209,6 @@ def _build(path: Path | None, text: str, data: dict[str, Any]) -> Thresholds:
 def _embedding_formats(where: _Locator, values: Any) -> dict[str, Any]:
     """[embedding_formats] and its [embedding_formats.max_loss] table: keys are the precisions (with -rescore),
     `truncation`, or whole format ids (quantgate.evaluation.formats)."""
-    from quantgate.evaluation.formats import parse  # noqa: PLC0415 -- a format id is checked by its parser
 
     if not isinstance(values, dict):
         raise ThresholdsError(where("embedding_formats", "must be a table"))

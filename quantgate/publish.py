@@ -172,7 +172,7 @@ def _bind_ranges(verdict: dict[str, Any], variants: list[str], files: dict[str, 
 
 def formats_card(verdict: dict[str, Any], variants: list[str]) -> str:
     """The stored formats that passed, with what reproduces each: precision, dimensions, rescoring, ranges file."""
-    from quantgate.evaluation.formats import parse
+    from quantgate.core.formats import parse
 
     rows = passed_formats(verdict, variants)
     if not rows:

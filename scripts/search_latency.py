@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from quantgate.core import formats as format_ids
 from quantgate.evaluation import formats
 from quantgate.session.core import GateSession
 from quantgate.session.settings import GateSettings
@@ -33,7 +34,7 @@ def main() -> None:
     corpus = rng.standard_normal((args.corpus, dim))
     corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
     queries = corpus[: args.queries] + 0.1 * rng.standard_normal((args.queries, dim))
-    fmt = formats.parse(args.format)
+    fmt = format_ids.parse(args.format)
     ranges = formats.calibration_ranges(corpus, fmt) if fmt.calibrated else None
     index = formats.StoredIndex(corpus, fmt, ranges, 4)
     for label, single in (("faiss default threads", False), ("one search thread", True)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from quantgate.core import formats as format_ids
 from quantgate.core.memory import MB, PeakSampler, rss
 from quantgate.evaluation import formats
 from quantgate.evaluation.data import load
@@ -42,9 +43,9 @@ def main() -> None:
           f"ranges from {len(calibration)} passages ({args.ranges_from})")
     print("| format | bytes/vector | index MB | build s | search s (all) | ms/query | added peak MB | NDCG@10 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    formats.evaluate(formats.parse("binary"), queries[:2], qids[:2], corpus[:10], doc_ids[:10], dataset.test_qrels,
+    formats.evaluate(format_ids.parse("binary"), queries[:2], qids[:2], corpus[:10], doc_ids[:10], dataset.test_qrels,
                      None, 1)  # imports sentence-transformers, torch, faiss and pytrec_eval: not a format's cost
-    for fmt in formats.parse_list(args.formats):
+    for fmt in format_ids.parse_list(args.formats):
         before = rss()
         sampler = PeakSampler().start()
         started = time.perf_counter()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from quantgate.config import ThresholdsError, load_thresholds
+from quantgate.core import formats as format_ids
 from quantgate.evaluation import formats
 from quantgate.publish import _bind_ranges, formats_card
 from tests.conftest import ROOT, thresholds_file
@@ -27,17 +28,18 @@ def _clustered(seed: int = 0, n: int = 600, dim: int = 48, queries: int = 40):
 
 
 def test_format_ids_parse_and_the_wrong_ones_say_what_is_allowed():
-    f = formats.parse("dim256-int8-rescore")
+    f = format_ids.parse("dim256-int8-rescore")
     assert (f.precision, f.rescore, f.dim) == ("int8", True, 256)
-    assert formats.parse("dim128").precision == "float32" and formats.parse("binary").bytes_per_vector(384) == 48
-    assert formats.parse("int8").bytes_per_vector(384) == 384 and formats.parse("dim64").bytes_per_vector(384) == 256
+    parse = format_ids.parse
+    assert parse("dim128").precision == "float32" and parse("binary").bytes_per_vector(384) == 48
+    assert parse("int8").bytes_per_vector(384) == 384 and parse("dim64").bytes_per_vector(384) == 256
     for bad, said in (("int4", "PRECISION one of"), ("float32-rescore", "rescored by nothing"), ("dim0", "dimN")):
         with pytest.raises(ValueError, match=said):
-            formats.parse(bad)
-    assert formats.parse_list("none") == []
-    assert [f.id for f in formats.parse_list("default")] == formats.DEFAULT_FORMATS.split(",")
+            format_ids.parse(bad)
+    assert format_ids.parse_list("none") == []
+    assert [f.id for f in format_ids.parse_list("default")] == format_ids.DEFAULT_FORMATS.split(",")
     with pytest.raises(formats.QuantgateUsageError, match="has 384 dimensions"):
-        formats.check_dimensions([formats.parse("dim512")], 384, "m")
+        format_ids.check_dimensions([format_ids.parse("dim512")], 384, "m")
 
 
 def test_each_index_returns_what_the_format_defines():
@@ -46,7 +48,7 @@ def test_each_index_returns_what_the_format_defines():
     from sentence_transformers.util.quantization import quantize_embeddings, semantic_search_faiss
 
     query, corpus = (m.astype(np.float32) for m in _clustered()[:2])  # the index quantizes float32 vectors
-    ranges = formats.calibration_ranges(corpus[:300], formats.parse("int8"))
+    ranges = formats.calibration_ranges(corpus[:300], format_ids.parse("int8"))
     expected = {
         "float32": query @ corpus.T,
         "int8": quantize_embeddings(query, "int8", ranges=ranges).astype(np.int64)
@@ -54,12 +56,12 @@ def test_each_index_returns_what_the_format_defines():
         "binary": -((query[:, None, :] > 0) != (corpus[None, :, :] > 0)).sum(-1),
     }
     for fid, scores in expected.items():
-        index = formats.StoredIndex(corpus, formats.parse(fid), ranges if fid == "int8" else None, 4)
+        index = formats.StoredIndex(corpus, format_ids.parse(fid), ranges if fid == "int8" else None, 4)
         rows, got = index.search(query)
         assert np.allclose(np.sort(got, axis=1), np.sort(np.sort(scores, axis=1)[:, ::-1][:, :10], axis=1),
                            atol=1e-4), fid
         assert np.allclose(np.take_along_axis(scores, rows, 1), got, atol=1e-4), fid
-    rows, _ = formats.StoredIndex(corpus, formats.parse("binary-rescore"), None, 4).search(query)
+    rows, _ = formats.StoredIndex(corpus, format_ids.parse("binary-rescore"), None, 4).search(query)
     hits, _ = semantic_search_faiss(query.astype(np.float32), corpus_embeddings=quantize_embeddings(corpus, "ubinary"),
                                     corpus_precision="ubinary", top_k=10, rescore=True, rescore_multiplier=4)
     assert rows.tolist() == [[h["corpus_id"] for h in hit] for hit in hits]
@@ -68,7 +70,7 @@ def test_each_index_returns_what_the_format_defines():
 def test_an_index_holds_the_bytes_its_format_stores():
     _, corpus, _ = _clustered(n=1000, dim=64)
     for fid in ("float32", "int8", "uint8", "binary", "dim32-int8"):
-        fmt = formats.parse(fid)
+        fmt = format_ids.parse(fid)
         ranges = formats.calibration_ranges(corpus, fmt) if fmt.calibrated else None
         stored = formats.StoredIndex(corpus, fmt, ranges, 4).index_bytes
         payload = 1000 * fmt.bytes_per_vector(64)
@@ -79,7 +81,7 @@ def test_rescoring_recovers_what_binary_search_loses():
     query, corpus, picked = _clustered(seed=1)
     qids, doc_ids = [f"q{i}" for i in range(len(query))], [f"d{i}" for i in range(len(corpus))]
     qrels = {q: {doc_ids[j]: 1} for q, j in zip(qids, picked)}
-    ndcg = {fid: formats.evaluate(formats.parse(fid), query, qids, corpus, doc_ids, qrels, None, 4)[0].ndcg_at_10
+    ndcg = {fid: formats.evaluate(format_ids.parse(fid), query, qids, corpus, doc_ids, qrels, None, 4)[0].ndcg_at_10
             for fid in ("float32", "binary", "binary-rescore", "dim8")}
     assert ndcg["binary"] < ndcg["binary-rescore"] <= ndcg["float32"] + 1e-9, ndcg
     assert ndcg["dim8"] < ndcg["float32"], ndcg  # 8 of 48 dimensions lose most of the signal
@@ -88,8 +90,8 @@ def test_rescoring_recovers_what_binary_search_loses():
 def test_format_limits_compose_and_a_wrong_key_is_one_line(tmp_path):
     limits = load_thresholds(ROOT / "thresholds.toml")
     loss = limits.embedding_formats["max_loss"]
-    assert limits.format_limit(formats.parse("dim256-int8")) == pytest.approx(loss["int8"] + loss["truncation"])
-    assert limits.format_limit(formats.parse("binary-rescore")) == loss["binary-rescore"]
+    assert limits.format_limit(format_ids.parse("dim256-int8")) == pytest.approx(loss["int8"] + loss["truncation"])
+    assert limits.format_limit(format_ids.parse("binary-rescore")) == loss["binary-rescore"]
     bad = tmp_path / "t.toml"
     bad.write_text("[embedding_formats.max_loss]\nint4 = 0.1\n")
     with pytest.raises(ThresholdsError, match="int4.*not a stored format"):
@@ -132,7 +134,7 @@ def _other_model_ranges(tmp: Path, embedder_path: Path, texts: list[str]) -> Pat
     tokenizer.save_pretrained(tmp / "bert")
     model = SentenceTransformer(modules=[Transformer(str(tmp / "bert"), max_seq_length=64), Pooling(384, "mean")])
     path = tmp / "other-model-ranges.npy"
-    np.save(path, formats.calibration_ranges(model.encode(texts, normalize_embeddings=True), formats.parse("int8")))
+    np.save(path, formats.calibration_ranges(model.encode(texts, normalize_embeddings=True), format_ids.parse("int8")))
     return path
 
 

@@ -1,12 +1,19 @@
-"""The layout's promises (STYLE.md): the library imports without pytest, and modules stay small."""
+"""The layout's promises (STYLE.md): the library imports without pytest, modules stay small, and the rooms import
+one way (pyproject.toml's import-linter layers contract, checked on grimp's import graph of the package, what
+import-linter reads, the imports inside functions included)."""
 
 import ast
+import tomllib
+
+import grimp
+import pytest
 
 from tests.conftest import ROOT
 
 LIBRARY = ROOT / "quantgate"
 RUNS_PYTEST = {"cli.py"}  # `quantgate gate` is pytest.main over the packaged gates
 MAX_LINES = 300
+CONTRACT = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
 
 
 def _imports(path) -> set[str]:
@@ -47,3 +54,39 @@ def test_no_library_function_takes_the_session():
                     and path.parent.name != "session"):
                 offenders.append(f"{name}:{node.lineno} imports quantgate.session.core")
     assert offenders == [], offenders
+
+
+def _names(line: str) -> list[str]:
+    return [n.strip().removeprefix("quantgate.") for n in line.replace("|", ":").split(":")]
+
+
+def _layers() -> list[grimp.Layer]:
+    return [grimp.Layer(*_names(line), independent="|" in line) for line in CONTRACT["layers"]]
+
+
+@pytest.fixture
+def graph():
+    return grimp.build_graph("quantgate", cache_dir=None)
+
+
+def _illegal(graph) -> list[str]:
+    found = graph.find_illegal_dependencies_for_layers(layers=_layers(), containers={"quantgate"})
+    return sorted(f"{d.importer} -> {d.imported}: {[(*sorted(r.heads), *r.middle, *sorted(r.tails)) for r in d.routes]}"
+                  for d in found)
+
+
+def test_every_room_of_the_package_is_in_a_layer(graph):
+    rooms = {m.split(".")[1] for m in graph.modules if m.count(".") >= 1}
+    named = {name for line in CONTRACT["layers"] for name in _names(line)}
+    assert rooms and rooms <= named, f"rooms in no layer of pyproject.toml's contract: {sorted(rooms - named)}"
+
+
+def test_the_rooms_import_one_way(graph):
+    assert _illegal(graph) == []
+
+
+def test_an_import_that_runs_back_up_breaks_the_contract(graph):
+    """The check is not vacuous: the variant spec importing the session (a room six layers up) is caught."""
+    graph.add_import(importer="quantgate.core.spec", imported="quantgate.session.core")
+    said = "quantgate.core -> quantgate.session: [('quantgate.core.spec', 'quantgate.session.core')]"
+    assert _illegal(graph) == [said]

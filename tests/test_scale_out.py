@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from quantgate.evaluation.formats import DEFAULT_FORMATS
+from quantgate.core.formats import DEFAULT_FORMATS
 from quantgate.results.judged import JudgedSettings
 from quantgate.results.merge import MergeError, merge_verdicts
 from quantgate.session.settings import shard

@@ -1,1 +1,2 @@
-"""The model in production (--gate-baseline) and the regression gate's logic against it."""
+"""The model in production (--gate-baseline): resolved, checked and loaded; the regression gate against it runs with
+the session's services (quantgate.session.regression)."""

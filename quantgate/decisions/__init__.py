@@ -1,2 +1,2 @@
-"""Deciding: the statistics of one decision, the sequential look loop, the checks' one contract, the metrics (name,
-direction, aggregation)."""
+"""Deciding: the statistics of one decision, a variant's evaluation record and the sequential look loop, stored formats'
+decisions."""

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from quantgate.config import AGREEMENT_METRICS
-from quantgate.decisions.checks import crossed
+from quantgate.core.checks import crossed
+from quantgate.core.metrics import AGREEMENT_METRICS
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.encoding import unit_rows
 from quantgate.evaluation.scoring import Scores

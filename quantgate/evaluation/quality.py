@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from quantgate.decisions.metrics import QUALITY
+from quantgate.core.metrics import QUALITY
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.encoding import PLAIN, Encoding

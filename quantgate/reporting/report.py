@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from quantgate.reporting.figures import STYLE, save_figure
 from quantgate.reporting.formats import format_plot
 from quantgate.reporting.summary import _rows, summary_markdown
+from quantgate.results import history
 from quantgate.speed.bench import HistoryPoint
+from quantgate.variants.registry import ordered
 
-__all__ = ["history_plot", "history_table", "pareto_plot", "save_figure", "summary_markdown", "write_reports"]
+__all__ = ["history_plot", "history_table", "pareto_plot", "quality_history_plot", "save_figure", "summary_markdown",
+           "write_reports"]
 
 
 def _series(points: list[HistoryPoint], last: int) -> dict[tuple[str, int], list[HistoryPoint]]:
@@ -133,3 +137,37 @@ def write_reports(verdict: dict, report_dir: Path, final: bool = True) -> list[P
         with open(step_summary, "a", encoding="utf-8") as fh:
             fh.write(markdown)
     return written
+
+
+def quality_history_plot(runs: list[dict[str, Any]], all_series: list[history.Series], path: Path,
+                         last: int) -> Path:
+    """One panel per data set and metric (each variant over the runs, a red MARK on a decided regression),
+    and one of throughput."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    panels = len(all_series) + 1
+    fig, axes = plt.subplots(panels, 1, figsize=(9, 3.2 * panels), squeeze=False)
+    for ax, s in zip(axes[:, 0], all_series):
+        cols = list(range(len(s.runs)))[-last:]
+        for variant, values in s.values.items():
+            xs = [s.runs[c] + 1 for c in cols if values[c] is not None]
+            ax.plot(xs, [values[c] for c in cols if values[c] is not None], marker="o", label=variant)
+            bad = [c for c in cols if (variant, c) in s.marks]
+            ax.scatter([s.runs[c] + 1 for c in bad], [values[c] for c in bad], color="tab:red", marker="v", s=90,
+                       zorder=3)
+        ax.set_title(f"{s.dataset} {s.task} {s.metric} (red {history.MARK}: decided regression vs the run before)")
+    speeds = [history.throughput(r) for r in runs]
+    ax = axes[-1, 0]
+    for variant in ordered({v for s in speeds for v in s}):
+        xs = [i + 1 for i, s in enumerate(speeds) if variant in s][-last:]
+        ax.plot(xs, [speeds[x - 1][variant] for x in xs], marker="o", label=variant)
+    ax.set_title("throughput, items/s (largest batch timed)")
+    for ax in axes[:, 0]:
+        ax.set_xlabel("run")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    return save_figure(fig, path)

@@ -13,7 +13,6 @@ from typing import Any
 
 from quantgate.core.cache import write_text_atomic
 from quantgate.decisions.decision import Decision, Sequence, evaluate
-from quantgate.reporting.figures import save_figure
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.registry import ordered
@@ -145,36 +144,3 @@ def throughput(run: dict[str, Any]) -> dict[str, float]:
         if timed:
             out[variant] = max(timed, key=lambda g: g.get("batch_size", 0))["items_per_s"]
     return out
-
-
-def quality_plot(runs: list[dict[str, Any]], all_series: list[Series], path: Path, last: int) -> Path:
-    """One panel per data set and metric (each variant over the runs, a red MARK on a decided regression),
-    and one of throughput."""
-    import matplotlib  # noqa: PLC0415 -- matplotlib only when a plot is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-
-    panels = len(all_series) + 1
-    fig, axes = plt.subplots(panels, 1, figsize=(9, 3.2 * panels), squeeze=False)
-    for ax, s in zip(axes[:, 0], all_series):
-        cols = list(range(len(s.runs)))[-last:]
-        for variant, values in s.values.items():
-            xs = [s.runs[c] + 1 for c in cols if values[c] is not None]
-            ax.plot(xs, [values[c] for c in cols if values[c] is not None], marker="o", label=variant)
-            bad = [c for c in cols if (variant, c) in s.marks]
-            ax.scatter([s.runs[c] + 1 for c in bad], [values[c] for c in bad], color="tab:red", marker="v", s=90,
-                       zorder=3)
-        ax.set_title(f"{s.dataset} {s.task} {s.metric} (red {MARK}: decided regression vs the run before)")
-    speeds = [throughput(r) for r in runs]
-    ax = axes[-1, 0]
-    for variant in ordered({v for s in speeds for v in s}):
-        xs = [i + 1 for i, s in enumerate(speeds) if variant in s][-last:]
-        ax.plot(xs, [speeds[x - 1][variant] for x in xs], marker="o", label=variant)
-    ax.set_title("throughput, items/s (largest batch timed)")
-    for ax in axes[:, 0]:
-        ax.set_xlabel("run")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0, 0].legend(fontsize=7, ncol=2)
-    return save_figure(fig, path)

@@ -34,7 +34,7 @@ class GateRun:
     began: float = field(default_factory=time.perf_counter)  # the session's start: the time budget counts from it
     estimates: dict[str, Any] = field(default_factory=dict)  # variant -> quantgate.variants.timeguard.Estimate
     validation_cuts: dict[str, int] = field(default_factory=dict)  # tuned variant -> validation queries (time guard)
-    regression: Any = None  # quantgate.baseline.regression.BaselineComparison: the candidate against --gate-baseline
+    regression: Any = None  # quantgate.session.regression.BaselineComparison: the candidate against --gate-baseline
     setup_errors: dict[str, str] = field(default_factory=dict)  # a team's fixture that raised in setup -> its line
 
     def fold_worker(self, payload: dict[str, Any]) -> None:

@@ -211,7 +211,7 @@ class GateContext:
     @cached_property
     def judged(self) -> JudgedSettings:
         """Every setting of this run that changes a decision (merge, resume and a verdict baseline compare it)."""
-        from quantgate.evaluation.formats import selected
+        from quantgate.core.formats import selected
 
         formats = selected(self.settings.embedding_formats) if self.candidate.kind == "embedder" else []
         return JudgedSettings.of(self, formats)

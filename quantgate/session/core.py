@@ -1,5 +1,5 @@
 """GateSession: the plugin's object for one gate run — the frozen context, the run's measurements and the services
-built on them (quantgate.session.context, .scores, quantgate.decisions.sequential.Evaluator)."""
+built on them (quantgate.session.context, .scores, quantgate.session.evaluator.Evaluator)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from functools import cached_property
 from quantgate import logs
 from quantgate.core.cache import ArtifactCache, default_cache_dir
 from quantgate.core.spec import VariantSpec
-from quantgate.decisions.sequential import Evaluator
 from quantgate.evaluation.data import calibration_inputs, validation_sample
 from quantgate.results.run import GateRun
 from quantgate.session.context import EMBEDDED_NOTE, GateContext
+from quantgate.session.evaluator import Evaluator
 from quantgate.session.lifecycle import VariantLifecycle
 from quantgate.session.scores import ScoreStore
 from quantgate.session.settings import GateSettings

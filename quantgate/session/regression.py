@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantgate.decisions.decision import Decision, Sequence, worst
-from quantgate.decisions.sequential import Evaluator, look_decisions, walk
+from quantgate.decisions.sequential import look_decisions, walk
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import TaskQuality, evaluate_hub_task, evaluate_model, of_scores
 from quantgate.session.context import GateContext
+from quantgate.session.evaluator import Evaluator
 from quantgate.session.scores import ScoreStore
 from quantgate.speed import bench
 

@@ -38,6 +38,7 @@ TABLE = (
 )
 AGREEMENT = {m.name: m for m in TABLE if m.gate == "agreement"}
 QUALITY = {m.name: m for m in TABLE if m.gate == "quality"}
+AGREEMENT_METRICS: dict[str, str] = {name: m.direction for name, m in AGREEMENT.items()}  # metric -> direction
 
 
 def agreement_defaults(kind: str) -> dict[str, float]:
