@@ -8,28 +8,25 @@ import pytest
 from quantgate.evaluation.agreement import describe_worst
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import replayed
+from quantgate.results.outcome import GateResult
 from quantgate.variants.factory import BuildError
 from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=1, name="agreement")
-def test_agreement(gate_session, variant_spec):
+def test_agreement(gate_session, variant_spec) -> GateResult | None:
     context = gate_session.context
     if variant_spec.id == REFERENCE_ID:
         pytest.skip("torch-fp32 is the reference")
     if replayed(gate_session, variant_spec, "agreement") is not None:
-        return
+        return None
     try:
         evaluation = gate_session.evaluator.evaluation(variant_spec)
     except (ScoreError, BuildError) as err:
-        gate_session.run.verdict.record(variant_spec.id, "agreement", {}, [str(err)])
-        pytest.fail(f"{variant_spec.id}: {err}", pytrace=False)
+        return GateResult.failed(str(err), message=f"{variant_spec.id}: {err}")
     limits = context.thresholds.agreement_limits(variant_spec.id, context.candidate.kind)
     failures = evaluation.agreement_failures
-    gate_session.run.verdict.record(variant_spec.id, "agreement", {"limits": limits, "crossed": evaluation.crossed,
-                                                           "results": [r.to_dict() for r in evaluation.agreement]},
-                            failures)
-    if failures:
-        worst = "\n".join(describe_worst(r) for r in evaluation.agreement)
-        pytest.fail(f"{variant_spec.id} disagrees with {REFERENCE_ID}:\n  " + "\n  ".join(failures) + "\n" + worst,
-                    pytrace=False)
+    worst = "\n".join(describe_worst(r) for r in evaluation.agreement)
+    return GateResult({"limits": limits, "crossed": evaluation.crossed,
+                       "results": [r.to_dict() for r in evaluation.agreement]}, tuple(failures),
+                      f"{variant_spec.id} disagrees with {REFERENCE_ID}:\n  " + "\n  ".join(failures) + "\n" + worst)

@@ -11,13 +11,14 @@ from quantgate.core.checks import crossed
 from quantgate.core.metrics import AGREEMENT_METRICS
 from quantgate.evaluation import invariance
 from quantgate.fixtures.outcomes import replayed, same_model
+from quantgate.results.outcome import GateResult
 
 
 @pytest.mark.gate(order=1.5, name="batch")
-def test_batch_invariance(gate_session, variant_spec):
+def test_batch_invariance(gate_session, variant_spec) -> GateResult | None:
     context = gate_session.context
     if replayed(gate_session, variant_spec, "batch") is not None or same_model(gate_session, variant_spec, "batch"):
-        return
+        return None
     dataset = context.evaluation_sets()[0]
     pairs = [(q, p) for _, _, q, p in dataset.reranking_pairs(top_k=2, max_queries=invariance.PAIRS // 2)]
     result = invariance.BatchInvariance.from_dict(gate_session.store.kept_measurement(
@@ -26,9 +27,9 @@ def test_batch_invariance(gate_session, variant_spec):
     limits = context.thresholds.agreement_limits(variant_spec.id, context.candidate.kind)
     limits = {k: v for k, v in limits.items() if k == "batch_max_abs_error"}
     failures = crossed({"batch_max_abs_error": result.max_abs_error}, limits, AGREEMENT_METRICS, dataset.name)
-    gate_session.run.verdict.record(variant_spec.id, "batch", {**result.to_dict(), "limits": limits}, failures)
+    w, message = result.worst, None
     if failures:
-        w = result.worst
-        pytest.fail(f"{variant_spec.id}: its scores depend on the batch: {failures[0]} "
-                    f"({', '.join(f'{k} {v:.3g}' for k, v in result.by_composition.items())}); worst pair "
-                    f"{w['alone']:.4f} alone, {w['batched']:.4f} {w['composition']} (q: {w['query']!r})", pytrace=False)
+        message = (f"{variant_spec.id}: its scores depend on the batch: {failures[0]} "
+                   f"({', '.join(f'{k} {v:.3g}' for k, v in result.by_composition.items())}); worst pair "
+                   f"{w['alone']:.4f} alone, {w['batched']:.4f} {w['composition']} (q: {w['query']!r})")
+    return GateResult({**result.to_dict(), "limits": limits}, tuple(failures), message)

@@ -8,14 +8,15 @@ import pytest
 from quantgate.core.cache import verify
 from quantgate.evaluation.scoring import ScoreError, score
 from quantgate.fixtures.outcomes import replayed
+from quantgate.results.outcome import GateResult
 from quantgate.variants.factory import BuildError
 
 
 @pytest.mark.gate(order=0, name="build")
-def test_variant_builds_and_scores(gate_session, variant_spec):
+def test_variant_builds_and_scores(gate_session, variant_spec) -> GateResult | None:
     context = gate_session.context
     if replayed(gate_session, variant_spec, "build") is not None:
-        return
+        return None
     try:
         artifact = gate_session.factory.artifact(variant_spec)
         manifest, why = verify(artifact.path)
@@ -24,8 +25,6 @@ def test_variant_builds_and_scores(gate_session, variant_spec):
         result = score(model, context.candidate.kind, context.datasets[0],
                        batch_size=context.settings.batch_size, top_k=4, max_queries=4, encoding=context.encoding)
     except (BuildError, ScoreError) as err:
-        gate_session.run.verdict.record(variant_spec.id, "build", {}, [str(err)])
-        pytest.fail(str(err), pytrace=False)
+        return GateResult.failed(str(err))
     assert result.scores.shape == (len(result.keys),) and len(result.keys) > 0
-    gate_session.run.verdict.record(variant_spec.id, "build", {"build_seconds": artifact.manifest.get("build_seconds"),
-                                                    "cached": not artifact.built}, [])
+    return GateResult({"build_seconds": artifact.manifest.get("build_seconds"), "cached": not artifact.built})

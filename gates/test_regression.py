@@ -10,6 +10,7 @@ import pytest
 from quantgate.evaluation.quality import HubTaskError
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import inconclusive
+from quantgate.results.outcome import GateResult
 from quantgate.session import regression
 from quantgate.speed import bench
 from quantgate.variants.factory import BuildError
@@ -41,7 +42,7 @@ def test_regression(gate_session):
 
 
 @pytest.mark.gate(order=4, name="regression-speed")
-def test_regression_speed(gate_session, variant_spec, speed_batch):
+def test_regression_speed(gate_session, variant_spec, speed_batch) -> GateResult:
     context = gate_session.context
     if context.baseline is None:
         pytest.skip(NO_BASELINE)
@@ -60,6 +61,4 @@ def test_regression_speed(gate_session, variant_spec, speed_batch):
         context.progress(f"{variant_spec.id} at batch {batch}: speed against the baseline not decided, "
                          f"{payload['baseline_runs']} run of the baseline on this machine (the rule needs "
                          f"{bench.MIN_RUNS} to know its spread): gate the baseline again with --benchmark-autosave")
-    gate_session.run.verdict.record(variant_spec.id, f"regression-speed-{label}", payload, failures)
-    if failures:
-        pytest.fail("\n".join(failures), pytrace=False)
+    return GateResult(payload, tuple(failures))

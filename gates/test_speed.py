@@ -11,6 +11,7 @@ import pytest
 from quantgate.core import memory
 from quantgate.core.cache import strict
 from quantgate.fixtures.outcomes import replayed, same_model
+from quantgate.results.outcome import GateResult
 from quantgate.speed import bench
 from quantgate.speed.phases import PhaseTimer
 from quantgate.speed.result import SpeedResult
@@ -18,7 +19,7 @@ from quantgate.variants.registry import REFERENCE_ID
 
 
 @pytest.mark.gate(order=3, name="speed")
-def test_speed(gate_session, variant_spec, speed_batch, benchmark):
+def test_speed(gate_session, variant_spec, speed_batch, benchmark) -> GateResult | None:
     context = gate_session.context
     if benchmark.disabled:
         pytest.skip("pytest-benchmark is disabled (it is under pytest-xdist: parallel timings are not measurements); "
@@ -27,7 +28,7 @@ def test_speed(gate_session, variant_spec, speed_batch, benchmark):
     if (saved := replayed(gate_session, variant_spec, f"speed-{label}")) is not None \
             or (saved := same_model(gate_session, variant_spec, f"speed-{label}")) is not None:
         gate_session.run.speed[(variant_spec.id, label)] = saved["items_per_s"]  # later speedups compare with it
-        return
+        return None
     model = gate_session.factory.load(variant_spec)
     kind = context.candidate.kind
     search = None
@@ -83,6 +84,4 @@ def test_speed(gate_session, variant_spec, speed_batch, benchmark):
                                  spread_multiple=limits["spread_multiple"])
         if found:
             failures.append(found.message())
-    gate_session.run.verdict.record(variant_spec.id, f"speed-{label}", result.to_dict(), failures)
-    if failures:
-        pytest.fail("\n".join(failures), pytrace=False)
+    return GateResult(result.to_dict(), tuple(failures))

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from quantgate.session.settings import REPORT_DIR
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -24,15 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     history.add_argument("--thresholds", default=None,
                          help="[regression] and [decision] for the marks (default: thresholds.toml here, else the "
                               "packaged one)")
-    history.add_argument("--quality-plot", default="gate-report/quality-history.png",
+    history.add_argument("--quality-plot", default=f"{REPORT_DIR}/quality-history.png",
                          help="PNG to draw (default %(default)s)")
     history.add_argument("--storage", default=".benchmarks", help="pytest-benchmark storage (default .benchmarks)")
     history.add_argument("--last", type=int, default=10, help="runs per variant and batch (default 10)")
     history.add_argument("--variants", default=None, help="comma-separated variant ids (default: all)")
     history.add_argument("--all-machines", action="store_true", help="include runs from other machines")
-    history.add_argument("--plot", default="gate-report/speed-history.png", help="PNG to draw (default %(default)s)")
+    history.add_argument("--plot", default=f"{REPORT_DIR}/speed-history.png", help="PNG to draw (default %(default)s)")
     pub = sub.add_parser("publish", help="push the artifacts the gate passed to the Hugging Face Hub")
-    pub.add_argument("--verdict", default="gate-report/verdict.json")
+    pub.add_argument("--verdict", default=f"{REPORT_DIR}/verdict.json")
     pub.add_argument("--repo-id", required=True, help="ORG/NAME on the hub")
     pub.add_argument("--variants", default=None, help="comma-separated ids (default: every variant that passed)")
     pub.add_argument("--thresholds", default=None,
@@ -41,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
     pub.add_argument("--dry-run", action="store_true", help="list what would be pushed; push nothing")
     rep = sub.add_parser("report", help="rewrite summary.md and pareto.png from a verdict")
-    rep.add_argument("--verdict", default="gate-report/verdict.json")
+    rep.add_argument("--verdict", default=f"{REPORT_DIR}/verdict.json")
     merge = sub.add_parser("merge", help="merge the verdicts of sharded runs (--gate-shard I/N) into one verdict, "
                                          "summary and plot")
     merge.add_argument("shards", nargs="+", help="each shard's --gate-report folder (or its verdict.json)")
-    merge.add_argument("--out", default="gate-report", help="where the merged reports go (default %(default)s)")
+    merge.add_argument("--out", default=REPORT_DIR, help="where the merged reports go (default %(default)s)")
     merge.add_argument("--benchmarks", nargs="*", default=[], help="the shards' --benchmark-json files, merged into "
                                                                     "OUT/benchmarks.json")
     merge.add_argument("--history", default=".benchmarks/quantgate-verdicts",

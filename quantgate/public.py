@@ -28,8 +28,6 @@ from quantgate.evaluation.data import load as load_data
 from quantgate.evaluation.encoding import unit_rows
 from quantgate.evaluation.scoring import activated_scores
 
-CHECK_PREFIX = "check:"  # a custom check's gate name in verdict.json: beside "agreement", "quality", ...
-
 
 @dataclass(frozen=True)
 class ArtifactInfo:

@@ -19,11 +19,12 @@ from typing import Any
 from quantgate.backends import weight_patterns
 from quantgate.core.cache import strict
 from quantgate.core.candidate import file_sha256
+from quantgate.core.gates import Gate
 from quantgate.results.verdict import VerdictFormatError, decision_of
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.registry import REFERENCE_ID, ordered
 
-REQUIRED_GATES = ("agreement", "quality")
+REQUIRED_GATES = (Gate.AGREEMENT, Gate.QUALITY)
 
 
 @dataclass
@@ -79,7 +80,7 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         if entry is None:
             result.refusals.append(f"{vid}: not gated (absent from the verdict)")
             continue
-        needed = [g for g in REQUIRED_GATES if not (vid == REFERENCE_ID and g == "agreement")]
+        needed = [g for g in REQUIRED_GATES if not (vid == REFERENCE_ID and g == Gate.AGREEMENT)]
         missing = [g for g in needed if g not in entry.get("gates", {})]
         if missing:
             result.refusals.append(f"{vid}: not gated by {', '.join(missing)}")
@@ -206,7 +207,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
 
     results = []
     for vid in variants:
-        for loss in verdict["variants"][vid]["gates"].get("quality", {}).get("decisions", []):
+        for loss in verdict["variants"][vid]["gates"].get(Gate.QUALITY, {}).get("decisions", []):
             results.append(EvalResult(
                 task_type="text-ranking", task_name=f"{loss['task']} ({vid})",
                 dataset_type=loss["dataset"], dataset_name=loss["dataset"], dataset_split="test",

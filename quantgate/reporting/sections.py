@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quantgate.public import CHECK_PREFIX
+from quantgate.core.gates import CHECK_PREFIX
 from quantgate.variants.registry import ordered
 
 DECISION_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "skipped": "⏭ skipped"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quantgate.backends import ran_with
+from quantgate.core.gates import Gate
 from quantgate.reporting.formats import format_lines
 from quantgate.reporting.sections import (
     DECISION_MARK,
@@ -22,12 +23,13 @@ from quantgate.variants.registry import ordered
 
 def _row(vid: str, entry: dict) -> dict:
     gates = entry.get("gates", {})
-    agreement = gates.get("agreement", {}).get("results", [{}])
+    agreement = gates.get(Gate.AGREEMENT, {}).get("results", [{}])
     metrics = agreement[0].get("metrics", {}) if agreement else {}
-    quality = gates.get("quality", {})
+    quality = gates.get(Gate.QUALITY, {})
     losses = quality.get("decisions", [])
     usage = quality.get("usage", [])
-    speed = {int(v["batch_size"]): v for k, v in gates.items() if k.startswith("speed-") and "batch_size" in v}
+    speed = {int(v["batch_size"]): v for k, v in gates.items()
+             if k.startswith(Gate.SPEED.per_batch("")) and "batch_size" in v}
     throughput_batch = max((b for b in speed if b > 1), default=None)
     return {
         "variant": vid,
@@ -57,7 +59,7 @@ def _row(vid: str, entry: dict) -> dict:
         "size_mb": next((s.get("artifact_mb") for s in speed.values() if s.get("artifact_mb")), None),
         "load": entry.get("artifact", {}).get("load", {}),
         "runtime": entry.get("runtime", {}),
-        "batch_invariance": gates.get("batch", {}),
+        "batch_invariance": gates.get(Gate.BATCH, {}),
     }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.core.cache import write_text_atomic
+from quantgate.core.gates import Gate
 from quantgate.decisions.decision import Decision, Sequence, evaluate
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
@@ -61,7 +62,7 @@ class Series:
 
 
 def _tasks(run: dict[str, Any], variant: str) -> list[dict[str, Any]]:
-    return run["variants"].get(variant, {}).get("gates", {}).get("quality", {}).get("tasks", [])
+    return run["variants"].get(variant, {}).get("gates", {}).get(Gate.QUALITY, {}).get("tasks", [])
 
 
 def series(runs: list[dict[str, Any]], limit: float, confidence: float, min_queries: int) -> list[Series]:
@@ -140,7 +141,8 @@ def throughput(run: dict[str, Any]) -> dict[str, float]:
     """variant -> items/s at the largest batch its speed gate timed in this run."""
     out = {}
     for variant, entry in run["variants"].items():
-        timed = [g for name, g in entry.get("gates", {}).items() if name.startswith("speed-") and "items_per_s" in g]
+        timed = [g for name, g in entry.get("gates", {}).items()
+                 if name.startswith(Gate.SPEED.per_batch("")) and "items_per_s" in g]
         if timed:
             out[variant] = max(timed, key=lambda g: g.get("batch_size", 0))["items_per_s"]
     return out

@@ -1,8 +1,8 @@
 """The run's verdict: every gate's numbers per variant, written atomically at the end.
 
-Gates record results as they run; `write` puts one JSON file in the report directory. A run
-that did not finish (interrupted, or a crash outside the tests) is written with
-`"complete": false`, and no variant of it is marked as passed.
+Gates hand back results as they run (recorded by the plugin: quantgate.fixtures.outcomes.record); `write` puts one
+JSON file in the report directory. A run that did not finish (interrupted, or a crash outside the tests) is written
+with `"complete": false`, and no variant of it is marked as passed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 
 from quantgate.core import machine
 from quantgate.core.cache import write_json_atomic
+from quantgate.core.gates import Gate
 from quantgate.errors import QuantgateUsageError
+from quantgate.results.outcome import GateResult
 
 REQUIRED = {"candidate": dict, "variants": dict, "complete": bool}  # what every reader of a verdict needs
 FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / inconclusive) from sequential bounds
@@ -61,7 +63,7 @@ def decision_of(entry: dict[str, Any]) -> str:
     inconclusive); a variant gated for agreement alone, with nothing crossed, is pass."""
     if entry.get("failures") or not all(g.get("passed", False) for g in entry.get("gates", {}).values()):
         return "fail"
-    return entry.get("gates", {}).get("quality", {}).get("decision", "pass")
+    return entry.get("gates", {}).get(Gate.QUALITY, {}).get("decision", "pass")
 
 
 @dataclass
@@ -80,18 +82,17 @@ class Verdict:
                     for vid, entry in data.get("variants", {}).items()}
         return cls({k: v for k, v in data.items() if k not in skip}, variants)
 
-    def record(self, variant: str, gate_name: str, payload: dict[str, Any], failures: list[str]) -> None:
+    def record(self, variant: str, name: str, result: GateResult) -> None:
+        """One gate's result for the variant (the plugin's one writer calls this: quantgate.fixtures.outcomes.record).
+        A stored format (VARIANT@FORMAT) is kept apart from its gates, so a format that fails leaves the variant's
+        own decision as it was (publish leaves the format out, not the variant)."""
         entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
         self.writes += 1
-        entry["gates"][gate_name] = {**payload, "passed": not failures, "failures": failures}
-        entry["failures"].extend(f"{gate_name}: {f}" for f in failures)
-
-    def record_format(self, variant: str, fmt: str, payload: dict[str, Any]) -> None:
-        """A stored format of the variant's vectors (VARIANT@FORMAT): kept apart from its gates, so a format that
-        fails leaves the variant's own decision as it was (publish leaves the format out, not the variant)."""
-        entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
-        self.writes += 1
-        entry.setdefault("formats", {})[fmt] = payload
+        if result.stored_format is not None:
+            entry.setdefault("formats", {})[result.stored_format] = result.to_dict()
+            return
+        entry["gates"][name] = result.to_dict()
+        entry["failures"].extend(f"{name}: {f}" for f in result.failures)
 
     def attach_artifact(self, variant: str, path: str, manifest: dict[str, Any],
                         runtime: dict[str, Any] | None = None) -> None:

@@ -11,9 +11,11 @@ from typing import Any
 
 from quantgate import logs
 from quantgate.core import memory
+from quantgate.core.gates import Gate
 from quantgate.reporting.report import write_reports
 from quantgate.results import resume
 from quantgate.results.history import keep
+from quantgate.results.outcome import GateResult
 from quantgate.results.verdict import decision_of
 from quantgate.variants.factory import skip_reason
 from quantgate.variants.registry import VariantSpec, untuned
@@ -164,7 +166,7 @@ class VariantLifecycle:
                 skipped[variant] = why
             elif variant in self.run.ran:
                 line = "its gate tests ran and none recorded a result"
-                self.run.verdict.record(variant, "run", {"error": line}, [line])
+                self.run.verdict.record(variant, Gate.RUN, GateResult.failed(line, {"error": line}))
 
     # -- the end of a run -------------------------------------------------------------------
     def finish(self, complete: bool) -> list[str]:

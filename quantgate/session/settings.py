@@ -28,6 +28,8 @@ def speed_defaults(data: tuple[str, ...], tasks: tuple[str, ...]) -> tuple[int, 
     return SPEED_ROUNDS, LATENCY_INPUTS
 
 
+REPORT_DIR = "gate-report"  # --gate-report's default: the CLI's report, publish, history and merge read it too
+
 @dataclass(frozen=True)
 class GateSettings:
     """What the user asked for; GateContext.from_settings checks it and resolves what it names on first use."""
@@ -47,7 +49,7 @@ class GateSettings:
     device: str = "auto"
     trust_remote_code: bool = False
     batch_size: int = 32
-    report_dir: str = "gate-report"
+    report_dir: str = REPORT_DIR
     calibration_samples: int | None = None  # None: thresholds.toml [calibration] samples
     max_queries: int | None = None  # quick runs: score only the first N test queries of each set
     top_k: int | None = None  # quick runs: only the first K candidates of each query
