@@ -20,7 +20,8 @@ from quantgate.backends import weight_patterns
 from quantgate.core.cache import strict
 from quantgate.core.candidate import file_sha256
 from quantgate.core.gates import Gate
-from quantgate.results.verdict import VerdictFormatError, decision_of
+from quantgate.results.variant import VariantResult
+from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.registry import REFERENCE_ID, ordered
 
@@ -39,9 +40,10 @@ class Plan:
 
 def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: list[str] | None) -> Plan:
     entries = verdict.get("variants", {})
-    # the decision is worked out again from the recorded gates (quantgate.results.verdict.decision_of, its one
-    # place), not read from the file's "decision" field: an edited field does not publish a variant
-    decided = {vid: decision_of(entry) for vid, entry in entries.items()}
+    typed = {vid: VariantResult.from_dict(vid, entry) for vid, entry in entries.items()}
+    # the decision is worked out again from the recorded gates (VariantResult.decision, its one place), not read
+    # from the file's "decision" field: an edited field does not publish a variant
+    decided = {vid: result.decision for vid, result in typed.items()}
     complete = bool(verdict.get("complete", False))
     chosen = variants or ordered(v for v in entries if complete and decided[v] == "pass")
     result = Plan(chosen)
@@ -61,8 +63,8 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         result.refusals.append("no variant passed the gate (decided pass): nothing to publish")
     result.refusals += _regression_refusals(verdict)
     for vid in list(chosen):
-        entry = entries.get(vid)
-        if entry and entry.get("artifact", {}).get("spec", {}).get("family") == "endpoint":
+        entry, found = entries.get(vid), typed.get(vid)
+        if found is not None and found.family == "endpoint":
             why = f"{vid}: a served endpoint (its weights are the server's): nothing of it to publish"
             if variants is None:
                 chosen.remove(vid)
@@ -81,14 +83,14 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
             result.refusals.append(f"{vid}: not gated (absent from the verdict)")
             continue
         needed = [g for g in REQUIRED_GATES if not (vid == REFERENCE_ID and g == Gate.AGREEMENT)]
-        missing = [g for g in needed if g not in entry.get("gates", {})]
+        missing = [g for g in needed if g not in found.gates]
         if missing:
             result.refusals.append(f"{vid}: not gated by {', '.join(missing)}")
         if decided[vid] == "inconclusive":
             result.refusals.append(f"{vid}: inconclusive (the data did not decide its quality loss; whatever "
                                    "[decision] inconclusive says, only decided passes are published)")
         elif decided[vid] != "pass":
-            reasons = "; ".join(f.splitlines()[0] for f in entry.get("failures", [])) or "did not pass"
+            reasons = "; ".join(f.splitlines()[0] for f in found.failures) or "did not pass"
             result.refusals.append(f"{vid}: failed the gate ({reasons})")
         result.refusals += _bind_files(vid, entry.get("artifact"), result.files)
     if not result.refusals:
@@ -207,7 +209,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
 
     results = []
     for vid in variants:
-        for loss in verdict["variants"][vid]["gates"].get(Gate.QUALITY, {}).get("decisions", []):
+        for loss in VariantResult.from_dict(vid, verdict["variants"][vid]).numbers(Gate.QUALITY).get("decisions", []):
             results.append(EvalResult(
                 task_type="text-ranking", task_name=f"{loss['task']} ({vid})",
                 dataset_type=loss["dataset"], dataset_name=loss["dataset"], dataset_split="test",

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from quantgate.core.candidate import Candidate, CandidateError, check_source, resolve
+from quantgate.core.gates import Gate
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import TaskQuality
+from quantgate.results.variant import VariantResult
 from quantgate.results.verdict import VerdictFormatError, check_format
 from quantgate.variants.registry import REFERENCE_ID
 
@@ -112,7 +114,8 @@ class Baseline:
 
     def _saved_tasks(self) -> list[dict[str, Any]]:
         assert self.verdict is not None
-        return self.verdict["variants"][REFERENCE_ID]["gates"]["quality"].get("tasks", [])
+        reference = VariantResult.from_dict(REFERENCE_ID, self.verdict["variants"][REFERENCE_ID])
+        return reference.numbers(Gate.QUALITY).get("tasks", [])
 
 
 def resolve_baseline(source: str, kind: str, trust_remote_code: bool = False) -> Baseline:
@@ -125,8 +128,8 @@ def resolve_baseline(source: str, kind: str, trust_remote_code: bool = False) ->
             raise BaselineError(f"--gate-baseline {verdict_path}: cannot read it ({err})") from None
         except VerdictFormatError as err:
             raise BaselineError(f"--gate-baseline {err}") from None
-        reference = verdict.get("variants", {}).get(REFERENCE_ID, {})
-        if "quality" not in reference.get("gates", {}):
+        reference = VariantResult.from_dict(REFERENCE_ID, verdict.get("variants", {}).get(REFERENCE_ID, {}))
+        if Gate.QUALITY not in reference.gates:
             raise BaselineError(f"--gate-baseline {verdict_path}: its reference ({REFERENCE_ID}) was not gated for "
                                 "quality, so it holds no per-query values; pass the baseline model instead")
         baseline = Baseline(source, verdict["candidate"]["kind"], verdict["candidate"]["sha256"], verdict=verdict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quantgate.core.gates import CHECK_PREFIX
+from quantgate.results.variant import VariantResult
 from quantgate.variants.registry import ordered
 
 DECISION_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "skipped": "⏭ skipped"}
@@ -104,25 +105,26 @@ def precision_table(rows: list[dict]) -> list[str]:
 
 def check_lines(verdict: dict) -> list[str]:
     """A team's own checks (gate_record): one row per check, one column per variant that ran it."""
-    variants = verdict.get("variants", {})
-    names = list(dict.fromkeys(g.removeprefix(CHECK_PREFIX) for entry in variants.values()
-                               for g in entry.get("gates", {}) if g.startswith(CHECK_PREFIX)))
+    variants = {vid: VariantResult.from_dict(vid, entry) for vid, entry in verdict.get("variants", {}).items()}
+    names = list(dict.fromkeys(g.removeprefix(CHECK_PREFIX) for result in variants.values()
+                               for g in result.gates if g.startswith(CHECK_PREFIX)))
     if not names:
         return []
-    ran = [v for v in ordered(variants) if any(CHECK_PREFIX + n in variants[v].get("gates", {}) for n in names)]
+    ran = [v for v in ordered(variants) if any(CHECK_PREFIX + n in variants[v].gates for n in names)]
     out = ["", "## Your checks", "",
            "Recorded by the team's own tests with `gate_record`; a failed check fails the variant.", "",
            "| check | limit | " + " | ".join(f"`{v}`" for v in ran) + " |", "|---|---:|" + "---:|" * len(ran)]
     for name in names:
         cells, limit = [], "–"
         for v in ran:
-            g = variants[v]["gates"].get(CHECK_PREFIX + name)
-            if g is None:
+            check = variants[v].gates.get(CHECK_PREFIX + name)
+            if check is None:
                 cells.append("–")
                 continue
+            g = check.numbers
             if g.get("limit") is not None:
                 limit = f"{'≥' if g.get('higher_is_better') else '≤'} {g['limit']:.4g}"
-            mark = "✅" if g.get("passed") else "❌"
+            mark = "✅" if check.recorded_pass else "❌"
             cells.append(mark if g.get("value") is None else f"{_fmt(g['value'], '.4g')} {mark}")
         out.append(f"| {name} | {limit} | " + " | ".join(cells) + " |")
     return out

@@ -16,31 +16,29 @@ from quantgate.reporting.sections import (
     regression_lines,
     time_lines,
 )
-from quantgate.results.verdict import decision_of
+from quantgate.results.variant import VariantResult
 from quantgate.speed.phases import phase_lines
 from quantgate.variants.registry import ordered
 
 
 def _row(vid: str, entry: dict) -> dict:
-    gates = entry.get("gates", {})
-    agreement = gates.get(Gate.AGREEMENT, {}).get("results", [{}])
-    metrics = agreement[0].get("metrics", {}) if agreement else {}
-    quality = gates.get(Gate.QUALITY, {})
+    result = VariantResult.from_dict(vid, entry)
+    metrics = result.agreement_metrics
+    quality = result.numbers(Gate.QUALITY)
     losses = quality.get("decisions", [])
     usage = quality.get("usage", [])
-    speed = {int(v["batch_size"]): v for k, v in gates.items()
-             if k.startswith(Gate.SPEED.per_batch("")) and "batch_size" in v}
-    throughput_batch = max((b for b in speed if b > 1), default=None)
+    speed, throughput_batch = result.speeds, result.throughput_batch
+    throughput = speed.get(throughput_batch, {}) if throughput_batch else {}
     return {
         "variant": vid,
-        "passed": entry.get("passed", False),
-        "decision": decision_of(entry),
+        "passed": result.passed,
+        "decision": result.decision,
         "queries": ", ".join(f"{u['queries']}/{u['available']}"
                              + (f" (scores of {u['scores_of']}: the same model)" if u.get("scores_of") else "")
                              for u in usage) or "–",
         "tasks": quality.get("tasks", []),
         "usage": usage,
-        "failures": entry.get("failures", []),
+        "failures": list(result.failures),
         "max_abs": metrics.get("max_abs_error"),
         "tau": metrics.get("kendall_tau_mean"),
         "ties": {k: metrics[k] for k in ("tied_pairs", "tied_pairs_reference", "saturated_pairs",
@@ -49,17 +47,17 @@ def _row(vid: str, entry: dict) -> dict:
         "worst": max(losses, key=lambda l: (l["loss"] - l["limit"], l["loss"]), default=None),
         "latency_ms": speed.get(1, {}).get("latency_ms_p50", speed.get(1, {}).get("latency_ms_median")),
         "latency_p99": speed.get(1, {}).get("latency_ms_p99"),
-        "memory": entry.get("memory", {}),
-        "wall_s": entry.get("wall_seconds"),
-        "items_per_s": speed.get(throughput_batch, {}).get("items_per_s") if throughput_batch else None,
-        "speedup": speed.get(throughput_batch, {}).get("speedup_vs_reference") if throughput_batch else None,
+        "memory": result.memory,
+        "wall_s": result.wall_seconds,
+        "items_per_s": throughput.get("items_per_s"),
+        "speedup": throughput.get("speedup_vs_reference"),
         "batch": throughput_batch,
-        "model_only": speed.get(throughput_batch, {}).get("model_only_items_per_s") if throughput_batch else None,
+        "model_only": throughput.get("model_only_items_per_s"),
         "device": next((s.get("device") for s in speed.values() if s.get("device")), None),
         "size_mb": next((s.get("artifact_mb") for s in speed.values() if s.get("artifact_mb")), None),
-        "load": entry.get("artifact", {}).get("load", {}),
-        "runtime": entry.get("runtime", {}),
-        "batch_invariance": gates.get(Gate.BATCH, {}),
+        "load": result.artifact.get("load", {}),
+        "runtime": result.runtime,
+        "batch_invariance": result.numbers(Gate.BATCH),
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from quantgate.core.cache import write_text_atomic
 from quantgate.core.gates import Gate
 from quantgate.decisions.decision import Decision, Sequence, evaluate
+from quantgate.results.variant import VariantResult
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.registry import ordered
@@ -62,7 +63,7 @@ class Series:
 
 
 def _tasks(run: dict[str, Any], variant: str) -> list[dict[str, Any]]:
-    return run["variants"].get(variant, {}).get("gates", {}).get(Gate.QUALITY, {}).get("tasks", [])
+    return VariantResult.from_dict(variant, run["variants"].get(variant, {})).numbers(Gate.QUALITY).get("tasks", [])
 
 
 def series(runs: list[dict[str, Any]], limit: float, confidence: float, min_queries: int) -> list[Series]:
@@ -141,8 +142,7 @@ def throughput(run: dict[str, Any]) -> dict[str, float]:
     """variant -> items/s at the largest batch its speed gate timed in this run."""
     out = {}
     for variant, entry in run["variants"].items():
-        timed = [g for name, g in entry.get("gates", {}).items()
-                 if name.startswith(Gate.SPEED.per_batch("")) and "items_per_s" in g]
+        timed = {b: s for b, s in VariantResult.from_dict(variant, entry).speeds.items() if "items_per_s" in s}
         if timed:
-            out[variant] = max(timed, key=lambda g: g.get("batch_size", 0))["items_per_s"]
+            out[variant] = timed[max(timed)]["items_per_s"]
     return out

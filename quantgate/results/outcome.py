@@ -20,6 +20,7 @@ class GateResult:
     message: str | None = None
     inconclusive: str | None = None
     stored_format: str | None = None
+    read_passed: bool | None = field(default=None, compare=False)  # a recorded entry's "passed", as read back
 
     @classmethod
     def failed(cls, line: str, numbers: dict[str, Any] | None = None, message: str | None = None) -> GateResult:
@@ -30,6 +31,11 @@ class GateResult:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    @property
+    def recorded_pass(self) -> bool:
+        """Whether the verdict says it passed (a read-back entry without "passed" did not)."""
+        return self.passed if self.read_passed is None else self.read_passed
 
     def test_message(self) -> str | None:
         """What the test fails with, or None when the failures do not fail it."""
@@ -48,4 +54,4 @@ class GateResult:
     def from_dict(cls, data: dict[str, Any]) -> GateResult:
         """A recorded gate entry read back (resume, a variant that runs the same model): its numbers and failures."""
         numbers = {k: v for k, v in data.items() if k not in ("passed", "failures")}
-        return cls(numbers, tuple(data.get("failures", ())))
+        return cls(numbers, tuple(data.get("failures") or ()), read_passed=bool(data.get("passed", False)))

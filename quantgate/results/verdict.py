@@ -15,9 +15,9 @@ from typing import Any
 
 from quantgate.core import machine
 from quantgate.core.cache import write_json_atomic
-from quantgate.core.gates import Gate
 from quantgate.errors import QuantgateUsageError
 from quantgate.results.outcome import GateResult
+from quantgate.results.variant import VariantResult
 
 REQUIRED = {"candidate": dict, "variants": dict, "complete": bool}  # what every reader of a verdict needs
 FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / inconclusive) from sequential bounds
@@ -59,11 +59,8 @@ def check_format(data: Any, where: str | Path) -> dict[str, Any]:
 
 
 def decision_of(entry: dict[str, Any]) -> str:
-    """A variant's decision: fail on any crossed limit or error; else the quality gate's (pass or
-    inconclusive); a variant gated for agreement alone, with nothing crossed, is pass."""
-    if entry.get("failures") or not all(g.get("passed", False) for g in entry.get("gates", {}).values()):
-        return "fail"
-    return entry.get("gates", {}).get(Gate.QUALITY, {}).get("decision", "pass")
+    """A variant's decision (quantgate.results.variant.VariantResult.decision) from its verdict entry."""
+    return VariantResult.from_dict("", entry).decision
 
 
 @dataclass
