@@ -156,6 +156,24 @@ def test_every_backend_family_satisfies_the_contract():
             assert "CPU only" in backend_of(spec).skip_reason(spec, "cuda")
 
 
+def test_each_family_module_declares_its_variants_time_multiples_and_libraries():
+    """A backend's story in its module: the registry is the families' VARIANTS in FAMILIES' order, the time guard's
+    cold-run multiples and the libraries the run names are read from the modules too."""
+    from quantgate.backends import FAMILIES, backend, libraries
+    from quantgate.core import machine
+    from quantgate.variants.timeguard import DEFAULT_MULTIPLES
+
+    declared = [spec for family in FAMILIES for spec in getattr(backend(family), "VARIANTS", ())]
+    assert [s.id for s in declared] == list(VARIANTS) and declared[0].id == REFERENCE_ID
+    for family in FAMILIES:
+        module = backend(family)
+        own = {s.id for s in getattr(module, "VARIANTS", ())}
+        assert all(s.family == family for s in getattr(module, "VARIANTS", ())), family
+        assert set(getattr(module, "TIME_MULTIPLES", {})) <= own, family  # a module times only its own variants
+    assert set(DEFAULT_MULTIPLES) == {vid for f in FAMILIES for vid in getattr(backend(f), "TIME_MULTIPLES", {})}
+    assert libraries()[:len(machine.LIBRARIES)] == machine.LIBRARIES and {"onnxruntime", "openvino"} <= set(libraries())
+
+
 def test_a_new_family_is_refused_until_it_is_in_the_map():
     spec = VariantSpec("trt", "tensorrt", "fp16", "not a family yet")  # a spec knows no backend: the registry checks
     for refuse in (checked, backend_of, Registry().register):

@@ -3,7 +3,9 @@ load_info`, `load(ctx, artifact) -> model` (a sentence-transformers CrossEncoder
 so every variant exposes `predict(pairs, batch_size=)` or `encode(texts, batch_size=)`), `release`,
 `skip_reason`, `model_skip`, `runtime_options`, `WEIGHT_FILES` and `memory_estimate`. A family that runs on a
 runtime of its own also says what a loaded model runs with: `RUNTIME` (its name in the verdict), `runtime_facts`
-(read back from the runtime) and `ran_with` (how the report names it). A new backend is one module and one line in
+(read back from the runtime) and `ran_with` (how the report names it). The module also declares its variants
+(`VARIANTS`, VariantSpecs: the registry concatenates them), the time guard's cold-run multiples (`TIME_MULTIPLES`)
+and the libraries the run names and keys artifacts by (`LIBRARIES`). A new backend is one module and one line in
 FAMILIES; tests/test_backends.py checks every family against the contract.
 Heavy libraries are imported inside these functions only."""
 
@@ -13,9 +15,11 @@ import importlib
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-FAMILIES = {  # runtime_facts asks them in this order: a family that runs another's models comes before it
-    "torchao": "quantgate.backends.torchao_fp8",
+from quantgate.core import machine
+
+FAMILIES = {  # the matrix's order (each module's VARIANTS, in turn); the reference's family first
     "torch": "quantgate.backends.torch_backend",
+    "torchao": "quantgate.backends.torchao_fp8",
     "onnx": "quantgate.backends.onnx",
     "openvino": "quantgate.backends.openvino",
     "ovgenai": "quantgate.backends.ovgenai",
@@ -65,8 +69,9 @@ def backend(family: str) -> Backend:
 
 
 def runtime_facts(model) -> dict[str, Any]:
-    """What a loaded model runs with, from the family module that knows its runtime ({} when none does)."""
-    for family in FAMILIES:
+    """What a loaded model runs with, from the family module that knows its runtime ({} when none does). A family
+    that runs another's models (RUNS_ARTIFACTS_OF: torchao's float8 copy is a torch model too) is asked first."""
+    for family in sorted(FAMILIES, key=lambda f: getattr(backend(f), "RUNS_ARTIFACTS_OF", None) is None):
         read = getattr(backend(family), "runtime_facts", None)
         if read is not None and (facts := read(model)) is not None:
             return facts
@@ -83,3 +88,10 @@ def ran_with(runtime: dict[str, Any]) -> str:
 
 def weight_patterns() -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for family in FAMILIES for p in backend(family).WEIGHT_FILES))
+
+
+def libraries() -> tuple[str, ...]:
+    """The libraries a run names in its header and verdict and keys every artifact by: the gate's own
+    (quantgate.core.machine.LIBRARIES), then each family's (its module's LIBRARIES)."""
+    return tuple(dict.fromkeys((*machine.LIBRARIES,
+                                *(name for family in FAMILIES for name in getattr(backend(family), "LIBRARIES", ())))))

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from quantgate.backends import inc_graph
 from quantgate.backends.common import BuildContext, cpu_only, estimate, load_st, max_length, release, tokenize
 from quantgate.core.cache import Artifact
 from quantgate.core.spec import VariantSpec
@@ -50,35 +51,6 @@ def memory_estimate(spec: VariantSpec, fp32_weight_bytes: int):
 CALIBRATION_BATCH = 8
 
 
-def _inputs(encoded, names: list[str]) -> tuple:
-    return tuple(encoded[n] for n in names)
-
-
-def _wrapper(model, names: list[str], output: str):
-    """The transformer with positional tensor inputs and one tensor output (what torch.export wants)."""
-    import torch
-
-    class WithTokenTypes(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return getattr(out, output)
-
-    class WithoutTokenTypes(WithTokenTypes):
-        def forward(self, input_ids, attention_mask):
-            return getattr(self.inner(input_ids=input_ids, attention_mask=attention_mask), output)
-
-    cls = WithTokenTypes if "token_type_ids" in names else WithoutTokenTypes
-    return cls(model).eval()
-
-
-def _output_name(kind: str) -> str:
-    return "logits" if kind == "reranker" else "last_hidden_state"
-
-
 def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
     import torch
     from neural_compressor.torch.quantization import convert, get_default_static_config, prepare
@@ -98,36 +70,11 @@ def build(ctx: BuildContext, out: Path) -> dict[str, Any]:
         # The candidate's files (tokenizer, configs, modules, fp32 weights for the skeleton), then the graph.
         shutil.copytree(ctx.candidate.path, out, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".git", "*.bin", "*.pt"))
-        _save(quantized, _inputs(example, names), out / GRAPH_DIR)
+        inc_graph.save(quantized, inc_graph.inputs(example, names), out / GRAPH_DIR)
         return {"backend": "torch", "file_name": f"{GRAPH_DIR}/", "input_names": names,
-                "calibration_samples": len(ctx.calibration), **linear_precision(quantized), **extra}
+                "calibration_samples": len(ctx.calibration), **inc_graph.linear_precision(quantized), **extra}
     finally:
-        forget_traced_graphs()
-
-
-def forget_traced_graphs() -> None:
-    """Drop what PT2E tracing keeps after a build. Module-level caches keep the traced graphs, and with them
-    a copy of the weights: measured here, 0.4-0.9 GB stayed after each INC build of a 110M model (0.42 GB
-    of live parameters after inc-int8; none after this). They are `functools.cache`s keyed by module
-    (torchao.utils and torch.ao.quantization.fx.utils, each `..._get_unique_device`), proxy_tensor's
-    fake-tensor-to-node map for export, and the compiled function dynamo leaves in
-    torch._dynamo.functional_export's globals."""
-    import sys
-
-    import torch
-
-    for module, name in (("torchao.utils", "_assert_and_get_unique_device"),
-                         ("torch.ao.quantization.fx.utils", "assert_and_get_unique_device")):
-        cached = getattr(sys.modules.get(module), name, None)
-        if hasattr(cached, "cache_clear"):
-            cached.cache_clear()
-    proxy = sys.modules.get("torch.fx.experimental.proxy_tensor")
-    if isinstance(getattr(proxy, "_FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT", None), dict):
-        proxy._FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT.clear()
-    export = sys.modules.get("torch._dynamo.functional_export")
-    for name in [n for n in vars(export) if n.startswith(("___unnamed_scope_", "__compiled_fn_"))] if export else []:
-        del vars(export)[name]
-    torch._dynamo.reset()
+        inc_graph.forget_traced_graphs()
 
 
 def _export(ctx: BuildContext):
@@ -145,17 +92,18 @@ def _export(ctx: BuildContext):
         hf_model.pooler = None
     example = tokenize(model, ctx.calibration[:2], padding=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
-    wrapped = _wrapper(hf_model, names, _output_name(ctx.candidate.kind))
+    wrapped = inc_graph.wrapper(hf_model, names, inc_graph.output_name(ctx.candidate.kind))
     positions = getattr(hf_model.config, "max_position_embeddings", None) or max_length(model)
     batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=int(positions))
     with torch.no_grad():
-        graph = export(wrapped, _inputs(example, names), dynamic_shapes=tuple({0: batch, 1: seq} for _ in names))
+        graph = export(wrapped, inc_graph.inputs(example, names),
+                       dynamic_shapes=tuple({0: batch, 1: seq} for _ in names))
 
     def calibrate(prepared) -> None:
         with torch.no_grad(), bar(len(ctx.calibration), f"{ctx.spec.id}: calibrating", "sample") as progress:
             for start in range(0, len(ctx.calibration), CALIBRATION_BATCH):
                 chunk = ctx.calibration[start : start + CALIBRATION_BATCH]
-                prepared(*_inputs(tokenize(model, chunk, padding=True, return_tensors="pt"), names))
+                prepared(*inc_graph.inputs(tokenize(model, chunk, padding=True, return_tensors="pt"), names))
                 progress.update(len(chunk))
 
     return model, graph, names, example, calibrate
@@ -193,7 +141,7 @@ def _autotune(ctx: BuildContext, model, graph, names: list[str], example, calibr
 
     tuning = ctx.tuning
     kind = ctx.candidate.kind
-    output = _output_name(kind)
+    output = inc_graph.output_name(kind)
     linear_names = [n.removeprefix("inner.") for n, m in graph.named_modules() if type(m).__name__ == "Linear"]
     if not linear_names:  # an exported graph keeps no modules: take the names from the eager model
         linear_names = [n for n, m in model.transformers_model.named_modules() if type(m).__name__ == "Linear"]
@@ -205,9 +153,9 @@ def _autotune(ctx: BuildContext, model, graph, names: list[str], example, calibr
             value, _ = tuning.reference_quality()
             trials.append({"map": round(value, 6), "from": "the reference's validation scores"})
             return value
-        _swap_transformer(model, candidate_graph, names, output)
+        inc_graph.swap_transformer(model, candidate_graph, names, output)
         value, _ = tuning.quality(model, kind)
-        trials.append({"map": round(value, 6), **linear_precision(candidate_graph)})
+        trials.append({"map": round(value, 6), **inc_graph.linear_precision(candidate_graph)})
         return value
 
     with bar(min(len(configs), tuning.max_trials) + 2, f"{ctx.spec.id}: autotune validations", "trial") as shown:
@@ -219,42 +167,11 @@ def _autotune(ctx: BuildContext, model, graph, names: list[str], example, calibr
 
         quantized = autotune(graph, TuningConfig(config_set=configs, tolerable_loss=tuning.max_loss,
                                                  max_trials=tuning.max_trials),
-                             eval_fn=counted, run_fn=calibrate, example_inputs=_inputs(example, names))
+                             eval_fn=counted, run_fn=calibrate, example_inputs=inc_graph.inputs(example, names))
         reference = trials[0]["map"]
         value = counted(quantized)
     return quantized, {"accuracy_control": tuning.summary(reference, value, tool="neural_compressor autotune",
                                                           trials=trials[1:-1])}
-
-
-def linear_precision(graph) -> dict[str, Any]:
-    """How many linear layers of a PT2E graph run in int8 (their weight is dequantized from int8)."""
-    linears = [n for n in graph.graph.nodes if n.op == "call_function" and "linear" in str(n.target)]
-
-    def int8(node) -> bool:
-        weight = node.args[1] if len(node.args) > 1 else None
-        return (weight is not None and getattr(weight, "op", "") == "call_function"
-                and "dequantize" in str(weight.target))
-
-    quantized = sum(1 for n in linears if int8(n))
-    return {"op_type": "linear", "ops": len(linears), "ops_int8": quantized, "ops_float": len(linears) - quantized}
-
-
-def _save(quantized, example_inputs: tuple, directory: Path) -> None:
-    """INC's `save_load.save` (its public `save()` is broken for PT2E in 3.10), with no pickled
-    example inputs in the archive: the tensors are raw bytes described by JSON."""
-    import json
-
-    import torch
-    from neural_compressor.torch.utils import QCONFIG_NAME, WEIGHT_NAME
-
-    from quantgate.core.cache import write_text_atomic
-
-    directory.mkdir(parents=True, exist_ok=True)
-    program = torch.export.export(quantized, example_inputs, dynamic_shapes=quantized.dynamic_shapes)
-    program.example_inputs = None
-    torch.export.save(program, directory / WEIGHT_NAME)
-    qconfig = {str(name): config.to_dict() for name, config in quantized.qconfig.items()}
-    write_text_atomic(directory / QCONFIG_NAME, json.dumps(qconfig, indent=2))
 
 
 def load(ctx: BuildContext, artifact: Artifact):
@@ -263,30 +180,37 @@ def load(ctx: BuildContext, artifact: Artifact):
     names = artifact.load_info["input_names"]
     model = load_st(ctx, artifact.path, "torch")
     graph = save_load.load(str(artifact.path / GRAPH_DIR))
-    _swap_transformer(model, graph, names, _output_name(ctx.candidate.kind))
+    inc_graph.swap_transformer(model, graph, names, inc_graph.output_name(ctx.candidate.kind))
     return model
 
 
-def _swap_transformer(model, graph, names: list[str], output: str) -> None:
-    """Route sentence-transformers' forward through the quantized graph."""
-    import torch
+# named in the run's header and verdict, and in every artifact's key
+LIBRARIES = ("neural-compressor-pt",)
 
-    transformer = model[0]
-    original = transformer.model
-
-    class QuantizedTransformer(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.graph = graph
-            self.config = original.config
-
-        def train(self, mode: bool = True):
-            # An exported graph refuses train()/eval(); it is always in inference mode.
-            self.training = mode
-            return self
-
-        def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, return_dict=True, **_):
-            given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-            return {output: self.graph(*(given[n] for n in names))}
-
-    transformer.model = QuantizedTransformer()
+# this family's variants, in the matrix's order (quantgate.variants.registry concatenates the families')
+VARIANTS: tuple[VariantSpec, ...] = (
+    VariantSpec(
+        "inc-int8",
+        "inc",
+        "int8",
+        "Intel Neural Compressor 3.x static int8 (PT2E: torch.export + X86InductorQuantizer, "
+        "W8A8 per-channel weights), calibrated on local calibration inputs; runs as INC's "
+        "quantize-dequantize graph in eager PyTorch (torch.compile gave no speedup on a 2-core AVX-512 CPU "
+        "and costs ~50 s per load)",
+        (("approach", "static"),),
+        calibrated=True,
+    ),
+    VariantSpec(
+        "inc-int8-autotune",
+        "inc",
+        "int8",
+        "Intel Neural Compressor 3.x autotune (TuningConfig, tolerable_loss = the quality limit): INC's "
+        "static int8 tuning space, then more Linear layers kept in fp32, tried in order (fastest first) "
+        "until the relative MAP loss on a held-out validation split is within the limit",
+        (("approach", "static"), ("accuracy_control", "autotune")),
+        calibrated=True,
+        tuned=True,
+    ),
+)
+# wall(variant) / the reference's unit in the project's cold default run: quantgate.variants.timeguard
+TIME_MULTIPLES = {"inc-int8": 2.06, "inc-int8-autotune": 2.12}

@@ -189,3 +189,52 @@ def load(ctx: BuildContext, artifact: Artifact):
     info = artifact.load_info
     model = load_st(ctx, artifact.path, "onnx", file_name=info["file_name"], **runtime_options(ctx))
     return feed_position_ids(model)
+
+
+def _onnx_quant(config: str, note: str) -> VariantSpec:
+    return VariantSpec(
+        id=f"onnx-qint8-{config}",
+        family="onnx",
+        precision="int8",
+        description=f"ONNX Runtime dynamic int8 (Optimum AutoQuantizationConfig.{config}, is_static=False){note}",
+        options=(("quantize", config),),
+        depends_on="onnx",
+    )
+
+
+
+
+def _onnx_opt(level: str, what: str, requires: tuple[str, ...] = ()) -> VariantSpec:
+    return VariantSpec(
+        id=f"onnx-{level}",
+        family="onnx",
+        precision="fp16" if level == "O4" else "fp32",
+        description=f"ONNX Runtime, Optimum {level}: {what}",
+        options=(("optimize", level),),
+        requires=requires,
+        depends_on="onnx",
+    )
+
+
+# named in the run's header and verdict, and in every artifact's key
+LIBRARIES = ("optimum", "optimum-onnx", "onnxruntime", "onnxruntime-gpu")
+
+# this family's variants, in the matrix's order (quantgate.variants.registry concatenates the families')
+VARIANTS: tuple[VariantSpec, ...] = (
+    VariantSpec("onnx", "onnx", "fp32", "ONNX Runtime fp32, exported by Optimum"),
+    _onnx_opt("O1", "basic general graph optimizations"),
+    _onnx_opt("O2", "O1 + extended optimizations and transformer fusions"),
+    _onnx_opt("O3", "O2 + GELU approximation"),
+    _onnx_opt("O4", "O3 + fp16 mixed precision (CUDA only)", requires=("cuda", "ort-cuda")),
+    _onnx_quant("arm64", " (per-channel, made for ARM64 NEON)"),
+    _onnx_quant("avx2", " (uint8 activations, made for AVX2)"),
+    _onnx_quant("avx512", " (made for AVX-512)"),
+    _onnx_quant("avx512_vnni", " (made for AVX-512 VNNI)"),
+    VariantSpec("onnx-int4-wo", "onnx", "int4-wo", "ONNX Runtime weight-only int4 (MatMulNBitsQuantizer: each "
+                "MatMul with a constant weight becomes MatMulNBits, int4 blocks of 32, asymmetric); activations "
+                "float", (("quantize", "weights"), ("bits", 4), ("block_size", 32)), depends_on="onnx",
+                default=False),
+)
+# wall(variant) / the reference's unit in the project's cold default run: quantgate.variants.timeguard
+TIME_MULTIPLES = {"onnx": 0.58, "onnx-O1": 0.50, "onnx-O2": 0.55, "onnx-O3": 0.59, "onnx-qint8-arm64": 0.44,
+                  "onnx-qint8-avx2": 0.54, "onnx-qint8-avx512": 0.44, "onnx-qint8-avx512_vnni": 0.42}

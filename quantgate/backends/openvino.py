@@ -203,3 +203,71 @@ def load(ctx: BuildContext, artifact: Artifact):
     if ran != asked:
         raise RuntimeError(f"asked OpenVINO's CPU plugin for {asked}, its compiled model runs {ran}")
     return feed_position_ids(model)
+
+
+def _openvino_wo(bits: int, how: str) -> VariantSpec:
+    return VariantSpec(
+        id=f"openvino-int{bits}-wo",
+        family="openvino",
+        precision=f"int{bits}-wo",
+        description=f"OpenVINO weight-only int{bits} (NNCF compress_weights through optimum-intel's "
+                    f"OVWeightQuantizationConfig, asymmetric, {how}): weights stored in int{bits}, activations f32; "
+                    "what teams publish for 0.5B+ decoder models",
+        options=(("quantize", "weights"), ("bits", bits), ("inference_precision", "f32")),
+        depends_on="openvino",
+        default=False,
+    )
+
+
+# named in the run's header and verdict, and in every artifact's key
+LIBRARIES = ("optimum-intel", "openvino", "nncf")
+
+# this family's variants, in the matrix's order (quantgate.variants.registry concatenates the families')
+VARIANTS: tuple[VariantSpec, ...] = (
+    VariantSpec("openvino", "openvino", "fp32", "OpenVINO IR, exported by optimum-intel, run in f32 "
+                "(INFERENCE_PRECISION_HINT=f32: the CPU plugin's default is bf16 where the CPU has it)",
+                (("inference_precision", "f32"), ("weights", "f32"))),
+    VariantSpec("openvino-bf16", "openvino", "bf16", "OpenVINO IR (the `openvino` artifact) at the CPU plugin's "
+                "bf16 inference precision: what backend=\"openvino\" runs by default on a CPU with AVX512-BF16/AMX",
+                (("inference_precision", "bf16"),), requires=("cpu-bf16",), artifact_of="openvino"),
+    VariantSpec(
+        "openvino-qint8",
+        "openvino",
+        "int8",
+        "OpenVINO static int8 (optimum-intel OVQuantizer / NNCF, OVQuantizationConfig defaults), "
+        "calibrated on local calibration inputs; non-quantized ops in f32",
+        (("quantize", "static"), ("inference_precision", "f32")),
+        calibrated=True,
+        depends_on="openvino",
+    ),
+    VariantSpec(
+        "openvino-qint8-bf16",
+        "openvino",
+        "int8",
+        "The `openvino-qint8` IR with its non-quantized ops at the CPU plugin's bf16 inference precision: "
+        "what a plain load of that IR runs by default on a CPU with AVX512-BF16/AMX",
+        (("quantize", "static"), ("inference_precision", "bf16")),
+        requires=("cpu-bf16",),
+        artifact_of="openvino-qint8",
+    ),
+    VariantSpec(
+        "openvino-qint8-ac",
+        "openvino",
+        "int8",
+        "OpenVINO int8 with accuracy control (NNCF quantize_with_accuracy_control): operations that cost "
+        "quality go back to f32 activations until the relative MAP loss on a held-out validation split is "
+        "within the quality limit (their SmoothQuant-scaled weights stay int8); same calibration and settings "
+        "as openvino-qint8",
+        (("quantize", "static"), ("accuracy_control", "nncf"), ("restore", "smoothing-aware"),
+         ("inference_precision", "f32")),
+        calibrated=True,
+        depends_on="openvino",
+        tuned=True,
+    ),
+    _openvino_wo(8, "per output channel"),
+    _openvino_wo(4, "in groups of 128 (a narrower layer: the largest power of two that divides it), every "
+                    "layer NNCF's ratio 1.0 allows, the rest int8"),
+)
+# wall(variant) / the reference's unit in the project's cold default run: quantgate.variants.timeguard
+TIME_MULTIPLES = {"openvino": 1.05, "openvino-bf16": 0.50, "openvino-qint8": 0.83, "openvino-qint8-bf16": 0.27,
+                  "openvino-qint8-ac": 1.00}

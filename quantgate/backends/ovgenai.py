@@ -206,3 +206,22 @@ def _json(path: Path):
     except (OSError, ValueError):
         return {}
 
+
+def _ovgenai(source: str) -> VariantSpec:
+    weights = source.removeprefix("openvino").removeprefix("-") or "f32"
+    return VariantSpec(
+        id="ovgenai" + source.removeprefix("openvino"),
+        family="ovgenai",
+        precision=weights if weights != "f32" else "fp32",
+        description=f"OpenVINO GenAI's TextEmbeddingPipeline (embedders) or TextRerankPipeline (rerankers) over the "
+                    f"`{source}` IR ({weights} weights) and its tokenizer converted by openvino-tokenizers: the "
+                    "engine's own tokenization, pooling and instructions",
+        depends_on=source,
+        default=False,
+    )
+
+
+# this family's variants, in the matrix's order (quantgate.variants.registry concatenates the families')
+VARIANTS: tuple[VariantSpec, ...] = (
+    *(_ovgenai(source) for source in ("openvino", "openvino-int8-wo", "openvino-int4-wo")),
+)

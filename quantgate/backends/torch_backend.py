@@ -7,7 +7,7 @@ from typing import Any
 
 from quantgate.backends.common import BuildContext, builds_any, estimate, load_st, no_skip, release
 from quantgate.core.cache import Artifact
-from quantgate.core.spec import VariantSpec
+from quantgate.core.spec import REFERENCE_ID, VariantSpec
 
 RUNTIME = "torch"
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt")
@@ -123,3 +123,15 @@ def check_round_trip(variant: str, before: dict, after: dict, expected, got) -> 
 
 def load(ctx: BuildContext, artifact: Artifact):
     return load_st(ctx, artifact.path, "torch", torch_dtype=_dtype(artifact.load_info["torch_dtype"]))
+
+
+# this family's variants, in the matrix's order (quantgate.variants.registry concatenates the families')
+VARIANTS: tuple[VariantSpec, ...] = (
+    VariantSpec(REFERENCE_ID, "torch", "fp32", "PyTorch fp32: the reference", (("dtype", "float32"),)),
+    VariantSpec("torch-fp16", "torch", "fp16", "PyTorch, weights and compute in float16", (("dtype", "float16"),),
+                requires=("fp16",)),
+    VariantSpec("torch-bf16", "torch", "bf16", "PyTorch, weights and compute in bfloat16", (("dtype", "bfloat16"),),
+                requires=("bf16",)),
+)
+# wall(variant) / the reference's unit in the project's cold default run: quantgate.variants.timeguard
+TIME_MULTIPLES = {"torch-fp16": 0.47, "torch-bf16": 0.35}

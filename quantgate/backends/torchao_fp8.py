@@ -108,3 +108,12 @@ def runtime_facts(model) -> dict[str, Any] | None:
 
 def ran_with(runtime: dict[str, Any]) -> str:
     return f"torch float8 (torchao) {runtime['device']}, compiled"
+
+
+# this family's variants, in the matrix's order (quantgate.variants.registry concatenates the families')
+VARIANTS: tuple[VariantSpec, ...] = (
+    VariantSpec("torch-fp8", "torchao", "fp8", "PyTorch on CUDA (compute capability 8.9+), the torch-bf16 copy "
+                "with its linear layers in float8 (torchao dynamic activations, per-row scales), compiled",
+                (("float8", "dynamic-rowwise"), ("compile", "dynamic")), requires=("cuda",),
+                artifact_of="torch-bf16"),
+)

@@ -7,26 +7,15 @@ import platform
 from functools import lru_cache
 from importlib import metadata
 
-LIBRARIES = (
-    "torch",
-    "transformers",
-    "sentence-transformers",
-    "optimum",
-    "optimum-onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "optimum-intel",
-    "openvino",
-    "nncf",
-    "neural-compressor-pt",
-    "mteb",
-)
+LIBRARIES = ("torch", "transformers", "sentence-transformers", "mteb")  # the gate's own; each backend names its own
 
 
-@lru_cache(maxsize=1)
-def library_versions() -> dict[str, str]:
+@lru_cache(maxsize=4)
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
+    """name -> installed version of each library in `names` that is installed (quantgate.backends.libraries():
+    the gate's and every family's)."""
     versions = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -37,9 +37,9 @@ class VariantResult:
             return "fail"
         return self.numbers(Gate.QUALITY).get("decision", "pass")
 
-    def numbers(self, gate: str) -> dict[str, Any]:
+    def numbers(self, name: str) -> dict[str, Any]:
         """A gate's numbers ({} when it did not run)."""
-        found = self.gates.get(gate)
+        found = self.gates.get(name)
         return found.numbers if found is not None else {}
 
     @property

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantgate import backends
 from quantgate.core import machine
 from quantgate.core.cache import write_json_atomic
 from quantgate.errors import QuantgateUsageError
@@ -142,7 +143,7 @@ class Verdict:
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **self.header,
             "machine": {"cpu": machine.cpu_summary()},
-            "libraries": machine.library_versions(),
+            "libraries": machine.library_versions(backends.libraries()),
             "variants": variants,
         }
 

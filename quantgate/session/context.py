@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from quantgate import backends
 from quantgate.backends import openvino as openvino_backend
 from quantgate.config import Thresholds, load_thresholds
 from quantgate.core import machine
@@ -271,5 +272,6 @@ class GateContext:
             "(torch, ONNX Runtime intra-op, OpenVINO)",
             *openvino_backend.header_lines(list(self.selected), self.device),
             phases.header_line(),
-            "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in machine.library_versions().items()),
+            "quantgate: libraries " + ", ".join(f"{k} {v}" for k, v in
+                                                machine.library_versions(backends.libraries()).items()),
         ]

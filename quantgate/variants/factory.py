@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from quantgate import backends
 from quantgate.backends import runtime_facts
 from quantgate.backends.common import BuildContext
 from quantgate.core import machine
@@ -121,7 +122,7 @@ class VariantFactory:
             spec.key_material(),
             dependency,
             calibration,
-            machine.library_versions(),
+            machine.library_versions(backends.libraries()),
             *([tuning] if tuning else []),
         )
 
@@ -147,7 +148,7 @@ class VariantFactory:
             "spec": spec.to_dict(),
             "candidate": {"source": self.candidate.source, "sha256": self.candidate.content_hash,
                           "kind": self.candidate.kind},
-            "libraries": machine.library_versions(),
+            "libraries": machine.library_versions(backends.libraries()),
             "calibration": calibration[1] if calibration else None,
         }
         started = time.perf_counter()

@@ -18,16 +18,15 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from quantgate.backends import FAMILIES, backend
 from quantgate.backends.openvino_ac import ranking_compiles
 from quantgate.variants.registry import REFERENCE_ID
 
 # wall(variant) / the reference's unit, one cold default run (every artifact built; the embedded embedder on
-# quantgate-mini; 2-core AVX-512 VM; docs/measurements.md "Time guard"). Used only without a history.
+# quantgate-mini; 2-core AVX-512 VM; docs/measurements.md "Time guard"), declared by each family's module
+# (TIME_MULTIPLES). Used only without a history.
 DEFAULT_MULTIPLES: dict[str, float] = {
-    "torch-fp16": 0.47, "torch-bf16": 0.35, "onnx": 0.58, "onnx-O1": 0.50, "onnx-O2": 0.55, "onnx-O3": 0.59,
-    "onnx-qint8-arm64": 0.44, "onnx-qint8-avx2": 0.54, "onnx-qint8-avx512": 0.44, "onnx-qint8-avx512_vnni": 0.42,
-    "openvino": 1.05, "openvino-bf16": 0.50, "openvino-qint8": 0.83, "openvino-qint8-bf16": 0.27,
-    "openvino-qint8-ac": 1.00, "inc-int8": 2.06, "inc-int8-autotune": 2.12,
+    vid: multiple for family in FAMILIES for vid, multiple in getattr(backend(family), "TIME_MULTIPLES", {}).items()
 }
 HISTORY_RUNS = 5
 # Accuracy control without a measurement of its own: each trial scores the validation split once (NNCF: the
