@@ -1,8 +1,7 @@
 """thresholds.toml: the single source of every limit the gate enforces.
 
-Precedence lives here and only here: command line > thresholds.toml > built-in defaults.
-Per-variant overrides are keyed by a variant id or a glob; an exact id wins over a glob,
-and later globs win over earlier ones.
+Precedence lives here and only here (Thresholds.chosen): command line > thresholds.toml > built-in defaults. Per-variant
+overrides are keyed by a variant id or a glob; an exact id wins over a glob, and later globs win over earlier ones.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from quantgate.core.metrics import AGREEMENT_METRICS, QUALITY, agreement_default
 from quantgate.errors import QuantgateUsageError
 
 QUALITY_KEYS = {m.limit_key: float for m in QUALITY.values()}
-DECISION_KEYS = {"confidence": float, "inconclusive": str, "first_look": int, "min_queries": int, "seed": int}
 # keys of earlier thresholds files, and what replaced them (one clear error instead of a silent change)
 REPLACED = {
     "quality.rule": "decisions are now pass/fail/inconclusive from one-sided bounds: set [decision] "
@@ -28,12 +26,6 @@ REPLACED = {
     "quality.bootstrap_resamples": "the interval is now a paired t (Fieller) bound, no bootstrap: delete it",
     "quality.seed": "the seed of the query order is [decision] seed: move it there",
 }
-SPEED_KEYS = {"regression_pct": float, "spread_multiple": float, "history_runs": int}
-REGRESSION_KEYS = {"max_loss": float, "require_gain": bool, "min_gain": float}
-CALIBRATION_KEYS = {"samples": int, "seed": int}
-ACCURACY_CONTROL_KEYS = {"validation_queries": int, "validation_candidates": int, "max_trials": int,
-                         "ranking_queries": int, "min_validation_queries": int}
-FORMAT_KEYS = {"rescore_multiplier": int, "calibration_min": int}
 FORMAT_LOSS_KEYS = ("float32", "int8", "uint8", "binary", "ubinary", "int8-rescore", "uint8-rescore", "binary-rescore",
                     "ubinary-rescore", "truncation")
 DEFAULTS: dict[str, Any] = {
@@ -50,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
                                        "uint8-rescore": 0.0155, "binary": 0.10, "ubinary": 0.10,
                                        "binary-rescore": 0.05, "ubinary-rescore": 0.05, "truncation": 0.03}},
 }
+# each table's keys and their types: its defaults' (a float default takes a float, a bool a bool)
+DECISION_KEYS, SPEED_KEYS, REGRESSION_KEYS, CALIBRATION_KEYS, ACCURACY_CONTROL_KEYS, FORMAT_KEYS = (
+    {k: type(v) for k, v in DEFAULTS[section].items() if not isinstance(v, dict)} for section in
+    ("decision", "speed", "regression", "calibration", "accuracy_control", "embedding_formats"))
 
 
 # What a value may be, by where it is written: a relative loss is a fraction below 1 (0.01 = 1%; 5.0 would pass
@@ -111,8 +107,13 @@ class Thresholds:
         globs = [p for p in self.variants if p != variant_id and fnmatch.fnmatchcase(variant_id, p)]
         return globs + ([variant_id] if variant_id in self.variants else [])
 
-    def patterns(self) -> list[str]:
-        return list(self.variants)
+    def chosen(self, given: Any, section: str, key: str | None = None) -> tuple[Any, str | None]:
+        """The precedence, applied here only: the command line's value (`given`; None: not given) over this file's
+        `section` (its `key`; absent, the built-in default): (value, where it came from)."""
+        if given is not None:
+            return given, "the command line"
+        value = getattr(self, section) if key is None else getattr(self, section)[key]
+        return value, None if value is None else f"thresholds.toml [{section}]"
 
     def check_patterns(self, known: list[str]) -> None:
         """Every [variants."PATTERN"] table names a variant the gate knows: a typo in a pattern would leave the

@@ -56,3 +56,17 @@ def test_malformed_thresholds_name_file_line_and_key(tmp_path, text, expected):
 def test_missing_thresholds_file(tmp_path):
     with pytest.raises(ThresholdsError, match="not found"):
         load_thresholds(tmp_path / "none.toml")
+
+
+def test_the_precedence_is_applied_in_one_place(tmp_path):
+    """Thresholds.chosen: the command line's value over thresholds.toml's over the built-in default, and where the
+    value came from (the session asks it for calibration samples and prompts)."""
+    path = tmp_path / "thresholds.toml"
+    path.write_text('[calibration]\nsamples = 64\n\n[prompts]\nquery = "query: "\n')
+    mine, packaged = load_thresholds(path), load_thresholds(None)
+    assert mine.chosen(None, "calibration", "samples") == (64, "thresholds.toml [calibration]")
+    assert mine.chosen(8, "calibration", "samples") == (8, "the command line")
+    assert packaged.chosen(None, "calibration", "samples")[0] == 300  # the built-in default
+    assert mine.chosen(None, "prompts") == ({"query": "query: "}, "thresholds.toml [prompts]")
+    assert packaged.chosen(None, "prompts") == (None, None)  # nobody says: the model's own prompts
+    assert mine.chosen({"query": ""}, "prompts") == ({"query": ""}, "the command line")

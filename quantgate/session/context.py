@@ -118,9 +118,9 @@ class GateContext:
         return self._encoding(self.baseline.candidate) if self.baseline and self.baseline.candidate else self.encoding
 
     def _encoding(self, model: Candidate) -> Encoding:
-        s, t = self.settings, self.thresholds
-        given, by = ((dict(s.prompts), "--gate-prompts") if s.prompts is not None
-                     else (t.prompts, "thresholds.toml [prompts]") if t.prompts is not None else (None, None))
+        given, by = self.thresholds.chosen(None if self.settings.prompts is None else dict(self.settings.prompts),
+                                           "prompts")
+        by = "--gate-prompts" if by == "the command line" else by
         try:
             encoding = resolve_encoding(model.path, model.kind, given, by)
         except PromptsError as err:

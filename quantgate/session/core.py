@@ -91,7 +91,7 @@ class GateSession(VariantLifecycle, SessionTime):
 
     def _make_factory(self) -> VariantFactory:
         c = self.context
-        samples = c.settings.calibration_samples or c.thresholds.calibration["samples"]
+        samples, _ = c.thresholds.chosen(c.settings.calibration_samples, "calibration", "samples")
         seed = c.thresholds.calibration["seed"]
         return VariantFactory(
             c.candidate,
