@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from quantgate.core.formats import parse
+from quantgate.core.formats import PRECISIONS, parse
 from quantgate.core.metrics import AGREEMENT_METRICS, QUALITY, agreement_defaults
 from quantgate.errors import QuantgateUsageError
 
@@ -26,8 +26,6 @@ REPLACED = {
     "quality.bootstrap_resamples": "the interval is now a paired t (Fieller) bound, no bootstrap: delete it",
     "quality.seed": "the seed of the query order is [decision] seed: move it there",
 }
-FORMAT_LOSS_KEYS = ("float32", "int8", "uint8", "binary", "ubinary", "int8-rescore", "uint8-rescore", "binary-rescore",
-                    "ubinary-rescore", "truncation")
 DEFAULTS: dict[str, Any] = {
     "agreement": {kind: agreement_defaults(kind) for kind in ("reranker", "embedder")},
     "quality": {m.limit_key: m.reranker for m in QUALITY.values()},
@@ -37,10 +35,10 @@ DEFAULTS: dict[str, Any] = {
     "calibration": {"samples": 300, "seed": 0},
     "accuracy_control": {"validation_queries": 100, "validation_candidates": 20, "max_trials": 8,
                          "ranking_queries": 10, "min_validation_queries": 40},
-    "embedding_formats": {"rescore_multiplier": 4, "calibration_min": 100,
-                          "max_loss": {"float32": 0.0155, "int8": 0.0155, "uint8": 0.0155, "int8-rescore": 0.0155,
-                                       "uint8-rescore": 0.0155, "binary": 0.10, "ubinary": 0.10,
-                                       "binary-rescore": 0.05, "ubinary-rescore": 0.05, "truncation": 0.03}},
+    "embedding_formats": {"rescore_multiplier": 4, "calibration_min": 100, "max_loss": {  # each precision's own
+        **{k: v for p in PRECISIONS.values() for k, v in ((p.name, p.max_loss), (p.name + "-rescore",
+                                                              p.rescore_max_loss)) if v is not None},
+        "truncation": 0.03}},  # and a cut's (dimN), added to its precision's
 }
 # each table's keys and their types: its defaults' (a float default takes a float, a bool a bool)
 DECISION_KEYS, SPEED_KEYS, REGRESSION_KEYS, CALIBRATION_KEYS, ACCURACY_CONTROL_KEYS, FORMAT_KEYS = (
@@ -81,7 +79,9 @@ class Thresholds:
         limits = self.embedding_formats["max_loss"]
         if fmt.id in limits:
             return limits[fmt.id]
-        return limits[fmt.precision + ("-rescore" if fmt.rescore else "")] + (limits["truncation"] if fmt.dim else 0.0)
+        own = fmt.kind.rescore_max_loss if fmt.rescore else fmt.kind.max_loss  # a precision registered since
+        return limits.get(fmt.precision + ("-rescore" if fmt.rescore else ""), own) + \
+            (limits["truncation"] if fmt.dim else 0.0)
 
     @property
     def regression_limit(self) -> float:
@@ -223,7 +223,7 @@ def _embedding_formats(where: _Locator, values: Any) -> dict[str, Any]:
         raise ThresholdsError(where("embedding_formats.max_loss", "must be a table of format = relative loss"))
     max_loss = dict(DEFAULTS["embedding_formats"]["max_loss"])
     for key, value in losses.items():
-        if key not in FORMAT_LOSS_KEYS:
+        if key not in DEFAULTS["embedding_formats"]["max_loss"]:
             try:
                 parse(key)
             except ValueError as err:

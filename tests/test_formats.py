@@ -224,3 +224,37 @@ def test_stored_formats_run_no_inference(pytester, tmp_path, monkeypatch):
         assert result.ret in (0, 1), result.outlines[-10:]
         counts[chosen] = len(calls)
     assert counts["none"] > 0 and len(set(counts.values())) == 1, counts
+
+
+TOY_FORMAT = '''
+"""float16 vectors in a flat inner-product index: a stored precision declared outside the package."""
+import numpy as np
+
+from quantgate.core.formats import Precision, register_precision
+
+register_precision(Precision("float16", 16, "flat", max_loss=0.0155, rescore_max_loss=None,
+                             encode=lambda vectors, ranges: np.asarray(vectors, np.float16).astype(np.float32)))
+'''
+
+
+def test_a_stored_precision_registered_by_a_plugin_module_is_judged_end_to_end(pytester, cache):
+    """One declaration and one call (quantgate.core.formats.register_precision) in a team's own module, loaded as a
+    plugin (`-p toy_format`: before the options are read, so --gate-embedding-formats knows its ids): its ids parse,
+    its index is built and searched, its limit is its own, its row reaches the verdict and summary.md."""
+    pytester.makepyfile(toy_format=TOY_FORMAT)
+    pytester.syspathinsert()
+    try:
+        result = _gate(pytester, cache, "-p", "toy_format", "--gate-embedding-formats", "float16,dim128-float16")
+        with pytest.raises(ValueError, match="float16 vectors are rescored by nothing"):
+            format_ids.parse("float16-rescore")
+    finally:
+        format_ids.PRECISIONS.pop("float16", None)
+    verdict = json.loads((pytester.path / "report" / "verdict.json").read_text())
+    stored = verdict["variants"]["torch-fp32"]["formats"]
+    assert set(stored) == {"float16", "dim128-float16"}, result.outlines[-20:]
+    full, cut = stored["float16"]["datasets"][0], stored["dim128-float16"]["datasets"][0]
+    assert full["bytes_per_vector"] == 384 * 2 and cut["bytes_per_vector"] == 128 * 2
+    assert stored["float16"]["decision"] == "pass"  # float16 rounding of unit vectors costs no NDCG@10
+    assert abs(full["decisions"][0]["loss"]) < 1e-3 and full["decisions"][0]["limit"] == pytest.approx(0.0155)
+    assert "float16" in (pytester.path / "report" / "summary.md").read_text()
+    assert "float16" not in format_ids.PRECISIONS

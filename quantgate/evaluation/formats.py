@@ -49,8 +49,12 @@ def calibration_ranges(calibration: np.ndarray, fmt: StoredFormat) -> np.ndarray
 
 
 def quantize(vectors: np.ndarray, fmt: StoredFormat, ranges: np.ndarray | None) -> np.ndarray:
+    """What the format's index stores of unit vectors: its precision's own `encode`, else sentence-transformers'
+    `quantize_embeddings` under the precision's name."""
     from sentence_transformers.util.quantization import quantize_embeddings  # noqa: PLC0415 -- torch
 
+    if fmt.kind.encode is not None:
+        return np.asarray(fmt.kind.encode(vectors, ranges if fmt.calibrated else None))
     precision = "ubinary" if fmt.precision == "binary" else fmt.precision  # the same bits; faiss reads uint8
     return quantize_embeddings(vectors, precision, ranges=ranges if fmt.calibrated else None)
 
@@ -84,10 +88,10 @@ class StoredIndex:
         vectors = truncate(corpus, fmt)
         self.dim = vectors.shape[1]
         self.codes = quantize(vectors, fmt, ranges)
-        if fmt.precision == "float32":
+        if fmt.kind.index == "flat":
             self.index = faiss.IndexFlatIP(self.dim)
-        elif fmt.calibrated:
-            kind = faiss.ScalarQuantizer.QT_8bit_direct_signed if fmt.precision == "int8" \
+        elif fmt.kind.index in ("sq8", "sq8-signed"):
+            kind = faiss.ScalarQuantizer.QT_8bit_direct_signed if fmt.kind.index == "sq8-signed" \
                 else faiss.ScalarQuantizer.QT_8bit_direct
             self.index = faiss.IndexScalarQuantizer(self.dim, kind, faiss.METRIC_INNER_PRODUCT)
         else:
@@ -98,7 +102,7 @@ class StoredIndex:
 
     @property
     def binary(self) -> bool:
-        return self.fmt.precision in ("binary", "ubinary")
+        return self.fmt.kind.index == "binary"
 
     def search(self, queries: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
         """(row numbers, scores) of the best k corpus vectors per float query, best first: the query quantized
