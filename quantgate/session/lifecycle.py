@@ -11,11 +11,9 @@ from typing import Any
 
 from quantgate import logs
 from quantgate.core import memory
-from quantgate.core.gates import Gate
 from quantgate.reporting.report import write_reports
 from quantgate.results import resume
 from quantgate.results.history import keep
-from quantgate.results.outcome import GateResult
 from quantgate.results.verdict import decision_of
 from quantgate.variants.factory import skip_reason
 from quantgate.variants.registry import VariantSpec, untuned
@@ -154,10 +152,12 @@ class VariantLifecycle:
         logs.write_failure(path, variant, gate_name, excinfo, sections)
         return str(path)
 
-    def account_for_every_variant(self) -> None:
+    def unaccounted(self) -> list[str]:
         """Every variant whose tests were collected ends with a row: its results, a skip with the reason (this
-        machine, the model's architecture, the memory guard), or a failure saying no gate recorded anything."""
+        machine, the model's architecture, the memory guard: put in the header here), or a failure saying no gate
+        recorded anything (the variants returned: the plugin records their row before `finish`)."""
         skipped = self.run.verdict.header.setdefault("skipped", {})
+        silent = []
         for variant in self.run.expected:
             if variant in self.run.verdict.variants or variant in skipped or variant not in self.context.owned:
                 continue
@@ -165,15 +165,13 @@ class VariantLifecycle:
             if why:
                 skipped[variant] = why
             elif variant in self.run.ran:
-                line = "its gate tests ran and none recorded a result"
-                self.run.verdict.record(variant, Gate.RUN, GateResult.failed(line, {"error": line}))
+                silent.append(variant)
+        return silent
 
     # -- the end of a run -------------------------------------------------------------------
     def finish(self, complete: bool) -> list[str]:
         """Bind each variant to its artifact, write verdict.json, summary.md and pareto.png (atomically);
         the lines to show. Nothing is written when no gate test ran (and no regression was decided)."""
-        if complete and self.run.verdict.header:
-            self.account_for_every_variant()
         self._attach_artifacts()
         lines = []
         if self.run.verdict.variants or "regression" in self.run.verdict.header:  # the regression gate alone too
