@@ -1,5 +1,5 @@
 """What a gate hands back: one typed result per gate test, recorded in the verdict by the plugin's one writer
-(quantgate.fixtures.outcomes.record), which also sets pytest's outcome from it (gate names: quantgate.core.gates)."""
+(quantgate.fixtures.recording.record), which also sets pytest's outcome from it (gate names: quantgate.core.gates)."""
 
 from __future__ import annotations
 

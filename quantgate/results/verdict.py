@@ -1,6 +1,6 @@
 """The run's verdict: every gate's numbers per variant, written atomically at the end.
 
-Gates hand back results as they run (recorded by the plugin: quantgate.fixtures.outcomes.record); `write` puts one
+Gates hand back results as they run (recorded by the plugin: quantgate.fixtures.recording.record); `write` puts one
 JSON file in the report directory. A run that did not finish (interrupted, or a crash outside the tests) is written
 with `"complete": false`, and no variant of it is marked as passed.
 """
@@ -81,7 +81,7 @@ class Verdict:
         return cls({k: v for k, v in data.items() if k not in skip}, variants)
 
     def record(self, variant: str, name: str, result: GateResult) -> None:
-        """One gate's result for the variant (the plugin's one writer calls this: quantgate.fixtures.outcomes.record).
+        """One gate's result for the variant (the plugin's one writer calls this: quantgate.fixtures.recording.record).
         A stored format (VARIANT@FORMAT) is kept apart from its gates, so a format that fails leaves the variant's
         own decision as it was (publish leaves the format out, not the variant)."""
         entry = self.variants.setdefault(variant, {"gates": {}, "failures": []})
