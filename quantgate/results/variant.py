@@ -25,7 +25,7 @@ class VariantResult:
     @classmethod
     def from_dict(cls, vid: str, entry: dict[str, Any]) -> VariantResult:
         return cls(vid, {name: GateResult.from_dict(g) for name, g in entry.get("gates", {}).items()},
-                   tuple(entry.get("failures", ())), dict(entry.get("formats", {})), dict(entry.get("artifact", {})),
+                   tuple(entry.get("failures") or ()), dict(entry.get("formats", {})), dict(entry.get("artifact", {})),
                    dict(entry.get("runtime", {})), dict(entry.get("memory", {})), entry.get("wall_seconds"),
                    bool(entry.get("passed", False)))
 
