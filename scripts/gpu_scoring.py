@@ -38,13 +38,14 @@ from quantgate.backends.torchao_fp8 import quantize, skip_reason
 from quantgate.core.candidate import upcast_activation
 from quantgate.evaluation import prepared
 from quantgate.evaluation.data import load as load_data
-from quantgate.evaluation.scoring import score
+from quantgate.evaluation.scoring import _query_ends, score
 from quantgate.variants.registry import VARIANTS
 
 # --smoke: a CPU check of this script
 SMOKE = {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 2, "head_dim": 32}
 DEVICE = "cuda"
 LIBRARY_FIRST = False
+DIAGNOSE = False
 
 
 def build(kind: str, tokenizer_dir: Path, out: Path, smoke: bool = False) -> Path:
@@ -97,7 +98,25 @@ def load(kind: str, path: Path, variant: str):
 def raw_forward(model, items: list, batch: int, rounds: int = 2) -> float:
     """Seconds of the model's forward over `items` (pre-tokenized, on the GPU, length-sorted), best of `rounds`."""
     order = np.argsort([-model._input_length(x) for x in items])
-    batches = [model.preprocess([items[i] for i in order[s:s + batch]]) for s in range(0, len(order), batch)]
+    return _timed(model, [[items[i] for i in order[s:s + batch]] for s in range(0, len(order), batch)], rounds)[0]
+
+
+def gate_batches(model, kind: str, data, qids: list[str], batch: int, across_calls: bool) -> list[list] | None:
+    """The reranker's batches as the gate's pass makes them (calls of one query each; on CUDA sorted across them)."""
+    if kind != "reranker":
+        return None
+    pairs = data.reranking_pairs(qids=qids)
+    items = [(q, p) for _, _, q, p in pairs]
+    ends = _query_ends([qid for qid, _, _, _ in pairs])
+    calls = [prepared.Call(items[s:e], s) for s, e in zip([0, *ends], ends)]
+    return [b for b, _, _ in prepared.batches(model, calls, batch, across_calls)]
+
+
+def _timed(model, texts: list[list], rounds: int, pad: int | None = None) -> tuple[float, int]:
+    """Best-of-`rounds` seconds of the forward over `texts`' batches, tokenized beforehand and on the GPU, and the
+    tokens they hold, padding included."""
+    kwargs = {"processing_kwargs": {"text": {"pad_to_multiple_of": pad}}} if pad else {}
+    batches = [model.preprocess(b, **kwargs) for b in texts]
     batches = [{k: v.to(DEVICE) if hasattr(v, "to") else v for k, v in b.items()} for b in batches]
     grad = getattr(model, "quantgate_grad_mode", torch.inference_mode)
     best = float("inf")
@@ -111,7 +130,7 @@ def raw_forward(model, items: list, batch: int, rounds: int = 2) -> float:
                 model(b)
             _sync()
             best = min(best, time.perf_counter() - started)
-    return best
+    return best, int(sum(b["input_ids"].numel() for b in batches if "input_ids" in b))
 
 
 def _sync() -> None:
@@ -155,6 +174,15 @@ def measure(kind: str, path: Path, data, qids: list[str], batch: int, variants: 
             raw = float("nan")
         reference = values if reference is None else reference
         n = len(items)
+        extra = {}
+        if DIAGNOSE:  # where the gate's pass loses against the raw forward: a second pass, the gate's own batches
+            again = score(model, kind, data, batch_size=batch, qids=qids, retrieval_queries=retrieval)
+            extra["gate_again_s"] = round(again.seconds, 3)
+            for name, across in (("gate_batches", True), ("per_query_batches", False)):
+                texts = gate_batches(model, kind, data, qids, batch, across)
+                if texts is not None:
+                    seconds, tokens = _timed(model, texts, 2, prepared.PAD_MULTIPLE)
+                    extra.update({f"raw_{name}_s": round(seconds, 3), f"{name}": len(texts), f"{name}_tokens": tokens})
         rows.append({"model": kind, "variant": variant, "items": n, "prepared_path": uses, "load_s": round(loaded, 2),
                      "compile_s": getattr(model, "quantgate_compile_seconds", None),
                      "gate_s": round(gate.seconds, 3), "library_s": round(library.seconds, 3),
@@ -164,7 +192,7 @@ def measure(kind: str, path: Path, data, qids: list[str], batch: int, variants: 
                      "gate_over_raw": round(raw / gate.seconds, 3) if raw == raw else None,
                      "library_over_raw": round(raw / library.seconds, 3) if raw == raw else None,
                      "max_abs_gate_vs_library": float(np.max(np.abs(values - theirs))),
-                     "max_abs_vs_fp32": float(np.max(np.abs(values - reference)))})
+                     "max_abs_vs_fp32": float(np.max(np.abs(values - reference))), **extra})
         print(json.dumps(rows[-1]), flush=True)
         del model
     return rows
@@ -199,10 +227,12 @@ def main() -> None:
                         "checks the script, measures nothing")
     parser.add_argument("--variants", help="a subset of fp32,fp16,bf16,fp8,bf16-compiled (the first is the reference "
                         "of the vs-fp32 column)")
+    parser.add_argument("--diagnose", action="store_true", help="also time a second gate pass and the raw forward "
+                        "over the gate's own batches (rerankers)")
     parser.add_argument("--library-first", action="store_true", help="each variant's library pass before the gate's")
     args = parser.parse_args()
-    global DEVICE, LIBRARY_FIRST
-    LIBRARY_FIRST = args.library_first
+    global DEVICE, LIBRARY_FIRST, DIAGNOSE
+    LIBRARY_FIRST, DIAGNOSE = args.library_first, args.diagnose
     if args.smoke:
         DEVICE = "cpu"
         prepared.applies = lambda m: True

@@ -90,11 +90,26 @@ def quantize(model, kind: str):
         if plain is not None:
             setattr(model, name, types.MethodType(torch.no_grad()(plain), model))
     model.quantgate_grad_mode = torch.no_grad
+    model.to = types.MethodType(_to_unless_there, model)
     started = time.perf_counter()
     torch_backend._probe(model, kind)
     torch.cuda.synchronize()
     model.quantgate_compile_seconds = round(time.perf_counter() - started, 2)
     return model
+
+
+def _to_unless_there(model, *args, **kwargs):
+    """`Module.to` that returns the model as it is when asked for the device it is on and no dtype. On one H100 a
+    second `predict()` of the compiled float8 reranker raised "_apply(): Couldn't swap Linear.weight":
+    sentence-transformers moves the model to its device on every call, `_apply` swaps a tensor subclass's parameters
+    even onto the same device, and the compiled graph's guards hold weak references that forbid the swap."""
+    import torch
+
+    device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+    here = model.device
+    if dtype is None and (device is None or (device.type == here.type and device.index in (None, here.index))):
+        return model
+    return type(model).to(model, *args, **kwargs)
 
 
 def runtime_facts(model) -> dict[str, Any] | None:
