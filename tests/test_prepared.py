@@ -94,3 +94,23 @@ def test_the_16bit_cuda_pass_agrees_with_the_library_calls(monkeypatch, kind, dt
     # 16-bit noise: the same batches through the same kernels; limits are the agreement gate's own for 16-bit
     # variants against fp32 (thresholds.toml), far wider than what reordering copies can move
     assert np.max(np.abs(library.scores - mine.scores)) < 2e-3
+
+
+def test_on_cuda_the_calls_that_share_a_prompt_are_sorted_together(tiny_reranker):
+    """The batches across calls hold every input once, at its own position, longest first within each prompt; calls
+    with another prompt never share a batch."""
+    model = _load("reranker", tiny_reranker)
+    data = default_data()
+    pairs = [(q, p) for _, _, q, p in data.reranking_pairs(qids=data.evaluation_order(0)[:5])]
+    calls = [prepared.Call(pairs[s:s + 30], s, "a: " if s < 60 else None) for s in range(0, len(pairs), 30)]
+    plan = prepared.batches(model, calls, 8, across_calls=True)
+    positions = [p for _, where, _ in plan for p in where]
+    assert sorted(positions) == list(range(len(pairs)))
+    assert all(pairs[p] == x for batch, where, _ in plan for x, p in zip(batch, where))
+    assert {call.prompt for _, where, call in plan if where[0] < 60} == {"a: "}
+    assert all(call.prompt == ("a: " if max(where) < 60 else None) and (min(where) < 60) == (max(where) < 60)
+               for _, where, call in plan)
+    lengths = [model._input_length(x) for batch, where, _ in plan if where[0] < 60 for x in batch]
+    assert lengths == sorted(lengths, reverse=True)  # one run over both calls of the prompt
+    per_call = prepared.batches(model, calls, 8)
+    assert len(plan) <= len(per_call) and sorted(p for _, w, _ in per_call for p in w) == sorted(positions)
