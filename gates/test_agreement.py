@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from quantgate.core.results import GateResult
 from quantgate.evaluation.agreement import describe_worst
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import replayed
-from quantgate.results.outcome import GateResult
 from quantgate.variants.factory import BuildError
 from quantgate.variants.registry import REFERENCE_ID
 

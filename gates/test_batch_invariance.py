@@ -9,9 +9,9 @@ import pytest
 
 from quantgate.core.checks import crossed
 from quantgate.core.metrics import AGREEMENT_METRICS
+from quantgate.core.results import GateResult
 from quantgate.evaluation import invariance
 from quantgate.fixtures.outcomes import replayed, same_model
-from quantgate.results.outcome import GateResult
 
 
 @pytest.mark.gate(order=1.5, name="batch")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from quantgate.core.cache import verify
+from quantgate.core.results import GateResult
 from quantgate.evaluation.scoring import ScoreError, score
 from quantgate.fixtures.outcomes import replayed
-from quantgate.results.outcome import GateResult
 from quantgate.variants.factory import BuildError
 
 

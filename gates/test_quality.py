@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from quantgate.core.results import GateResult
 from quantgate.evaluation import quality
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import inconclusive, replayed
-from quantgate.results.outcome import GateResult
 from quantgate.variants.factory import BuildError
 from quantgate.variants.registry import REFERENCE_ID
 

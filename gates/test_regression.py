@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from quantgate.core.results import GateResult
 from quantgate.evaluation.quality import HubTaskError
 from quantgate.evaluation.scoring import ScoreError
 from quantgate.fixtures.outcomes import inconclusive
-from quantgate.results.outcome import GateResult
 from quantgate.session import regression
 from quantgate.speed import bench
 from quantgate.variants.factory import BuildError

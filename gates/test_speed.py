@@ -10,8 +10,8 @@ import pytest
 
 from quantgate.core import memory
 from quantgate.core.cache import strict
+from quantgate.core.results import GateResult
 from quantgate.fixtures.outcomes import replayed, same_model
-from quantgate.results.outcome import GateResult
 from quantgate.speed import bench
 from quantgate.speed.phases import PhaseTimer
 from quantgate.speed.result import SpeedResult

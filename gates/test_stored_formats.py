@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from quantgate.core import formats as format_ids
+from quantgate.core.results import GateResult
 from quantgate.decisions.decision import worst
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation import formats
-from quantgate.results.outcome import GateResult
 from quantgate.session import stored_formats
 
 

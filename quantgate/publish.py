@@ -20,7 +20,7 @@ from quantgate.backends import weight_patterns
 from quantgate.core.cache import strict
 from quantgate.core.candidate import file_sha256
 from quantgate.core.gates import Gate
-from quantgate.results.variant import VariantResult
+from quantgate.core.results import VariantResult
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.registry import REFERENCE_ID, ordered

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from quantgate.core.results import RunHeader
 from quantgate.session.core import GateSession
 from quantgate.session.settings import GateSettings
 from quantgate.variants import timeguard
@@ -66,8 +67,9 @@ def test_an_earlier_run_of_the_same_candidate_and_data_gives_the_plan_before_any
             {**_verdict("cpu-a", 50.0, {}), **header, "data": [{"sha256": "other"}]},  # other data: another cost
             {**_verdict("cpu-b", 9.0, {}), **header}]  # another machine
     guard = TimeGuard(None, 0.0, measurements(runs, "cpu-a"), timeguard.units(runs, "cpu-a"))
-    assert guard.earlier_unit(timeguard.run_key(header)) == pytest.approx(4.0)  # the median of 3 and 5
-    assert guard.earlier_unit(timeguard.run_key({**header, "candidate": {"sha256": "c2"}})) is None
+    key = timeguard.run_key
+    assert guard.earlier_unit(key(RunHeader.from_dict(header))) == pytest.approx(4.0)  # the median of 3 and 5
+    assert guard.earlier_unit(key(RunHeader.from_dict({**header, "candidate": {"sha256": "c2"}}))) is None
 
 
 def test_a_variant_that_does_not_fit_is_skipped_with_its_estimate_and_what_to_do():

@@ -18,10 +18,10 @@ from typing import Any
 
 from quantgate.core.candidate import Candidate, CandidateError, check_source, resolve
 from quantgate.core.gates import Gate
+from quantgate.core.results import VariantResult
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import TaskQuality
-from quantgate.results.variant import VariantResult
 from quantgate.results.verdict import VerdictFormatError, check_format
 from quantgate.variants.registry import REFERENCE_ID
 

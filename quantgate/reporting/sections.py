@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quantgate.core.gates import CHECK_PREFIX
-from quantgate.results.variant import VariantResult
+from quantgate.core.results import VariantResult
 from quantgate.variants.registry import ordered
 
 DECISION_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "skipped": "⏭ skipped"}

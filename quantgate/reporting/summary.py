@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from quantgate.backends import ran_with
 from quantgate.core.gates import Gate
+from quantgate.core.results import VariantResult
 from quantgate.reporting.formats import format_lines
 from quantgate.reporting.sections import (
     DECISION_MARK,
@@ -16,7 +17,6 @@ from quantgate.reporting.sections import (
     regression_lines,
     time_lines,
 )
-from quantgate.results.variant import VariantResult
 from quantgate.speed.phases import phase_lines
 from quantgate.variants.registry import ordered
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from quantgate.core.cache import write_text_atomic
 from quantgate.core.gates import Gate
+from quantgate.core.results import VariantResult
 from quantgate.decisions.decision import Decision, Sequence, evaluate
-from quantgate.results.variant import VariantResult
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.registry import ordered

@@ -16,9 +16,8 @@ from typing import Any
 from quantgate import backends
 from quantgate.core import machine
 from quantgate.core.cache import write_json_atomic
+from quantgate.core.results import GateResult, VariantResult
 from quantgate.errors import QuantgateUsageError
-from quantgate.results.outcome import GateResult
-from quantgate.results.variant import VariantResult
 
 REQUIRED = {"candidate": dict, "variants": dict, "complete": bool}  # what every reader of a verdict needs
 FORMAT = "quantgate-verdict/2"  # 2: per-variant "decision" (pass / fail / inconclusive) from sequential bounds
@@ -60,7 +59,7 @@ def check_format(data: Any, where: str | Path) -> dict[str, Any]:
 
 
 def decision_of(entry: dict[str, Any]) -> str:
-    """A variant's decision (quantgate.results.variant.VariantResult.decision) from its verdict entry."""
+    """A variant's decision (quantgate.core.results.VariantResult.decision) from its verdict entry."""
     return VariantResult.from_dict("", entry).decision
 
 

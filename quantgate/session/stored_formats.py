@@ -11,11 +11,11 @@ import numpy as np
 
 from quantgate.core.candidate import file_sha256
 from quantgate.core.formats import StoredFormat, check_dimensions, parse
+from quantgate.core.results import GateResult
 from quantgate.decisions import formats as decide
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation import formats
 from quantgate.evaluation.data import EvalSet
-from quantgate.results.outcome import GateResult
 from quantgate.results.verdict import Verdict, decision_of
 from quantgate.session.context import GateContext
 from quantgate.session.scores import ScoreStore

@@ -9,6 +9,7 @@ from functools import cached_property
 
 from quantgate.core import machine
 from quantgate.core.memory import GB
+from quantgate.core.results import RunHeader
 from quantgate.variants.registry import REFERENCE_ID, VariantSpec, untuned
 from quantgate.variants.timeguard import (
     Estimate,
@@ -36,8 +37,9 @@ class SessionTime:
     def _unit(self) -> float | None:
         """This run's unit of work: what the reference cost once it has finished; before that, what it cost in the
         earlier runs of this machine with the same candidate, data and subset (None without one)."""
-        unit = reference_unit({**self.run.verdict.header, "variants": self.run.verdict.variants})
-        return unit if unit > 0 else self.time_guard.earlier_unit(run_key(self.run.verdict.header))
+        run = RunHeader.from_dict({**self.run.verdict.header, "variants": self.run.verdict.variants})
+        unit = reference_unit(run)
+        return unit if unit > 0 else self.time_guard.earlier_unit(run_key(run))
 
     def plan_before_work(self) -> None:
         """The plan at the start, when an earlier run of this candidate and data on this machine measured the

@@ -28,6 +28,8 @@ import statistics
 import time
 from typing import Any
 
+from quantgate.core.gates import Gate
+from quantgate.core.results import VariantResult
 from quantgate.variants.registry import ordered
 
 PHASES = ("call", "tokenize", "transfer", "forward", "post")
@@ -219,12 +221,14 @@ def phase_lines(verdict: dict) -> list[str]:
     variants = verdict.get("variants", {})
     rows, tokenizer = [], None
     for vid in ordered(variants):
-        timed = [(k, g) for k, g in variants[vid].get("gates", {}).items() if k.startswith("speed-") and
-                 "phase_shares" in g]
+        row = VariantResult.from_dict(vid, variants[vid])
+        timed = [(k, g.numbers) for k, g in row.gates.items() if k.startswith(Gate.SPEED.per_batch(""))
+                 and "phase_shares" in g.numbers]
         for key, info in sorted(timed, key=lambda kv: kv[1]["batch_size"]):
             tokenizer = info["tokenizer"]
             shares = " | ".join(f"{info['phase_shares'][phase]:.0%}" for phase in PHASES)
-            rows.append(f"| `{vid}` | {info['batch_size']}{' (auto)' if key == 'speed-bauto' else ''} | "
+            auto = " (auto)" if key == Gate.SPEED.per_batch("bauto") else ""
+            rows.append(f"| `{vid}` | {info['batch_size']}{auto} | "
                         f"{info['e2e_items_per_s']:.1f} | {info['model_only_items_per_s']:.1f} | {shares} | "
                         f"{info['phase_sum_vs_e2e']:.2f} | {info['tokenize_tokens_per_s']:,.0f} | "
                         f"{_raw_cell(info.get('raw_forward'))} |")

@@ -20,6 +20,8 @@ from typing import Any
 
 from quantgate.backends import FAMILIES, backend
 from quantgate.backends.openvino_ac import ranking_compiles
+from quantgate.core.gates import Gate
+from quantgate.core.results import RunHeader
 from quantgate.variants.registry import REFERENCE_ID
 
 # wall(variant) / the reference's unit, one cold default run (every artifact built; the embedded embedder on
@@ -77,28 +79,27 @@ def fitted_validation(control: dict[str, int], queries: int, fixed_s: float, lef
     return None
 
 
-def reference_unit(verdict: dict[str, Any]) -> float:
-    """What the reference cost in a run (its verdict's header and variants): its wall seconds, plus its scoring
-    seconds when its scores came from the cache."""
-    wall = verdict.get("variants", {}).get(REFERENCE_ID, {}).get("wall_seconds") or 0.0
-    scoring = sum(s for key, s in verdict.get("scoring_seconds", {}).items() if key.startswith(f"{REFERENCE_ID}@"))
-    return wall + (scoring if verdict.get("reference_scores_cached") else 0.0) if wall else 0.0
+def reference_unit(run: RunHeader) -> float:
+    """What the reference cost in a run: its wall seconds, plus its scoring seconds when its scores came from the
+    cache."""
+    reference = run.variants.get(REFERENCE_ID)
+    wall = (reference.wall_seconds if reference is not None else None) or 0.0
+    return wall + (run.scoring_of(REFERENCE_ID) if run.reference_scores_cached else 0.0) if wall else 0.0
 
 
-def run_key(verdict: dict[str, Any]) -> tuple:
+def run_key(run: RunHeader) -> tuple:
     """What decides the reference's cost in a run: the candidate, the data and the subset of it (with the machine,
     which `measurements` and `units` filter on). Two runs with the same key cost the reference the same."""
-    return (verdict.get("candidate", {}).get("sha256"), tuple(d.get("sha256") for d in verdict.get("data", [])),
-            tuple(sorted((verdict.get("subset") or {}).items())), verdict.get("device"), verdict.get("threads"))
+    return run.candidate_sha256, run.data_sha256, run.subset, run.device, run.threads
 
 
 def units(verdicts: list[dict[str, Any]], cpu: str) -> dict[tuple, list[float]]:
     """run_key -> the reference's unit in each kept verdict of this machine, oldest first: a run like an earlier one
     has its plan before any work."""
     out: dict[tuple, list[float]] = {}
-    for verdict in verdicts:
-        if verdict.get("machine", {}).get("cpu") == cpu and (unit := reference_unit(verdict)) > 0:
-            out.setdefault(run_key(verdict), []).append(unit)
+    for run in map(RunHeader.from_dict, verdicts):
+        if run.cpu == cpu and (unit := reference_unit(run)) > 0:
+            out.setdefault(run_key(run), []).append(unit)
     return out
 
 
@@ -116,17 +117,16 @@ def measurements(verdicts: list[dict[str, Any]], cpu: str) -> dict[tuple[str, bo
     """(variant, built cold) -> its wall seconds per unit of the reference's cost, oldest first, from kept verdicts
     of this machine."""
     out: dict[tuple[str, bool], list[float]] = {}
-    for verdict in verdicts:
-        unit = reference_unit(verdict)
-        if verdict.get("machine", {}).get("cpu") != cpu or unit <= 0:
+    for run in map(RunHeader.from_dict, verdicts):
+        unit = reference_unit(run)
+        if run.cpu != cpu or unit <= 0:
             continue
-        for vid, entry in verdict.get("variants", {}).items():
-            if vid == REFERENCE_ID or not entry.get("wall_seconds"):
+        for vid, row in run.variants.items():
+            if vid == REFERENCE_ID or not row.wall_seconds:
                 continue
-            cold = not entry.get("gates", {}).get("build", {}).get("cached", True)
-            kept = sum(s for key, s in verdict.get("scoring_seconds", {}).items() if key.startswith(f"{vid}@")) \
-                if vid in verdict.get("scores_kept", ()) else 0.0  # its scores came from the cache: their cost
-            out.setdefault((vid, cold), []).append((entry["wall_seconds"] + kept) / unit)
+            cold = not row.numbers(Gate.BUILD).get("cached", True)
+            kept = run.scoring_of(vid) if vid in run.scores_kept else 0.0  # its scores came from the cache: their cost
+            out.setdefault((vid, cold), []).append((row.wall_seconds + kept) / unit)
     return out
 
 
