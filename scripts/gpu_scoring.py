@@ -46,6 +46,7 @@ SMOKE = {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "n
 DEVICE = "cuda"
 LIBRARY_FIRST = False
 DIAGNOSE = False
+EMPTY_CACHE = True
 
 
 def build(kind: str, tokenizer_dir: Path, out: Path, smoke: bool = False) -> Path:
@@ -83,9 +84,9 @@ def load(kind: str, path: Path, variant: str):
                                                                                                    device=DEVICE)
     if variant == "fp32":
         return upcast_activation(model) if kind == "reranker" else model
-    model = model.to(torch.bfloat16 if variant in ("bf16", "fp8", "bf16-compiled") else torch.float16)
-    if variant == "fp8":
-        model = quantize(model, kind)
+    model = model.to(torch.bfloat16 if variant in ("bf16", "fp8", "fp8-whole", "bf16-compiled") else torch.float16)
+    if variant in ("fp8", "fp8-whole"):  # the gate's (its repeated layers compiled), and the whole model compiled
+        model = quantize(model, kind, regional=variant == "fp8")
     elif variant == "bf16-compiled":  # what torch.compile alone gives, beside fp8 (which needs it)
         started = time.perf_counter()
         model.compile(dynamic=True)
@@ -144,7 +145,7 @@ def measure(kind: str, path: Path, data, qids: list[str], batch: int, variants: 
     prepared.clear()
     retrieval = [data.queries[q] for q in qids] if kind == "embedder" and retrieval else None
     for variant in variants:
-        if DEVICE == "cuda":
+        if DEVICE == "cuda" and EMPTY_CACHE:
             torch.cuda.empty_cache()
         started = time.perf_counter()
         model = load(kind, path, variant)
@@ -225,25 +226,35 @@ def main() -> None:
                         "candidates only, not the whole corpus (the gate's --gate-no-retrieval)")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes on the CPU, the prepared path forced: "
                         "checks the script, measures nothing")
-    parser.add_argument("--variants", help="a subset of fp32,fp16,bf16,fp8,bf16-compiled (the first is the reference "
-                        "of the vs-fp32 column)")
+    parser.add_argument("--variants", help="a subset of fp32,fp16,bf16,fp8,fp8-whole,bf16-compiled (the first is the "
+                        "reference of the vs-fp32 column)")
+    parser.add_argument("--pad", type=int, help="the prepared pass's pad multiple on CUDA (default: the gate's)")
+    parser.add_argument("--no-cudnn-attention", action="store_true", help="scaled-dot-product attention without "
+                        "its cuDNN backend (which plans each new shape)")
+    parser.add_argument("--keep-allocator-cache", action="store_true", help="no torch.cuda.empty_cache() between "
+                        "variants")
     parser.add_argument("--diagnose", action="store_true", help="also time a second gate pass and the raw forward "
                         "over the gate's own batches (rerankers)")
     parser.add_argument("--library-first", action="store_true", help="each variant's library pass before the gate's")
     args = parser.parse_args()
-    global DEVICE, LIBRARY_FIRST, DIAGNOSE
-    LIBRARY_FIRST, DIAGNOSE = args.library_first, args.diagnose
+    global DEVICE, LIBRARY_FIRST, DIAGNOSE, EMPTY_CACHE
+    LIBRARY_FIRST, DIAGNOSE, EMPTY_CACHE = args.library_first, args.diagnose, not args.keep_allocator_cache
+    if args.pad:
+        prepared.PAD_MULTIPLE = args.pad
+    if args.no_cudnn_attention:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     if args.smoke:
         DEVICE = "cpu"
         prepared.applies = lambda m: True
     fp8_skip = skip_reason(VARIANTS["torch-fp8"], DEVICE)
-    variants = ["fp32", "fp16", "bf16"] + ([] if fp8_skip else ["fp8"]) + ["bf16-compiled"]
+    variants = ["fp32", "fp16", "bf16"] + ([] if fp8_skip else ["fp8", "fp8-whole"]) + ["bf16-compiled"]
     if args.variants:
         variants = [v for v in args.variants.split(",") if v in variants]
     facts = {"gpu": torch.cuda.get_device_name() if DEVICE == "cuda" else "none (--smoke)",
              "torch": torch.__version__, "transformers": transformers.__version__,
              "sentence_transformers": sentence_transformers.__version__, "batch": args.batch,
-             "queries": args.queries, "fp8": fp8_skip or "measured"}
+             "queries": args.queries, "fp8": fp8_skip or "measured", "pad_multiple": prepared.PAD_MULTIPLE,
+             "cudnn_attention": not args.no_cudnn_attention, "empty_cache": EMPTY_CACHE}
     print(json.dumps(facts), flush=True)
     data = load_data(args.data)
     qids = data.evaluation_order(0)[:args.queries]

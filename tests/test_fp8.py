@@ -59,3 +59,17 @@ def test_the_compiled_models_to_is_a_no_op_onto_its_own_device(monkeypatch):
     model.to(torch.bfloat16)
     model.to("meta")
     assert len(applied) == 2
+
+
+def test_the_repeated_layers_are_compiled_each_and_nothing_else(monkeypatch, tiny_reranker):
+    """Regional compilation: the model's transformer layers (the longest list of like modules) are compiled one by
+    one; a model with no repeated blocks is left to the whole-model compile."""
+    from sentence_transformers import CrossEncoder
+
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append((type(self).__name__, kw)))
+    model = CrossEncoder(str(tiny_reranker), device="cpu")
+    layers = [m for m in model.modules() if type(m).__name__.endswith("Layer")]
+    assert torchao_fp8.compile_regions(model) == len(layers) >= 2
+    assert compiled == [(type(layers[0]).__name__, {"dynamic": True})] * len(layers)
+    assert torchao_fp8.compile_regions(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())) == 0
