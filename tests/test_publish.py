@@ -99,10 +99,43 @@ def test_only_decided_passes_are_published_whatever_the_policy(gated, tmp_path):
 def test_a_verdict_of_another_format_is_refused(gated, tmp_path):
     src, verdict, thresholds = gated
     path = tmp_path / "verdict.json"
-    path.write_text(json.dumps({**verdict, "format": "quantgate-verdict/1"}))
+    path.write_text(json.dumps({**verdict, "format": "quantgate-verdict/3"}))
     code, lines = _publish(path, thresholds, dry_run=True)
-    assert code == 1 and lines == [f"refused: {path}: verdict format 'quantgate-verdict/1', this quantgate reads "
-                                   "'quantgate-verdict/2': gate again with this version"]
+    assert code == 1 and lines == [f"refused: {path}: verdict format 'quantgate-verdict/3', this quantgate reads "
+                                   "'quantgate-verdict/2', 'quantgate-verdict/1': gate again with this version"]
+
+
+def _format_1(verdict: dict) -> dict:
+    """A verdict as format 1 wrote it: no decisions, each gate and variant passed or not on the point estimate."""
+    old = json.loads(json.dumps(verdict))
+    for entry in old["variants"].values():
+        entry.pop("decision", None)
+        for gate in entry.get("gates", {}).values():
+            gate.pop("decision", None)
+    return {**old, "format": "quantgate-verdict/1"}
+
+
+def test_a_format_1_verdict_reads_through_its_converter_and_publishes_nothing_undecided(gated, tmp_path):
+    """Format 1 judged each loss's point estimate, which decides nothing at format 2's bound: read back, a variant
+    with nothing crossed is inconclusive (the reference passes, a crossed limit stays a fail), and publish takes
+    none of them: the reference alone."""
+    from quantgate.results.verdict import Verdict, check_format
+
+    _, verdict, thresholds = gated
+    old = _format_1(verdict)
+    read = check_format(old, "old.json")
+    assert read["format"] == "quantgate-verdict/2" and read["converted_from"] == "quantgate-verdict/1"
+    expected = {vid: "pass" if vid == "torch-fp32" else "fail" if e["decision"] == "fail" else "inconclusive"
+                for vid, e in verdict["variants"].items()}
+    assert {vid: e["decision"] for vid, e in read["variants"].items()} == expected
+    assert "inconclusive" in expected.values()
+    assert {v: e["decision"] for v, e in Verdict.from_dict(old).to_dict(True)["variants"].items()} == expected
+    path = tmp_path / "verdict.json"
+    path.write_text(json.dumps(old))
+    code, lines = _publish(path, thresholds, dry_run=True)  # the reference alone, as gated
+    assert code == 0 and "not selected: onnx (inconclusive)" in lines, lines
+    assert [line for line in lines if line.startswith("publishing")] == [
+        next(line for line in lines if line.startswith("publishing torch-fp32 to org/model"))], lines
 
 
 def test_push_makes_one_commit_with_the_card(gated, monkeypatch):
@@ -206,8 +239,8 @@ def test_a_written_verdict_reads_back_typed(gated):
     again = Verdict.from_dict(verdict).to_dict(verdict["complete"])
     assert {v: e["decision"] for v, e in again["variants"].items()} == \
         {v: e["decision"] for v, e in verdict["variants"].items()}
-    with pytest.raises(VerdictFormatError, match="quantgate-verdict/1"):
-        Verdict.from_dict({**verdict, "format": "quantgate-verdict/1"})
+    with pytest.raises(VerdictFormatError, match="quantgate-verdict/0"):
+        Verdict.from_dict({**verdict, "format": "quantgate-verdict/0"})
 
 
 def test_the_own_repository_flow_publishes_what_passed(gated, tmp_path):

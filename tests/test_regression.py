@@ -167,7 +167,7 @@ def test_bad_baselines_get_one_clear_error(tmp_path):
         check(str(tmp_path / "missing.json"))
     with pytest.raises(BaselineError, match="does not exist; pass an existing model directory or a hub id"):
         check("./nowhere/model")
-    (tmp_path / "old.json").write_text(json.dumps({"format": "quantgate-verdict/1"}))
+    (tmp_path / "old.json").write_text(json.dumps({"format": "quantgate-verdict/0"}))
     with pytest.raises(BaselineError, match="verdict format"):
         resolve_baseline(str(tmp_path / "old.json"), "reranker")
 

@@ -128,10 +128,17 @@ def available() -> int:
     return free if room is None else min(free, room)
 
 
-def release() -> None:
+def release(settled: bool = False) -> None:
     """Collect what the dropped model left (reference cycles) and hand freed heap pages back to the
-    system: without malloc_trim, glibc keeps them and the next variant's peak starts higher."""
+    system: without malloc_trim, glibc keeps them and the next variant's peak starts higher.
+
+    `settled`: no variant is loaded any more, so what survives this collection (modules, the run's state) lives until
+    the run ends: it is frozen out of every later collection (`gc.freeze`), which then scans only what came after.
+    With torch, transformers, mteb and OpenVINO imported, a full collection scans about 700,000 objects in 0.34 s on
+    a 2-core EPYC, and the default run releases 17 variants."""
     gc.collect()
+    if settled:
+        gc.freeze()
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)

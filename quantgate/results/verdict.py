@@ -16,7 +16,9 @@ from typing import Any
 from quantgate import backends
 from quantgate.core import machine
 from quantgate.core.cache import write_json_atomic
+from quantgate.core.gates import Gate
 from quantgate.core.results import GateResult, VariantResult
+from quantgate.core.spec import REFERENCE_ID
 from quantgate.errors import QuantgateUsageError
 
 REQUIRED = {"candidate": dict, "variants": dict, "complete": bool}  # what every reader of a verdict needs
@@ -45,17 +47,41 @@ def read(path: str | Path) -> dict[str, Any]:
 
 
 def check_format(data: Any, where: str | Path) -> dict[str, Any]:
-    """A verdict read from disk, or one clear error: publish and merge never half-trust an old file."""
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise VerdictFormatError(f"{where}: verdict format {found!r}, this quantgate reads {FORMAT!r}: gate again "
-                                 "with this version")
+    """A verdict read from disk (an older format through its converter, `UPGRADES`), or one clear error: publish and
+    merge never half-trust an old file."""
+    stated = data.get("format") if isinstance(data, dict) else None
+    if stated not in (FORMAT, *UPGRADES):
+        found = stated if isinstance(data, dict) else type(data).__name__
+        raise VerdictFormatError(f"{where}: verdict format {found!r}, this quantgate reads "
+                                 f"{', '.join(map(repr, (FORMAT, *UPGRADES)))}: gate again with this version")
     missing = [key for key, kind in REQUIRED.items() if not isinstance(data.get(key), kind)]
     if missing:
-        raise VerdictFormatError(f"{where}: says {FORMAT!r} but has no {', '.join(missing)}: not a verdict this "
-                                 f"quantgate wrote (it reads {FORMAT!r} verdicts written by `pytest gates/`); gate "
-                                 "again or restore the file")
-    return data
+        raise VerdictFormatError(f"{where}: says {stated!r} but has no {', '.join(missing)}: not a verdict this "
+                                 f"quantgate wrote (it reads verdicts written by `pytest gates/`); gate again or "
+                                 "restore the file")
+    return UPGRADES[stated](data) if stated in UPGRADES else data
+
+
+def _from_format_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 verdict (before three-valued decisions) read as format 2. Its quality gate compared the point
+    estimate of each loss with the limit, which decides nothing at the one-sided bound format 2 decides on: a
+    variant with nothing crossed reads as inconclusive (a crossed limit or an error stays a fail; the reference, whose
+    loss is zero by definition, passes), so report and history show it and publish takes none of the others.
+    `converted_from` says so."""
+    variants = {}
+    for vid, entry in data["variants"].items():
+        entry = dict(entry) if isinstance(entry, dict) else {}
+        gates = {name: dict(g) for name, g in (entry.get("gates") or {}).items() if isinstance(g, dict)}
+        if Gate.QUALITY in gates and "decision" not in gates[Gate.QUALITY]:
+            held = "pass" if vid == REFERENCE_ID else "inconclusive"
+            gates[Gate.QUALITY]["decision"] = held if gates[Gate.QUALITY].get("passed") else "fail"
+        entry["gates"] = gates
+        decision = VariantResult.from_dict(vid, entry).decision
+        variants[vid] = {**entry, "decision": decision, "passed": data["complete"] and decision == "pass"}
+    return {**data, "format": FORMAT, "converted_from": data["format"], "variants": variants}
+
+
+UPGRADES = {"quantgate-verdict/1": _from_format_1}  # an older format -> its converter to FORMAT
 
 
 def decision_of(entry: dict[str, Any]) -> str:

@@ -214,7 +214,7 @@ class VariantFactory:
         del model  # the last reference: collected below (a reference held here kept 0.43 GB of an ORT session)
         from quantgate.core import memory  # noqa: PLC0415 -- psutil only once a variant is gated
 
-        memory.release()
+        memory.release(settled=not self._models)
         return True
 
     def is_cached(self, spec: VariantSpec) -> bool:
