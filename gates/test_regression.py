@@ -10,7 +10,6 @@ import pytest
 from quantgate.core.results import GateResult
 from quantgate.evaluation.quality import HubTaskError
 from quantgate.evaluation.scoring import ScoreError
-from quantgate.fixtures.outcomes import inconclusive
 from quantgate.session import regression
 from quantgate.speed import bench
 from quantgate.variants.factory import BuildError
@@ -19,7 +18,7 @@ NO_BASELINE = "no --gate-baseline: pass the model in production (a directory, a 
 
 
 @pytest.mark.gate(after="reference", name="regression")
-def test_regression(gate_session):
+def test_regression(gate_session) -> GateResult:
     context = gate_session.context
     if context.baseline is None:
         pytest.skip(NO_BASELINE)
@@ -28,17 +27,15 @@ def test_regression(gate_session):
     try:
         result = regression.run(context, gate_session.store, gate_session.evaluator)
     except (ScoreError, BuildError, HubTaskError) as err:
-        gate_session.run.verdict.header["regression"] = {"baseline": context.baseline.header(), "decision": "fail",
-                                                         "failures": [str(err)]}
-        pytest.fail(f"the baseline could not be gated: {err}", pytrace=False)
-    gate_session.run.verdict.header["regression"] = result.to_dict()
-    if failures := result.failures():
-        pytest.fail(f"the candidate is worse than the baseline {context.baseline.source}:\n  "
-                    + "\n  ".join(failures), pytrace=False)
-    if undecided := result.undecided():
-        message = (f"INCONCLUSIVE against the baseline {context.baseline.source} (the data do not decide "
-                   "whether the candidate loses more than the limit):\n  " + "\n  ".join(undecided))
-        inconclusive(context, message)
+        return GateResult({"baseline": context.baseline.header(), "decision": "fail"}, (str(err),),
+                          f"the baseline could not be gated: {err}", of_run="regression")
+    failures, undecided = result.failures(), result.undecided()
+    source = context.baseline.source
+    return GateResult(result.to_dict(), tuple(failures),
+                      f"the candidate is worse than the baseline {source}:\n  " + "\n  ".join(failures),
+                      f"INCONCLUSIVE against the baseline {source} (the data do not decide whether the candidate "
+                      "loses more than the limit):\n  " + "\n  ".join(undecided) if undecided else None,
+                      of_run="regression")
 
 
 @pytest.mark.gate(order=4, name="regression-speed")

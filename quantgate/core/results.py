@@ -20,13 +20,15 @@ class GateResult:
     `failures` each limit crossed or error, one line each. The test's outcome: failed with `message` (or the
     failures) when there are failures; else, with `inconclusive` set, what thresholds.toml [decision] inconclusive
     says; else passed. A stored format (`stored_format`, VARIANT@FORMAT) is kept under the variant's formats, its
-    decision in its numbers, apart from the variant's own gates."""
+    decision in its numbers, apart from the variant's own gates; a result of the whole run (`of_run`) in the verdict's
+    header."""
 
     numbers: dict[str, Any] = field(default_factory=dict)
     failures: tuple[str, ...] = ()
     message: str | None = None
     inconclusive: str | None = None
     stored_format: str | None = None
+    of_run: str | None = None  # a result of the run, not of a variant (the regression): the verdict header's key
     read_passed: bool | None = field(default=None, compare=False)  # a recorded entry's "passed", as read back
 
     @classmethod
