@@ -30,7 +30,7 @@ def test_estimates_scale_what_was_measured_by_the_reference_work_now():
     runs = [_verdict("cpu-a", 2.0, {"onnx": 8.0, "slowed": 60.0}),
             _verdict("cpu-a", 4.0, {"onnx": 12.0}, cached=True),
             _verdict("cpu-b", 1.0, {"onnx": 100.0})]  # another machine: not used
-    history = measurements(runs, "cpu-a")
+    history = measurements([RunHeader.from_dict(r) for r in runs], "cpu-a")
     assert history == {("onnx", True): [4.0], ("onnx", False): [3.0], ("slowed", True): [30.0]}
     guard = TimeGuard(None, 0.0, history)
     assert guard.estimate("onnx", cold=True, unit_s=2.0).seconds == pytest.approx(8.0)  # the same work: as measured
@@ -66,7 +66,8 @@ def test_an_earlier_run_of_the_same_candidate_and_data_gives_the_plan_before_any
     runs = [{**_verdict("cpu-a", 3.0, {"onnx": 6.0}), **header}, {**_verdict("cpu-a", 5.0, {"onnx": 6.0}), **header},
             {**_verdict("cpu-a", 50.0, {}), **header, "data": [{"sha256": "other"}]},  # other data: another cost
             {**_verdict("cpu-b", 9.0, {}), **header}]  # another machine
-    guard = TimeGuard(None, 0.0, measurements(runs, "cpu-a"), timeguard.units(runs, "cpu-a"))
+    kept = [RunHeader.from_dict(r) for r in runs]
+    guard = TimeGuard(None, 0.0, measurements(kept, "cpu-a"), timeguard.units(kept, "cpu-a"))
     key = timeguard.run_key
     assert guard.earlier_unit(key(RunHeader.from_dict(header))) == pytest.approx(4.0)  # the median of 3 and 5
     assert guard.earlier_unit(key(RunHeader.from_dict({**header, "candidate": {"sha256": "c2"}}))) is None

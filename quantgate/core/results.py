@@ -136,7 +136,6 @@ class RunHeader:
     scoring_seconds: dict[str, float] = field(default_factory=dict)  # VARIANT@DATA -> seconds
     reference_scores_cached: bool = False
     scores_kept: tuple[str, ...] = ()  # variants whose scores came from the cache
-    complete: bool = False
     variants: dict[str, VariantResult] = field(default_factory=dict)
 
     @classmethod
@@ -146,7 +145,6 @@ class RunHeader:
                    tuple(sorted((verdict.get("subset") or {}).items())), verdict.get("device"), verdict.get("threads"),
                    (verdict.get("machine") or {}).get("cpu"), dict(verdict.get("scoring_seconds") or {}),
                    bool(verdict.get("reference_scores_cached")), tuple(verdict.get("scores_kept") or ()),
-                   bool(verdict.get("complete")),
                    {vid: VariantResult.from_dict(vid, entry) for vid, entry in (verdict.get("variants") or {}).items()})
 
     def scoring_of(self, variant: str) -> float:

@@ -32,7 +32,8 @@ class SessionTime:
         runs, _ = load(self.context.history_dir) if self.context.history_dir.is_dir() else ([], [])
         budget = self.context.settings.time_budget_min
         cpu = machine.cpu_summary()
-        return TimeGuard(budget * 60 if budget else None, self.run.began, measurements(runs, cpu), units(runs, cpu))
+        kept = [RunHeader.from_dict(verdict) for verdict in runs]  # read once for both tables
+        return TimeGuard(budget * 60 if budget else None, self.run.began, measurements(kept, cpu), units(kept, cpu))
 
     def _unit(self) -> float | None:
         """This run's unit of work: what the reference cost once it has finished; before that, what it cost in the

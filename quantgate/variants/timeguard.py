@@ -93,11 +93,11 @@ def run_key(run: RunHeader) -> tuple:
     return run.candidate_sha256, run.data_sha256, run.subset, run.device, run.threads
 
 
-def units(verdicts: list[dict[str, Any]], cpu: str) -> dict[tuple, list[float]]:
-    """run_key -> the reference's unit in each kept verdict of this machine, oldest first: a run like an earlier one
+def units(runs: list[RunHeader], cpu: str) -> dict[tuple, list[float]]:
+    """run_key -> the reference's unit in each kept run of this machine, oldest first: a run like an earlier one
     has its plan before any work."""
     out: dict[tuple, list[float]] = {}
-    for run in map(RunHeader.from_dict, verdicts):
+    for run in runs:
         if run.cpu == cpu and (unit := reference_unit(run)) > 0:
             out.setdefault(run_key(run), []).append(unit)
     return out
@@ -113,11 +113,11 @@ class Estimate:
         return {"estimated_s": round(self.seconds, 1), "from": self.source}
 
 
-def measurements(verdicts: list[dict[str, Any]], cpu: str) -> dict[tuple[str, bool], list[float]]:
-    """(variant, built cold) -> its wall seconds per unit of the reference's cost, oldest first, from kept verdicts
+def measurements(runs: list[RunHeader], cpu: str) -> dict[tuple[str, bool], list[float]]:
+    """(variant, built cold) -> its wall seconds per unit of the reference's cost, oldest first, from the kept runs
     of this machine."""
     out: dict[tuple[str, bool], list[float]] = {}
-    for run in map(RunHeader.from_dict, verdicts):
+    for run in runs:
         unit = reference_unit(run)
         if run.cpu != cpu or unit <= 0:
             continue
