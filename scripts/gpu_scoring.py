@@ -231,6 +231,8 @@ def main() -> None:
     parser.add_argument("--pad", type=int, help="the prepared pass's pad multiple on CUDA (default: the gate's)")
     parser.add_argument("--no-cudnn-attention", action="store_true", help="scaled-dot-product attention without "
                         "its cuDNN backend (which plans each new shape)")
+    parser.add_argument("--gate-cudnn-attention", action="store_true", help="the gate's pass with cuDNN's attention "
+                        "backend first (the library's default order; the pass leaves it out)")
     parser.add_argument("--keep-allocator-cache", action="store_true", help="no torch.cuda.empty_cache() between "
                         "variants")
     parser.add_argument("--diagnose", action="store_true", help="also time a second gate pass and the raw forward "
@@ -241,6 +243,8 @@ def main() -> None:
     LIBRARY_FIRST, DIAGNOSE, EMPTY_CACHE = args.library_first, args.diagnose, not args.keep_allocator_cache
     if args.pad:
         prepared.PAD_MULTIPLE = args.pad
+    if args.gate_cudnn_attention:
+        prepared.WITHOUT_CUDNN_ATTENTION = False
     if args.no_cudnn_attention:
         torch.backends.cuda.enable_cudnn_sdp(False)
     if args.smoke:
@@ -254,7 +258,8 @@ def main() -> None:
              "torch": torch.__version__, "transformers": transformers.__version__,
              "sentence_transformers": sentence_transformers.__version__, "batch": args.batch,
              "queries": args.queries, "fp8": fp8_skip or "measured", "pad_multiple": prepared.PAD_MULTIPLE,
-             "cudnn_attention": not args.no_cudnn_attention, "empty_cache": EMPTY_CACHE}
+             "cudnn_attention": not args.no_cudnn_attention,
+             "gate_cudnn_attention": not prepared.WITHOUT_CUDNN_ATTENTION, "empty_cache": EMPTY_CACHE}
     print(json.dumps(facts), flush=True)
     data = load_data(args.data)
     qids = data.evaluation_order(0)[:args.queries]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from quantgate.config import PACKAGED_THRESHOLDS, load_thresholds
 from quantgate.evaluation import prepared
 from quantgate.evaluation.data import default_data
 from quantgate.evaluation.encoding import PLAIN, SOURCES, TASK_TYPES, Encoding
@@ -91,9 +92,12 @@ def test_the_16bit_cuda_pass_agrees_with_the_library_calls(monkeypatch, kind, dt
     monkeypatch.setattr(prepared, "applies", lambda m: False)
     library = score(model, kind, data, batch_size=8, qids=qids)
     assert library.keys == mine.keys
-    # 16-bit noise: the same batches through the same kernels; limits are the agreement gate's own for 16-bit
-    # variants against fp32 (thresholds.toml), far wider than what reordering copies can move
-    assert np.max(np.abs(library.scores - mine.scores)) < 2e-3
+    # 16-bit noise: the same batches, attention through another kernel (the pass leaves out cuDNN's). A quarter of
+    # the variant's own max_abs_error limit against fp32 (thresholds.toml: torch-fp16 0.03, torch-bf16 0.08); measured
+    # on one H200 (XLM-R-large shape, 3,000 pairs): 4.9e-4 in fp16, 3.9e-3 in bf16
+    variant = "torch-fp16" if dtype == "float16" else "torch-bf16"
+    limit = load_thresholds(PACKAGED_THRESHOLDS).agreement_limits(variant, kind)
+    assert np.max(np.abs(library.scores - mine.scores)) < limit["max_abs_error"] / 4
 
 
 def test_on_cuda_the_calls_that_share_a_prompt_are_sorted_together(tiny_reranker):

@@ -13,16 +13,17 @@ CUDA the calls that share a prompt are sorted together, `batches`), but:
 - the next batches are tokenized on a background thread while the device runs this one, into pinned memory, and
   copied without a wait;
 - outputs stay on the device until the pass ends (predict() copies each score to the host on its own);
-- the model runs one batch before the pass, so the pass is not its first.
-Measured on one lent H100 (docs/measurements.md, "The scoring pass on a GPU"): a second pass over the same batches
-runs at 0.80-1.01x the raw forward's speed; the first pass of each dtype pays about 2 s more (per distinct
-batch shape, 16-bit; cause not yet traced).
+- the model runs one batch before the pass, so the pass is not its first;
+- attention runs without cuDNN's backend (`WITHOUT_CUDNN_ATTENTION`).
+Measured on one lent H200 (docs/measurements.md, "The scoring pass on a GPU"): 0.81-0.86x a warm raw forward of the
+same inputs in fp16 and bf16, 0.95-0.98x in fp32, on an XLM-R-large-shape reranker and a Qwen3-0.6B-shape embedder.
 On a CPU the library's own calls run (`applies`); tests/test_prepared.py checks this path equals them bit for bit on
 fp32 on the CPU, and within 16-bit noise on a GPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -38,6 +39,13 @@ AHEAD = 4  # batches tokenized ahead of the forward
 # meets each batch length once: padding to a multiple of 16 on CUDA leaves about 32 lengths up to 512 instead of
 # hundreds (and suits tensor cores); on a CPU the library's exact lengths are kept.
 PAD_MULTIPLE = 16
+# On CUDA the pass's scaled-dot-product attention leaves out cuDNN's backend, which torch 2.11 tries first for a
+# padded 16-bit batch and which builds an execution plan for every new (batch, length) shape: on one lent H200 the
+# XLM-R-large-shape reranker's first bf16 pass over 100 scifact queries (94 batches, ~30 lengths) took 5.49 s with
+# it and 2.67 s without, against 2.13 s for a second pass (plans built); fp16 7.73 s and 3.76 s. The library's own
+# calls (what the speed gate times) keep the default order. The scores move within 16-bit noise: max abs 4.9e-4
+# (fp16) and 3.9e-3 (bf16) against the library's calls, where bf16 itself is 4.1e-3 from fp32.
+WITHOUT_CUDNN_ATTENTION = True
 CACHE_ELEMENTS = 100_000_000  # token-tensor elements kept across variants (about 0.8 GB of int64)
 _NEEDS = ("preprocess", "_input_length", "_can_flatten_inputs", "_interleave_sorted_indices", "_resolve_prompt")
 
@@ -81,7 +89,7 @@ def run(model, calls: list[Call], batch_size: int, output: str, progress: Callab
     model.eval()
     outputs, where = [], []
     grad_mode = getattr(model, "quantgate_grad_mode", torch.inference_mode)  # torch-fp8 runs under no_grad
-    with ThreadPoolExecutor(1, thread_name_prefix="quantgate-tokenize") as pool, grad_mode():
+    with ThreadPoolExecutor(1, thread_name_prefix="quantgate-tokenize") as pool, grad_mode(), _attention(pin):
         ahead = deque(pool.submit(_features, model, key, b, c, pin) for b, _, c in plan[:AHEAD])
         if not getattr(model, "_quantgate_warm", False):  # a first forward pays for kernel and allocator set-up
             _forward(model, _to(ahead[0].result(), device), plan[0][2], output)
@@ -131,6 +139,15 @@ def _sorted(model, inputs: list, positions, batch_size: int):
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         yield [inputs[i] for i in idx], [positions[int(i)] for i in idx]
+
+
+def _attention(cuda: bool):
+    """The attention backends of the pass: on CUDA, flash, memory-efficient and math attention (not cuDNN's)."""
+    if not (cuda and WITHOUT_CUDNN_ATTENTION):
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: PLC0415 -- torch only once a model is scored
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def _forward(model, features: dict, call: Call, output: str):
