@@ -36,17 +36,13 @@ def test_split_gives_disjoint_folders_and_overlap_is_refused(shared_reranker, sc
                                  thresholds=str(ROOT / "thresholds.toml"), device="cpu")).resolve()
 
 
-@pytest.mark.parametrize("variant", ["openvino-qint8-ac", "inc-int8-autotune"])
-def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_reranker, scifact, tmp_path):
-    """The real reranker tuned twice on unseen scifact queries: at a loose limit and at zero loss."""
+def _tuned(variant: str, limits: dict[str, float], shared_reranker, scifact, tmp_path) -> tuple[dict, GateSession]:
+    """The real reranker tuned on unseen scifact queries at each limit: the build's load manifest per limit name."""
     validation, evaluation = split_test(scifact, tmp_path / "split", 30, seed=0)
-    tuned = {}
-    # loose: a limit plain int8 meets here (NNCF's plain int8 loses ~9% on this split, INC's gains), so the loose build
-    # is the plain quantization and the tight one must revert operations. At 0.05 both NNCF builds ranked every group
-    # and stopped at the same model (max_trials reached): 11 minutes for one answer. NNCF gets 2 trials: its third
-    # revert here made the loss worse, and the step back ranked every group again (the test's slowest part)
+    # NNCF gets 2 trials: its third revert here made the loss worse, and the step back ranked every group again
     trials = 2 if variant == "openvino-qint8-ac" else 4
-    for name, limit in (("loose", 0.25), ("tight", 0.0)):
+    tuned = {}
+    for name, limit in limits.items():
         thresholds = thresholds_file(tmp_path / name, {variant: limit}, validation_queries=12, validation_candidates=10,
                                      max_trials=trials, ranking_queries=4)
         gate = GateSession(GateSettings(candidate=str(shared_reranker), cache_dir=str(tmp_path / "cache"),
@@ -55,16 +51,34 @@ def test_a_tighter_limit_never_yields_a_larger_validation_loss(variant, shared_r
         spec = gate.context.registry.variants[variant]
         assert gate.factory.tuning(spec).max_loss == limit  # the quality gate's own limit for this variant
         tuned[name] = gate.factory.artifact(spec).manifest["load"]
+        result = tuned[name]["accuracy_control"]
+        assert result["met"] == (result["loss"] <= result["max_loss"])
+        # the reference is the candidate's own (torch-fp32) validation MAP, scored once and cached
+        assert result["reference"] == round(gate.store.reference_validation()[0], 6)
+    return tuned, gate
+
+
+def test_a_tighter_limit_never_yields_a_larger_validation_loss(shared_reranker, scifact, tmp_path):
+    """NNCF's accuracy control on the real reranker, twice: at a loose limit and at zero loss. Loose is a limit plain
+    int8 meets here (it loses ~9% on this split), so the loose build is the plain quantization and the tight one must
+    revert operations. At 0.05 both builds ranked every group and stopped at the same model (max_trials reached):
+    11 minutes for one answer."""
+    tuned, _ = _tuned("openvino-qint8-ac", {"loose": 0.25, "tight": 0.0}, shared_reranker, scifact, tmp_path)
     loose, tight = tuned["loose"]["accuracy_control"], tuned["tight"]["accuracy_control"]
-    print(f"\n{variant}: loose {loose['loss']:+.4f} ({tuned['loose']['ops_float']} float ops), "
+    print(f"\nopenvino-qint8-ac: loose {loose['loss']:+.4f} ({tuned['loose']['ops_float']} float ops), "
           f"tight {tight['loss']:+.4f} ({tuned['tight']['ops_float']} float ops)")
     assert loose["reference"] == tight["reference"]  # the same validation split and metric
-    # ...and the reference is the candidate's own (torch-fp32) validation MAP, scored once and cached for both
-    assert loose["reference"] == round(gate.store.reference_validation()[0], 6)
-    for result in (loose, tight):
-        assert result["met"] == (result["loss"] <= result["max_loss"])
     assert tight["loss"] <= loose["loss"] + 1e-9, (loose, tight)
     assert tuned["tight"]["ops_float"] >= tuned["loose"]["ops_float"]  # what it kept in float to get there
+
+
+def test_inc_autotune_tunes_against_the_references_own_validation(shared_reranker, scifact, tmp_path):
+    """INC's autotune on the real reranker at zero loss. Its plain int8 gains 3.4% on this split, so a looser limit
+    builds the same model (0 float ops at 0.25 and at 0.0, measured: two builds, 169 s, for one answer): one build."""
+    tuned, _ = _tuned("inc-int8-autotune", {"tight": 0.0}, shared_reranker, scifact, tmp_path)
+    result = tuned["tight"]["accuracy_control"]
+    assert result["tool"] == "neural_compressor autotune" and result["max_loss"] == 0.0
+    assert result["met"] and tuned["tight"]["ops_float"] == 0  # plain int8 meets zero loss here: nothing reverted
 
 
 def test_a_reverted_matmul_with_a_smoothed_input_and_its_original_weight_is_refused():
