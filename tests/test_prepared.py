@@ -118,3 +118,17 @@ def test_on_cuda_the_calls_that_share_a_prompt_are_sorted_together(tiny_reranker
     assert lengths == sorted(lengths, reverse=True)  # one run over both calls of the prompt
     per_call = prepared.batches(model, calls, 8)
     assert len(plan) <= len(per_call) and sorted(p for _, w, _ in per_call for p in w) == sorted(positions)
+
+
+def test_the_cuda_pass_runs_attention_without_cudnn_and_puts_the_setting_back():
+    """cuDNN's attention plans each new batch shape (2-4 s of a 100-query 16-bit pass on an H200): the pass leaves it
+    out on CUDA, leaves the other backends on, restores the process's setting after, and changes nothing on a CPU."""
+    torch = pytest.importorskip("torch")
+    cuda = torch.backends.cuda
+    assert cuda.cudnn_sdp_enabled()
+    with prepared._attention(True):
+        assert not cuda.cudnn_sdp_enabled()
+        assert cuda.flash_sdp_enabled() and cuda.mem_efficient_sdp_enabled() and cuda.math_sdp_enabled()
+    assert cuda.cudnn_sdp_enabled()
+    with prepared._attention(False):
+        assert cuda.cudnn_sdp_enabled()
