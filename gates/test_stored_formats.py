@@ -30,7 +30,7 @@ def test_stored_format(gate_session, variant_spec, stored_format, benchmark) -> 
     fmt = format_ids.parse(stored_format)
     if (why := stored_formats.skip_reason(context, gate_session.run.verdict, variant_spec)) is not None:
         pytest.skip(why)
-    if (saved := (gate_session.resumed_entry(variant_spec) or {}).get("formats", {}).get(fmt.id)) is not None:
+    if (saved := gate_session.resumed_format(variant_spec, fmt.id)) is not None:
         return stored_formats.result(variant_spec, fmt, saved)
     if gate_session.resumed_entry(variant_spec) is not None:
         pytest.skip("resumed from the saved verdict: its embeddings are not in this run (--gate-no-resume judges "

@@ -110,6 +110,7 @@ def _publish(args) -> int:
 
 def _merge(args) -> int:
     from quantgate.core.cache import write_json_atomic
+    from quantgate.core.results import RunResult
     from quantgate.reporting.report import write_reports
     from quantgate.results.merge import MergeError, check_out, merge_benchmarks, merge_verdicts, read_verdict
     from quantgate.results.verdict import VerdictFormatError
@@ -119,7 +120,7 @@ def _merge(args) -> int:
         shards = [read_verdict(p) for p in args.shards]
         check_out(out, [file for file, _ in shards], args.benchmarks)
         verdict = merge_verdicts(shards)
-        owners = {vid: entry["shard"] for vid, entry in verdict["variants"].items()}
+        owners = {vid: result.shard for vid, result in RunResult.from_dict(verdict).variants.items()}
         benchmarks = merge_benchmarks(args.benchmarks, owners) if args.benchmarks else None
     except (MergeError, VerdictFormatError) as err:
         print(f"quantgate merge: {err}", file=sys.stderr)
@@ -130,13 +131,13 @@ def _merge(args) -> int:
         written.append(write_json_atomic(out / "benchmarks.json", benchmarks))
     for path in written:
         print(path)
-    if verdict["complete"]:
+    merged = RunResult.from_dict(verdict)
+    if merged.complete:
         from quantgate.results.history import keep
 
         written.append(keep(out / "verdict.json", Path(args.history)))
-    passed = [vid for vid, entry in verdict["variants"].items() if entry["passed"]]
-    print(f"merged {len(args.shards)} shards: {len(verdict['variants'])} variants, {len(passed)} passed"
-          f"{'' if verdict['complete'] else ' (a shard did not finish: nothing passes)'}")
+    print(f"merged {len(args.shards)} shards: {len(merged.variants)} variants, {len(merged.passed)} passed"
+          f"{'' if merged.complete else ' (a shard did not finish: nothing passes)'}")
     return 0
 
 
@@ -193,8 +194,10 @@ def _history(args) -> int:
 def _quality_history(args) -> bool:
     """Quality per variant and data set over the kept verdicts; False when there are none."""
     from quantgate.config import default_thresholds_path, load_thresholds
+    from quantgate.core.results import RunResult
     from quantgate.reporting.report import quality_history_plot
     from quantgate.results import history
+    from quantgate.results.verdict import only
 
     folder = Path(args.verdicts or Path(args.storage.removeprefix("file://")) / "quantgate-verdicts")
     runs, skipped = history.load(folder)
@@ -205,7 +208,7 @@ def _quality_history(args) -> bool:
         return False
     if args.variants:
         wanted = {v.strip() for v in args.variants.split(",")}
-        runs = [{**r, "variants": {k: v for k, v in r["variants"].items() if k in wanted}} for r in runs]
+        runs = [only(r, [v for v in RunResult.from_dict(r).variants if v in wanted]) for r in runs]
     t = load_thresholds(args.thresholds or default_thresholds_path(Path.cwd()))
     all_series = history.series(runs, t.regression_limit, t.decision["confidence"], t.decision["min_queries"])
     print(f"quality, {len(runs)} kept verdicts in {folder}:")

@@ -20,8 +20,8 @@ from quantgate.backends import weight_patterns
 from quantgate.core.cache import strict
 from quantgate.core.candidate import file_sha256
 from quantgate.core.gates import Gate
-from quantgate.core.results import VariantResult
-from quantgate.results.verdict import VerdictFormatError
+from quantgate.core.results import RunResult
+from quantgate.results.verdict import VerdictFormatError, only
 from quantgate.results.verdict import read as read_verdict
 from quantgate.variants.registry import REFERENCE_ID, ordered
 
@@ -39,18 +39,17 @@ class Plan:
 
 
 def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: list[str] | None) -> Plan:
-    entries = verdict.get("variants", {})
-    typed = {vid: VariantResult.from_dict(vid, entry) for vid, entry in entries.items()}
+    read = RunResult.from_dict(verdict)
+    typed = read.variants
     # the decision is worked out again from the recorded gates (VariantResult.decision, its one place), not read
     # from the file's "decision" field: an edited field does not publish a variant
     decided = {vid: result.decision for vid, result in typed.items()}
-    complete = bool(verdict.get("complete", False))
-    chosen = variants or ordered(v for v in entries if complete and decided[v] == "pass")
+    chosen = variants or ordered(v for v in typed if read.complete and decided[v] == "pass")
     result = Plan(chosen)
     if variants is None:
         result.notes += [f"not selected: {vid} ({decided[vid]})"
-                         for vid in ordered(entries) if vid not in chosen]
-    if not verdict.get("complete", False):
+                         for vid in ordered(typed) if vid not in chosen]
+    if not read.complete:
         result.refusals.append("the verdict comes from a run that did not finish: gate again")
     # the file the gate read (the verdict records its path): a team's thresholds.toml, or the packaged one when the
     # folder had none; given explicitly, another file must hold the same limits
@@ -63,7 +62,7 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         result.refusals.append("no variant passed the gate (decided pass): nothing to publish")
     result.refusals += _regression_refusals(verdict)
     for vid in list(chosen):
-        entry, found = entries.get(vid), typed.get(vid)
+        found = typed.get(vid)
         if found is not None and found.family == "endpoint":
             why = f"{vid}: a served endpoint (its weights are the server's): nothing of it to publish"
             if variants is None:
@@ -72,14 +71,14 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
             else:
                 result.refusals.append(why)
             continue
-        if variants is None and entry and entry.get("artifact"):
-            clash = _bind_files(vid, entry["artifact"], dict(result.files))
+        if variants is None and found is not None and found.artifact:
+            clash = _bind_files(vid, found.artifact, dict(result.files))
             if clash and all("would overwrite another variant's weights" in c for c in clash):
                 chosen.remove(vid)
                 result.notes.append(f"not selected: {vid} (its weights would replace another variant's in one repo; "
                                     f"publish it on its own with --variants {vid} to another repo)")
                 continue
-        if entry is None:
+        if found is None:
             result.refusals.append(f"{vid}: not gated (absent from the verdict)")
             continue
         needed = [g for g in REQUIRED_GATES if not (vid == REFERENCE_ID and g == Gate.AGREEMENT)]
@@ -92,7 +91,7 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         elif decided[vid] != "pass":
             reasons = "; ".join(f.splitlines()[0] for f in found.failures) or "did not pass"
             result.refusals.append(f"{vid}: failed the gate ({reasons})")
-        result.refusals += _bind_files(vid, entry.get("artifact"), result.files)
+        result.refusals += _bind_files(vid, found.artifact, result.files)
     if not result.refusals:
         result.refusals += _bind_ranges(verdict, chosen, result.files)
     if not result.refusals:
@@ -152,8 +151,9 @@ def _bind_files(vid: str, artifact: dict | None, files: dict[str, Path]) -> list
 
 def passed_formats(verdict: dict[str, Any], variants: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
     """(variant, format, its first data set's record) of every stored format decided pass, for these variants."""
+    read = RunResult.from_dict(verdict)
     return [(vid, fmt, payload["datasets"][0]) for vid in variants
-            for fmt, payload in verdict["variants"][vid].get("formats", {}).items()
+            for fmt, payload in read.variant(vid).formats.items()
             if payload.get("decision") == "pass" and payload.get("datasets")]
 
 
@@ -207,9 +207,9 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
 
     from quantgate.reporting.report import summary_markdown
 
-    results = []
+    results, read = [], RunResult.from_dict(verdict)
     for vid in variants:
-        for loss in VariantResult.from_dict(vid, verdict["variants"][vid]).numbers(Gate.QUALITY).get("decisions", []):
+        for loss in read.variant(vid).numbers(Gate.QUALITY).get("decisions", []):
             results.append(EvalResult(
                 task_type="text-ranking", task_name=f"{loss['task']} ({vid})",
                 dataset_type=loss["dataset"], dataset_name=loss["dataset"], dataset_split="test",
@@ -220,7 +220,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
     data = ModelCardData(model_name=str(candidate.get("source", "model")), eval_results=results or None,
                          tags=["quantgate", "sentence-transformers", candidate.get("kind", "")],
                          library_name="sentence-transformers")
-    subset = {**verdict, "variants": {v: verdict["variants"][v] for v in variants}}
+    subset = only(verdict, variants)
     body = (f"\n## quantgate\n\nVariants published here were decided **pass** by quantgate: agreement with the fp32 "
             "reference, and a quality loss whose one-sided upper bound is within the limit (sequential "
             f"non-inferiority test), on this machine.\n\n{formats_card(verdict, variants)}{summary_markdown(subset)}")

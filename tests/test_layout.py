@@ -33,6 +33,37 @@ def test_no_library_module_imports_pytest():
     assert offenders == [], f"library modules that import pytest (outcomes belong in fixtures/ or gates/): {offenders}"
 
 
+# Where a verdict's rows may be read by key: the typed model's from_dict, the format's own module (its converters and
+# the writer's store), merge (which writes the merged rows) and config (thresholds.toml's own [variants] tables).
+VERDICT_KEYS = {"variants", "gates", "formats"}
+READS_VERDICT_KEYS = {"quantgate/core/results.py", "quantgate/results/verdict.py", "quantgate/results/merge.py",
+                      "quantgate/config.py"}
+
+
+def _verdict_key_reads(path) -> list[int]:
+    """Lines that index a dict by a verdict row key: `x["gates"]` or `x.get("gates", ...)`."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        key = node.slice if isinstance(node, ast.Subscript) else None
+        if isinstance(key, ast.Constant) and key.value in VERDICT_KEYS:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in VERDICT_KEYS:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_verdict_rows_are_read_through_the_typed_results_only(tmp_path):
+    """Readers take RunResult / VariantResult / GateResult (quantgate.core.results), not string paths into
+    verdict.json; the check itself catches such a read."""
+    found = {str(p.relative_to(ROOT)): lines for folder in ("quantgate", "fixtures", "gates")
+             for p in (ROOT / folder).rglob("*.py") if (lines := _verdict_key_reads(p))}
+    assert set(found) <= READS_VERDICT_KEYS, {k: v for k, v in found.items() if k not in READS_VERDICT_KEYS}
+    reader = tmp_path / "reader.py"
+    reader.write_text('def passed(verdict):\n    return [v for v, e in verdict.get("variants", {}).items()]\n')
+    assert _verdict_key_reads(reader) == [2]
+
+
 def test_no_module_passes_the_size_limit():
     sizes = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
              for folder in ("quantgate", "fixtures", "gates") for p in (ROOT / folder).rglob("*.py")}

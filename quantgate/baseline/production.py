@@ -18,7 +18,7 @@ from typing import Any
 
 from quantgate.core.candidate import Candidate, CandidateError, check_source, resolve
 from quantgate.core.gates import Gate
-from quantgate.core.results import VariantResult
+from quantgate.core.results import RunResult
 from quantgate.errors import QuantgateUsageError
 from quantgate.evaluation.data import EvalSet
 from quantgate.evaluation.quality import TaskQuality
@@ -114,7 +114,7 @@ class Baseline:
 
     def _saved_tasks(self) -> list[dict[str, Any]]:
         assert self.verdict is not None
-        reference = VariantResult.from_dict(REFERENCE_ID, self.verdict["variants"][REFERENCE_ID])
+        reference = RunResult.from_dict(self.verdict).variant(REFERENCE_ID)
         return reference.numbers(Gate.QUALITY).get("tasks", [])
 
 
@@ -128,7 +128,7 @@ def resolve_baseline(source: str, kind: str, trust_remote_code: bool = False) ->
             raise BaselineError(f"--gate-baseline {verdict_path}: cannot read it ({err})") from None
         except VerdictFormatError as err:
             raise BaselineError(f"--gate-baseline {err}") from None
-        reference = VariantResult.from_dict(REFERENCE_ID, verdict.get("variants", {}).get(REFERENCE_ID, {}))
+        reference = RunResult.from_dict(verdict).variant(REFERENCE_ID)
         if Gate.QUALITY not in reference.gates:
             raise BaselineError(f"--gate-baseline {verdict_path}: its reference ({REFERENCE_ID}) was not gated for "
                                 "quality, so it holds no per-query values; pass the baseline model instead")

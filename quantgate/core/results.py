@@ -2,9 +2,10 @@
 
 `GateResult`: one gate's result for one variant, recorded in the verdict by the plugin's one writer
 (quantgate.fixtures.recording.record), which also sets pytest's outcome from it (gate names: quantgate.core.gates).
-`VariantResult`: one variant's row of a verdict, what readers (summary.md, the terminal table, publish, history, the
-time guard, the phase table) take instead of digging into verdict.json by string paths; `decision` is the one place
-a variant's decision is made."""
+`VariantResult`: one variant's row of a verdict, and `RunResult` the whole verdict.json read back: what readers
+(summary.md, the terminal table, publish, history, merge, the regression baseline, the time guard, the phase table)
+take instead of digging into verdict.json by string paths; `decision` is the one place a variant's decision is
+made."""
 
 from __future__ import annotations
 
@@ -77,13 +78,16 @@ class VariantResult:
     memory: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float | None = None
     passed: bool = False  # written by a complete run: decided pass
+    time: dict[str, Any] = field(default_factory=dict)  # the time guard's estimate beside what it took
+    shard: int | None = None  # a merged verdict: the shard that gated it
 
     @classmethod
     def from_dict(cls, vid: str, entry: dict[str, Any]) -> VariantResult:
-        return cls(vid, {name: GateResult.from_dict(g) for name, g in entry.get("gates", {}).items()},
-                   tuple(entry.get("failures") or ()), dict(entry.get("formats", {})), dict(entry.get("artifact", {})),
-                   dict(entry.get("runtime", {})), dict(entry.get("memory", {})), entry.get("wall_seconds"),
-                   bool(entry.get("passed", False)))
+        return cls(vid, {name: GateResult.from_dict(g) for name, g in (entry.get("gates") or {}).items()},
+                   tuple(entry.get("failures") or ()), dict(entry.get("formats") or {}),
+                   dict(entry.get("artifact") or {}), dict(entry.get("runtime") or {}), dict(entry.get("memory") or {}),
+                   entry.get("wall_seconds"), bool(entry.get("passed", False)), dict(entry.get("time") or {}),
+                   entry.get("shard"))
 
     @property
     def decision(self) -> str:
@@ -150,3 +154,30 @@ class RunHeader:
     def scoring_of(self, variant: str) -> float:
         """The seconds this run spent scoring `variant`, every data set."""
         return sum(s for key, s in self.scoring_seconds.items() if key.startswith(f"{variant}@"))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A verdict.json read back: its variant rows typed, the variants skipped and why, whether the run finished, and
+    the run's other fields (candidate, data, plan, ...) as written. What readers take; the file's format and its
+    converters are quantgate.results.verdict's."""
+
+    variants: dict[str, VariantResult] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    complete: bool = False
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        return cls({vid: VariantResult.from_dict(vid, entry) for vid, entry in (data.get("variants") or {}).items()},
+                   dict(data.get("skipped") or {}), bool(data.get("complete", False)),
+                   {k: v for k, v in data.items() if k not in ("variants", "skipped", "complete")})
+
+    def variant(self, vid: str) -> VariantResult:
+        """A variant's row (an empty one where the run has none)."""
+        return self.variants.get(vid) or VariantResult(vid)
+
+    @property
+    def passed(self) -> list[str]:
+        """The variants a complete run decided pass."""
+        return [vid for vid, result in self.variants.items() if result.passed]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from quantgate.core.results import RunResult
 from quantgate.decisions.formats import smallest_passed
 from quantgate.reporting.figures import STYLE, save_figure
 from quantgate.reporting.sections import DECISION_MARK, _fmt
@@ -16,8 +17,8 @@ def _bounds(d: dict) -> str:
 
 def _records(verdict: dict) -> list[tuple[str, str, dict, dict]]:
     """(variant, format, the format's record, its data set's record) in the variants' order."""
-    variants = verdict.get("variants", {})
-    return [(v, f, payload, record) for v in ordered(variants) for f, payload in variants[v].get("formats", {}).items()
+    variants = RunResult.from_dict(verdict).variants
+    return [(v, f, payload, record) for v in ordered(variants) for f, payload in variants[v].formats.items()
             for record in payload.get("datasets", [])]
 
 
@@ -42,9 +43,9 @@ def format_lines(verdict: dict) -> list[str]:
                    f"{r['ndcg_at_10']:.4f} | {_bounds(own)} | {combined} | "
                    f"{DECISION_MARK.get(r['decision'], r['decision'])} |")
     out.append("")
-    variants = verdict.get("variants", {})
+    variants = RunResult.from_dict(verdict).variants
     for variant in ordered(variants):
-        if formats := variants[variant].get("formats"):
+        if formats := variants[variant].formats:
             best = smallest_passed(formats)
             out.append(f"- `{variant}`: " + (f"the smallest stored format that passed is **{best}** "
                                               f"({formats[best]['datasets'][0]['bytes_per_vector']:g} bytes per vector)"

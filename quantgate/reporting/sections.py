@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quantgate.core.gates import CHECK_PREFIX
-from quantgate.core.results import VariantResult
+from quantgate.core.results import RunResult
 from quantgate.variants.registry import ordered
 
 DECISION_MARK = {"pass": "✅ pass", "fail": "❌ fail", "inconclusive": "❔ inconclusive", "skipped": "⏭ skipped"}
@@ -105,7 +105,7 @@ def precision_table(rows: list[dict]) -> list[str]:
 
 def check_lines(verdict: dict) -> list[str]:
     """A team's own checks (gate_record): one row per check, one column per variant that ran it."""
-    variants = {vid: VariantResult.from_dict(vid, entry) for vid, entry in verdict.get("variants", {}).items()}
+    variants = RunResult.from_dict(verdict).variants
     names = list(dict.fromkeys(g.removeprefix(CHECK_PREFIX) for result in variants.values()
                                for g in result.gates if g.startswith(CHECK_PREFIX)))
     if not names:
@@ -132,20 +132,20 @@ def check_lines(verdict: dict) -> list[str]:
 
 def time_lines(verdict: dict) -> list[str]:
     """The time guard's estimates beside what each variant took (quantgate.variants.timeguard)."""
-    variants = verdict.get("variants", {})
-    timed = [v for v in ordered(variants) if "estimated_s" in variants[v].get("time", {})]
+    read = RunResult.from_dict(verdict)
+    variants = read.variants
+    timed = [v for v in ordered(variants) if "estimated_s" in variants[v].time]
     if not timed:
         return []
-    plan = verdict.get("plan", {})
-    budget = plan.get("budget_s")
-    guarded = [v for v, why in verdict.get("skipped", {}).items() if why.startswith("time guard")]
+    budget = (read.run.get("plan") or {}).get("budget_s")
+    guarded = [v for v, why in read.skipped.items() if why.startswith("time guard")]
     out = ["", "## Time", "",
            f"Estimated before each variant from measured rates (the reference's scoring time here × the variant's "
            f"measured multiple){f'; budget {budget / 60:.1f} min' if budget else ''}. Skipped by the time guard: "
            f"{', '.join(guarded) or 'none'}.",
            "", "| variant | estimated s | actual s | actual / estimated | estimated from |", "|---|---:|---:|---:|---|"]
     for v in timed:
-        t = variants[v]["time"]
+        t = variants[v].time
         ratio = t["actual_s"] / t["estimated_s"] if t.get("actual_s") and t["estimated_s"] else None
         out.append(f"| `{v}` | {t['estimated_s']:.1f} | {_fmt(t.get('actual_s'), '.1f')} | {_fmt(ratio, '.2f')} | "
                    f"{t.get('from', '')} |")

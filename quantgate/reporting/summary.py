@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quantgate.backends import ran_with
 from quantgate.core.gates import Gate
-from quantgate.core.results import VariantResult
+from quantgate.core.results import RunResult, VariantResult
 from quantgate.reporting.formats import format_lines
 from quantgate.reporting.sections import (
     DECISION_MARK,
@@ -21,8 +21,7 @@ from quantgate.speed.phases import phase_lines
 from quantgate.variants.registry import ordered
 
 
-def _row(vid: str, entry: dict) -> dict:
-    result = VariantResult.from_dict(vid, entry)
+def _row(vid: str, result: VariantResult) -> dict:
     metrics = result.agreement_metrics
     quality = result.numbers(Gate.QUALITY)
     losses = quality.get("decisions", [])
@@ -175,9 +174,10 @@ def recommendation(rows: list[dict]) -> list[str]:
 
 def _rows(verdict: dict) -> list[dict]:
     """One row per variant: the reference first, then the registry's order, then the rest by id."""
-    variants = verdict.get("variants", {})
-    skipped = {vid: why for vid, why in verdict.get("skipped", {}).items() if vid not in variants}
-    rows = [_row(vid, variants[vid]) if vid in variants else {**_row(vid, {}), "decision": "skipped",
+    read = RunResult.from_dict(verdict)
+    variants = read.variants
+    skipped = {vid: why for vid, why in read.skipped.items() if vid not in variants}
+    rows = [_row(vid, variants[vid]) if vid in variants else {**_row(vid, VariantResult(vid)), "decision": "skipped",
                                                               "skip_reason": skipped[vid]}
             for vid in ordered([*variants, *skipped])]
     reference = {(b, r["items_per_s"]) for r in rows if r["variant"] == "torch-fp32" for b in [r["batch"]]}

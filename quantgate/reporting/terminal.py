@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from quantgate.core.results import RunResult, VariantResult
 from quantgate.reporting.sections import _bound
 from quantgate.reporting.summary import _rows, fastest
 from quantgate.variants.registry import REFERENCE_ID
@@ -50,9 +51,9 @@ def _decided(row: dict) -> str:
     return f"{_loss(l, sets)} {verb} {_bound(bound)} vs limit {l['limit']:.2%}, {l['queries']} queries"
 
 
-def _formats(entry: dict) -> str:
+def _formats(result: VariantResult) -> str:
     """'stored formats: 7 of 7 pass' or '6 of 7 pass; int8 inconclusive'."""
-    formats = {fid: f.get("decision", "?") for fid, f in (entry.get("formats") or {}).items()}
+    formats = {fid: f.get("decision", "?") for fid, f in result.formats.items()}
     if not formats:
         return ""
     other = [f"{fid} {d}" for fid, d in formats.items() if d != "pass"]
@@ -82,7 +83,7 @@ def recommend(rows: list[dict]) -> list[str]:
 
 def terminal_lines(verdict: dict, report_dir: str) -> list[str]:
     rows = _rows(verdict)
-    variants = verdict.get("variants", {})
+    read = RunResult.from_dict(verdict)
     name = max((len(r["variant"]) for r in rows), default=7)
     lines = [f"{'variant':<{name}}  {'decision':<12}  {'deciding figure':<{WIDTH}}  {'speed':>6}  {'MB':>6}"]
     for r in rows:
@@ -90,9 +91,9 @@ def terminal_lines(verdict: dict, report_dir: str) -> list[str]:
         size = f"{r['size_mb']:.0f}" if r.get("size_mb") else "–"
         lines.append(f"{r['variant']:<{name}}  {r['decision']:<12}  {_cut(deciding_figure(r), WIDTH):<{WIDTH}}  "
                      f"{speed:>6}  {size:>6}")
-        if formats := _formats(variants.get(r["variant"], {})):
+        if formats := _formats(read.variant(r["variant"])):
             lines.append(f"{'':<{name}}  {'':<12}  {_cut(formats, WIDTH + 16)}")
-    if not verdict.get("complete", False):
+    if not read.complete:
         lines.append("This run did not finish: no variant of it passes (a rerun resumes it).")
     lines += ["", *recommend(rows)]
     lines.append(f"report: {report_dir}/summary.md (verdict.json beside it)")

@@ -13,7 +13,7 @@ from typing import Any
 
 from quantgate.core.cache import write_text_atomic
 from quantgate.core.gates import Gate
-from quantgate.core.results import VariantResult
+from quantgate.core.results import RunResult
 from quantgate.decisions.decision import Decision, Sequence, evaluate
 from quantgate.results.verdict import VerdictFormatError
 from quantgate.results.verdict import read as read_verdict
@@ -62,28 +62,29 @@ class Series:
     marks: dict[tuple[str, int], Decision]  # (variant, position) -> its decided regression against the one before
 
 
-def _tasks(run: dict[str, Any], variant: str) -> list[dict[str, Any]]:
-    return VariantResult.from_dict(variant, run["variants"].get(variant, {})).numbers(Gate.QUALITY).get("tasks", [])
+def _tasks(run: RunResult, variant: str) -> list[dict[str, Any]]:
+    return run.variant(variant).numbers(Gate.QUALITY).get("tasks", [])
 
 
 def series(runs: list[dict[str, Any]], limit: float, confidence: float, min_queries: int) -> list[Series]:
     """Every (data set, task, metric) the runs measured, data sets told apart by their content hash."""
     keys: dict[tuple[str, str, str, str], list[int]] = {}
+    read = [RunResult.from_dict(run) for run in runs]
     for i, run in enumerate(runs):
         hashes = {d["name"]: d.get("sha256", "") for d in run.get("data", [])}
-        for variant in run["variants"]:
-            for task in _tasks(run, variant):
+        for variant in read[i].variants:
+            for task in _tasks(read[i], variant):
                 for metric in task["scores"]:
                     at = keys.setdefault((task["dataset"], hashes.get(task["dataset"], ""), task["task"], metric), [])
                     if i not in at:
                         at.append(i)
     out = []
     for (name, sha, task_name, metric), at in keys.items():
-        variants = ordered({v for i in at for v in runs[i]["variants"]})
+        variants = ordered({v for i in at for v in read[i].variants})
         values: dict[str, list[float | None]] = {}
         per_query: dict[str, list[dict[str, float]]] = {}
         for variant in variants:
-            found = [next((t for t in _tasks(runs[i], variant) if t["dataset"] == name and t["task"] == task_name),
+            found = [next((t for t in _tasks(read[i], variant) if t["dataset"] == name and t["task"] == task_name),
                           None) for i in at]
             values[variant] = [t["scores"].get(metric) if t else None for t in found]
             per_query[variant] = [(t.get("per_query") or {}).get(metric, {}) if t else {} for t in found]
@@ -141,8 +142,8 @@ def _row(first: str, cells: list[str], marked: list[bool] | None = None) -> str:
 def throughput(run: dict[str, Any]) -> dict[str, float]:
     """variant -> items/s at the largest batch its speed gate timed in this run."""
     out = {}
-    for variant, entry in run["variants"].items():
-        timed = {b: s for b, s in VariantResult.from_dict(variant, entry).speeds.items() if "items_per_s" in s}
+    for variant, result in RunResult.from_dict(run).variants.items():
+        timed = {b: s for b, s in result.speeds.items() if "items_per_s" in s}
         if timed:
             out[variant] = timed[max(timed)]["items_per_s"]
     return out

@@ -84,6 +84,12 @@ def _from_format_1(data: dict[str, Any]) -> dict[str, Any]:
 UPGRADES = {"quantgate-verdict/1": _from_format_1}  # an older format -> its converter to FORMAT
 
 
+def only(verdict: dict[str, Any], variants: list[str]) -> dict[str, Any]:
+    """The verdict with these variants' rows alone (publish's card shows what it publishes)."""
+    kept = verdict.get("variants") or {}
+    return {**verdict, "variants": {vid: kept[vid] for vid in variants if vid in kept}}
+
+
 def decision_of(entry: dict[str, Any]) -> str:
     """A variant's decision (quantgate.core.results.VariantResult.decision) from its verdict entry."""
     return VariantResult.from_dict("", entry).decision

@@ -11,6 +11,7 @@ from typing import Any
 
 from quantgate import logs
 from quantgate.core import memory
+from quantgate.core.results import GateResult, VariantResult
 from quantgate.reporting.report import write_reports
 from quantgate.results import resume
 from quantgate.results.history import keep
@@ -54,16 +55,17 @@ class VariantLifecycle:
         self.context.progress(why)
         return why
 
-    def same_model_result(self, spec: VariantSpec, gate_name: str) -> tuple[str, dict] | None:
+    def same_model_result(self, spec: VariantSpec, gate_name: str) -> tuple[str, GateResult] | None:
         """(variant, its recorded `gate_name` result) of an earlier variant of this run that runs the same model as
         `spec` (the factory's `outputs_key`: files by content, how they are run); None when there is none."""
         if spec.id == self.context.reference.id or (mine := self.factory.outputs_key(spec)) is None:
             return None
         for vid, entry in self.run.verdict.variants.items():
             twin = self.context.registry.variants.get(vid)
-            if vid != spec.id and twin is not None and gate_name in entry.get("gates", {}) \
-                    and not entry["gates"][gate_name].get("same_model_as") and self.factory.outputs_key(twin) == mine:
-                return vid, entry["gates"][gate_name]
+            found = VariantResult.from_dict(vid, entry).gates.get(gate_name)
+            if vid != spec.id and twin is not None and found is not None \
+                    and not found.numbers.get("same_model_as") and self.factory.outputs_key(twin) == mine:
+                return vid, found
         return None
 
     # -- started, finished -----------------------------------------------------------------------
@@ -141,9 +143,14 @@ class VariantLifecycle:
         self.context.progress(f"{spec.id}: resumed from the saved verdict (same artifact and inputs): not recomputed")
         return saved
 
-    def resumed_gate(self, spec: VariantSpec, gate_name: str) -> dict[str, Any] | None:
+    def resumed_format(self, spec: VariantSpec, format_id: str) -> dict[str, Any] | None:
+        """A resumed variant's saved record of one stored format (None: judge it)."""
         entry = self.resumed_entry(spec)
-        return None if entry is None else entry.get("gates", {}).get(gate_name)
+        return None if entry is None else VariantResult.from_dict(spec.id, entry).formats.get(format_id)
+
+    def resumed_gate(self, spec: VariantSpec, gate_name: str) -> GateResult | None:
+        entry = self.resumed_entry(spec)
+        return None if entry is None else VariantResult.from_dict(spec.id, entry).gates.get(gate_name)
 
     # -- what went wrong ----------------------------------------------------------------------
     def log_failure(self, variant: str, gate_name: str, excinfo, sections, decided: bool) -> str:

@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from quantgate.core.gates import Gate
-from quantgate.core.results import VariantResult
+from quantgate.core.results import RunResult
 from quantgate.variants.registry import ordered
 
 PHASES = ("call", "tokenize", "transfer", "forward", "post")
@@ -218,10 +218,10 @@ def _raw_cell(raw: dict | None) -> str:
 
 def phase_lines(verdict: dict) -> list[str]:
     """summary.md's "Where the time goes": every speed benchmark's phase shares, end-to-end and model-only."""
-    variants = verdict.get("variants", {})
+    variants = RunResult.from_dict(verdict).variants
     rows, tokenizer = [], None
     for vid in ordered(variants):
-        row = VariantResult.from_dict(vid, variants[vid])
+        row = variants[vid]
         timed = [(k, g.numbers) for k, g in row.gates.items() if k.startswith(Gate.SPEED.per_batch(""))
                  and "phase_shares" in g.numbers]
         for key, info in sorted(timed, key=lambda kv: kv[1]["batch_size"]):
