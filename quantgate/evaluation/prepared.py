@@ -44,7 +44,9 @@ PAD_MULTIPLE = 16
 # XLM-R-large-shape reranker's first bf16 pass over 100 scifact queries (94 batches, ~30 lengths) took 5.49 s with
 # it and 2.67 s without, against 2.13 s for a second pass (plans built); fp16 7.73 s and 3.76 s. The library's own
 # calls (what the speed gate times) keep the default order. The scores move within 16-bit noise: max abs 4.9e-4
-# (fp16) and 3.9e-3 (bf16) against the library's calls, where bf16 itself is 4.1e-3 from fp32.
+# (fp16) and 3.9e-3 (bf16) against the library's calls, where bf16 itself is 4.1e-3 from fp32. A compiled model
+# (torch-fp8) runs as it was compiled, under the default order: the flags changed around a compiled graph were not
+# measured on a GPU.
 WITHOUT_CUDNN_ATTENTION = True
 CACHE_ELEMENTS = 100_000_000  # token-tensor elements kept across variants (about 0.8 GB of int64)
 _NEEDS = ("preprocess", "_input_length", "_can_flatten_inputs", "_interleave_sorted_indices", "_resolve_prompt")
@@ -89,7 +91,8 @@ def run(model, calls: list[Call], batch_size: int, output: str, progress: Callab
     model.eval()
     outputs, where = [], []
     grad_mode = getattr(model, "quantgate_grad_mode", torch.inference_mode)  # torch-fp8 runs under no_grad
-    with ThreadPoolExecutor(1, thread_name_prefix="quantgate-tokenize") as pool, grad_mode(), _attention(pin):
+    with ThreadPoolExecutor(1, thread_name_prefix="quantgate-tokenize") as pool, grad_mode(), \
+            _attention(pin and not hasattr(model, "quantgate_compile_seconds")):
         ahead = deque(pool.submit(_features, model, key, b, c, pin) for b, _, c in plan[:AHEAD])
         if not getattr(model, "_quantgate_warm", False):  # a first forward pays for kernel and allocator set-up
             _forward(model, _to(ahead[0].result(), device), plan[0][2], output)
