@@ -53,8 +53,8 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
         result.refusals.append("the verdict comes from a run that did not finish: gate again")
     # the file the gate read (the verdict records its path): a team's thresholds.toml, or the packaged one when the
     # folder had none; given explicitly, another file must hold the same limits
-    given, thresholds_file = thresholds_file, thresholds_file or verdict.get("thresholds", {}).get("path")
-    if _thresholds_sha(thresholds_file) != verdict.get("thresholds", {}).get("sha256"):
+    given, thresholds_file = thresholds_file, thresholds_file or read.thresholds_path
+    if _thresholds_sha(thresholds_file) != read.thresholds_sha256:
         result.refusals.append(f"the verdict was gated against other thresholds than {thresholds_file}: gate again"
                                if given else f"{thresholds_file}, the thresholds file the verdict was gated against, "
                                "changed (or is gone) since: gate again")
@@ -102,17 +102,18 @@ def plan(verdict: dict[str, Any], thresholds_file: str | Path | None, variants: 
 
 def _regression_refusals(verdict: dict[str, Any]) -> list[str]:
     """A candidate gated against a baseline is published only on a decided pass of the regression gate."""
-    baseline = verdict.get("baseline")
+    read = RunResult.from_dict(verdict)
+    baseline = read.baseline
     if not baseline:
         return []
-    result = verdict.get("regression") or {}
+    result = read.regression.numbers if read.regression is not None else {}
     decision = result.get("decision")
     if decision == "pass":
         return []
     named = f"the baseline {baseline['source']} (sha256 {baseline['sha256'][:12]})"
     if decision is None:
         return [f"the verdict names {named} but the regression gate did not run: gate again, with test_regression"]
-    detail = "; ".join([*result.get("failures", []), *(
+    detail = "; ".join([*(read.regression.failures if read.regression is not None else ()), *(
         f"{d['dataset']} {d['task']} {d['metric']} {d['decision']} (loss {d['loss']:+.2%})"
         for d in result.get("decisions", []) if d["decision"] != "pass")])
     if decision == "inconclusive":
@@ -216,7 +217,7 @@ def model_card(verdict: dict[str, Any], variants: list[str]) -> str:
                 metric_type=loss["metric"], metric_value=round(loss["variant"], 5),
                 metric_name=f"{loss['metric']} ({vid})",
             ))
-    candidate = verdict.get("candidate", {})
+    candidate = read.candidate
     data = ModelCardData(model_name=str(candidate.get("source", "model")), eval_results=results or None,
                          tags=["quantgate", "sentence-transformers", candidate.get("kind", "")],
                          library_name="sentence-transformers")

@@ -69,7 +69,7 @@ class Baseline:
     kind: str
     sha256: str  # the baseline model's content hash (a verdict: the hash of the model it gated)
     candidate: Candidate | None = None  # a model: scored in this run
-    verdict: dict[str, Any] | None = None  # a previous verdict: its reference's per-query values
+    verdict: RunResult | None = None  # a previous verdict: its reference's per-query values
     verdict_path: Path | None = None
 
     def header(self) -> dict[str, Any]:
@@ -77,8 +77,8 @@ class Baseline:
         out = {"source": self.source, "sha256": self.sha256, "kind": self.kind,
                "origin": "verdict" if self.verdict is not None else "model"}
         if self.verdict is not None:
-            out |= {"verdict": str(self.verdict_path), "verdict_written_at": self.verdict.get("written_at"),
-                    "candidate_source": self.verdict["candidate"].get("source")}
+            out |= {"verdict": str(self.verdict_path), "verdict_written_at": self.verdict.written_at,
+                    "candidate_source": self.verdict.candidate.get("source")}
         return out
 
     def saved_quality(self, dataset: EvalSet, task: str, top_k: int | None) -> TaskQuality:
@@ -86,13 +86,13 @@ class Baseline:
         assert self.verdict is not None
         where = self.verdict_path
         fingerprint = dataset.fingerprint()
-        names = [d["name"] for d in self.verdict.get("data", []) if d.get("sha256") == fingerprint]
+        names = [d.name for d in self.verdict.data if d.sha256 == fingerprint]
         if not names:
-            gated = ", ".join(f"{d['name']} (sha256 {d['sha256'][:12]})" for d in self.verdict.get("data", []))
+            gated = ", ".join(f"{d.name} (sha256 {d.sha256[:12]})" for d in self.verdict.data)
             raise BaselineError(f"--gate-baseline {where} was gated on {gated or 'no local data'}, not on "
                                 f"{dataset.name} (sha256 {fingerprint[:12]}): a regression compares both models on "
                                 "the same data; pass the baseline model instead, or the data it was gated on")
-        saved_top_k = self.verdict.get("subset", {}).get("top_k")
+        saved_top_k = self.verdict.top_k
         if saved_top_k != top_k:
             raise BaselineError(f"--gate-baseline {where} scored the first {saved_top_k or 'all'} candidates of each "
                                 f"query, this run {top_k or 'all'}: the per-query values are not comparable; use the "
@@ -114,7 +114,7 @@ class Baseline:
 
     def _saved_tasks(self) -> list[dict[str, Any]]:
         assert self.verdict is not None
-        reference = RunResult.from_dict(self.verdict).variant(REFERENCE_ID)
+        reference = self.verdict.variant(REFERENCE_ID)
         return reference.numbers(Gate.QUALITY).get("tasks", [])
 
 
@@ -128,11 +128,12 @@ def resolve_baseline(source: str, kind: str, trust_remote_code: bool = False) ->
             raise BaselineError(f"--gate-baseline {verdict_path}: cannot read it ({err})") from None
         except VerdictFormatError as err:
             raise BaselineError(f"--gate-baseline {err}") from None
-        reference = RunResult.from_dict(verdict).variant(REFERENCE_ID)
+        read = RunResult.from_dict(verdict)
+        reference = read.variant(REFERENCE_ID)
         if Gate.QUALITY not in reference.gates:
             raise BaselineError(f"--gate-baseline {verdict_path}: its reference ({REFERENCE_ID}) was not gated for "
                                 "quality, so it holds no per-query values; pass the baseline model instead")
-        baseline = Baseline(source, verdict["candidate"]["kind"], verdict["candidate"]["sha256"], verdict=verdict,
+        baseline = Baseline(source, read.candidate["kind"], read.candidate["sha256"], verdict=read,
                             verdict_path=verdict_path.resolve())
         reason = f"its verdict gated a {baseline.kind}"
     else:

@@ -157,20 +157,59 @@ class RunHeader:
 
 
 @dataclass(frozen=True)
+class DataRecord:
+    """One data set a run gated on, as its verdict names it."""
+
+    name: str = "?"
+    sha256: str = ""
+    embedded: bool = False  # the packaged demonstration set
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class RunResult:
     """A verdict.json read back: its variant rows typed, the variants skipped and why, whether the run finished, and
-    the run's other fields (candidate, data, plan, ...) as written. What readers take; the file's format and its
-    converters are quantgate.results.verdict's."""
+    the run's facts (candidate, data, thresholds, machine, baseline and regression). What readers take; the file's
+    format and its converters are quantgate.results.verdict's. Sub-documents a gate wrote (the encoding, the first
+    stage's scores, the baseline's header) stay as written, as a gate's numbers do; `run` keeps every other field."""
 
     variants: dict[str, VariantResult] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     complete: bool = False
+    candidate: dict[str, Any] = field(default_factory=dict)  # source, kind, kind_reason, sha256
+    data: tuple[DataRecord, ...] = ()
+    thresholds_path: str | None = None
+    thresholds_sha256: str | None = None
+    cpu: str | None = None
+    threads: int | None = None
+    written_at: str | None = None
+    finished: tuple[str, ...] = ()  # an incomplete run: the variants it finished
+    resumed: tuple[str, ...] = ()  # variants taken from an earlier incomplete run
+    peak_rss_mb: float | None = None
+    budget_s: float | None = None  # --gate-time-budget, in seconds
+    top_k: int | None = None  # the candidates scored per query (--gate-top-k)
+    encoding: dict[str, Any] = field(default_factory=dict)
+    first_stage: dict[str, Any] = field(default_factory=dict)
+    baseline: dict[str, Any] = field(default_factory=dict)  # --gate-baseline: what it was
+    regression: GateResult | None = None  # the regression gate's result, a result of the run
     run: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        def record(d: dict[str, Any]) -> DataRecord:
+            return DataRecord(str(d.get("name", "?")), str(d.get("sha256") or ""), bool(d.get("embedded")),
+                              str(d.get("note") or ""))
+
+        thresholds, regression = data.get("thresholds") or {}, data.get("regression")
         return cls({vid: VariantResult.from_dict(vid, entry) for vid, entry in (data.get("variants") or {}).items()},
                    dict(data.get("skipped") or {}), bool(data.get("complete", False)),
+                   dict(data.get("candidate") or {}), tuple(record(d) for d in data.get("data") or ()),
+                   thresholds.get("path"), thresholds.get("sha256"), (data.get("machine") or {}).get("cpu"),
+                   data.get("threads"), data.get("written_at"), tuple(data.get("finished") or ()),
+                   tuple(data.get("resumed") or ()), data.get("peak_rss_mb"), (data.get("plan") or {}).get("budget_s"),
+                   (data.get("subset") or {}).get("top_k"), dict(data.get("encoding") or {}),
+                   dict(data.get("first_stage") or {}), dict(data.get("baseline") or {}),
+                   GateResult.from_dict(regression) if isinstance(regression, dict) else None,
                    {k: v for k, v in data.items() if k not in ("variants", "skipped", "complete")})
 
     def variant(self, vid: str) -> VariantResult:

@@ -41,10 +41,11 @@ def batch_lines(rows: list[dict]) -> list[str]:
 
 def regression_lines(verdict: dict) -> list[str]:
     """The candidate against the model in production (--gate-baseline), when one was named."""
-    baseline = verdict.get("baseline")
+    read = RunResult.from_dict(verdict)
+    baseline = read.baseline
     if not baseline:
         return []
-    result = verdict.get("regression") or {}
+    result = read.regression.numbers if read.regression is not None else {}
     where = f"its verdict `{baseline['verdict']}`" if baseline.get("verdict") else "the model, scored in this run"
     out = ["", "## Regression against the baseline", "",
            f"Baseline `{baseline['source']}` ({where}), sha256 `{baseline['sha256'][:12]}`: "
@@ -56,14 +57,15 @@ def regression_lines(verdict: dict) -> list[str]:
         out += [f"| {d['dataset']} | {d['task']} | {d['metric']} | {DECISION_MARK[d['decision']]} | "
                 f"{d['reference']:.4f} | {d['variant']:.4f} | {d['loss']:+.2%} [{_bound(d['low'])}, "
                 f"{_bound(d['high'])}] | {d['queries']} of {d['available']} |" for d in result["decisions"]]
-    out += [f"- {f}" for f in result.get("failures", [])]
+    out += [f"- {f}" for f in (read.regression.failures if read.regression is not None else ())]
     return out
 
 
 def memory_lines(verdict: dict, rows: list[dict]) -> list[str]:
     """Each variant's peak resident memory and wall time, and what the memory guard skipped."""
     measured = [r for r in rows if r["memory"]]
-    skipped = verdict.get("skipped", {})
+    read = RunResult.from_dict(verdict)
+    skipped = read.skipped
     if not measured and not skipped:
         return []
     out = ["", "## Memory and time", "",
@@ -73,8 +75,8 @@ def memory_lines(verdict: dict, rows: list[dict]) -> list[str]:
         out.append(f"| `{r['variant']}` | {_fmt(m.get('peak_rss_mb'), '.0f')} | "
                    f"{_fmt(m.get('rss_after_release_mb'), '.0f')} | {_fmt(r['wall_s'], '.1f')} |")
     out += [f"- skipped: {why}" for why in skipped.values()]
-    if verdict.get("peak_rss_mb"):
-        out.append(f"- the run's peak: {verdict['peak_rss_mb']:.0f} MB (per variant: sampled every "
+    if read.peak_rss_mb:
+        out.append(f"- the run's peak: {read.peak_rss_mb:.0f} MB (per variant: sampled every "
                    f"{measured[0]['memory'].get('sampled_every_s', 0.05) if measured else 0.05} s)")
     return out
 
@@ -137,7 +139,7 @@ def time_lines(verdict: dict) -> list[str]:
     timed = [v for v in ordered(variants) if "estimated_s" in variants[v].time]
     if not timed:
         return []
-    budget = (read.run.get("plan") or {}).get("budget_s")
+    budget = read.budget_s
     guarded = [v for v, why in read.skipped.items() if why.startswith("time guard")]
     out = ["", "## Time", "",
            f"Estimated before each variant from measured rates (the reference's scoring time here × the variant's "

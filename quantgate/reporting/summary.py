@@ -99,7 +99,7 @@ def _loss_cell(losses: list[dict], metric: str) -> str:
 
 def first_stage_lines(verdict: dict, rows: list[dict]) -> list[str]:
     """The candidate lists' own order beside the reference: a reranker that does not beat it shows."""
-    stages = verdict.get("first_stage") or {}
+    stages = RunResult.from_dict(verdict).first_stage
     reference = next((r for r in rows if r["variant"] == "torch-fp32"), None)
     lines = []
     for name, scores in stages.items():
@@ -190,7 +190,8 @@ def _rows(verdict: dict) -> list[dict]:
 
 def encoding_lines(verdict: dict) -> list[str]:
     """Which prompts each role was sent and which similarity ranked: what "as deployed" meant in this run."""
-    enc = verdict.get("encoding")
+    read = RunResult.from_dict(verdict)
+    enc = read.encoding
     if not enc:
         return []
     prompts = {t: p for t, p in enc.get("prompts", {}).items() if any(p.values())}
@@ -198,7 +199,7 @@ def encoding_lines(verdict: dict) -> list[str]:
     if enc.get("pair_prompt"):
         said = "; ".join(filter(None, [said, f"pair prompt {enc['pair_prompt']!r}"]))
     line = f"Inputs: {said or 'no prompts'} ({enc.get('source', '?')})"
-    if verdict.get("candidate", {}).get("kind") == "embedder":
+    if read.candidate.get("kind") == "embedder":
         line += f"; similarity {enc.get('similarity', 'cosine')}"
     unused = enc.get("model_prompts") if not said else None
     return [line + "." + (f" **The model declares prompts ({', '.join(unused)}) that this run did not send.**"
@@ -206,22 +207,22 @@ def encoding_lines(verdict: dict) -> list[str]:
 
 
 def summary_markdown(verdict: dict) -> str:
-    rows = _rows(verdict)
-    c = verdict.get("candidate", {})
+    rows, read = _rows(verdict), RunResult.from_dict(verdict)
+    c = read.candidate
     out = [f"# quantgate: {c.get('source', '?')}", "",
            f"{c.get('kind', '?')} ({c.get('kind_reason', '')}); sha256 `{str(c.get('sha256', ''))[:12]}`; "
-           f"thresholds sha256 `{str(verdict.get('thresholds', {}).get('sha256', ''))[:12]}`; "
-           f"machine {verdict.get('machine', {}).get('cpu', '?')}; threads {verdict.get('threads', '?')}", "",
+           f"thresholds sha256 `{str(read.thresholds_sha256 or '')[:12]}`; "
+           f"machine {read.cpu or '?'}; threads {read.threads if read.threads is not None else '?'}", "",
            *encoding_lines(verdict)]
-    if not verdict.get("complete", False):
-        finished = verdict.get("finished", [])
+    if not read.complete:
+        finished = read.finished
         out += [f"**This run has not finished ({len(finished)} variant(s) done so far: "
                 f"{', '.join(finished) or 'none'}): no variant of it passes.** A rerun with the same cache and "
                 "settings resumes from them.", ""]
-    if verdict.get("resumed"):
+    if read.resumed:
         out += [f"Resumed from an earlier incomplete run (same artifact and inputs, not recomputed): "
-                f"{', '.join(f'`{v}`' for v in verdict['resumed'])}.", ""]
-    out += [f"**Data: {d['note']}.**" for d in verdict.get("data", []) if d.get("embedded")]
+                f"{', '.join(f'`{v}`' for v in read.resumed)}.", ""]
+    out += [f"**Data: {d.note}.**" for d in read.data if d.embedded]
     out += runtime_lines(rows)
     out += regression_lines(verdict)
     out += ["", "## Recommendation", "", *recommendation(rows), "",

@@ -70,10 +70,10 @@ def series(runs: list[dict[str, Any]], limit: float, confidence: float, min_quer
     """Every (data set, task, metric) the runs measured, data sets told apart by their content hash."""
     keys: dict[tuple[str, str, str, str], list[int]] = {}
     read = [RunResult.from_dict(run) for run in runs]
-    for i, run in enumerate(runs):
-        hashes = {d["name"]: d.get("sha256", "") for d in run.get("data", [])}
-        for variant in read[i].variants:
-            for task in _tasks(read[i], variant):
+    for i, run in enumerate(read):
+        hashes = {d.name: d.sha256 for d in run.data}
+        for variant in run.variants:
+            for task in _tasks(run, variant):
                 for metric in task["scores"]:
                     at = keys.setdefault((task["dataset"], hashes.get(task["dataset"], ""), task["task"], metric), [])
                     if i not in at:
@@ -104,9 +104,9 @@ def series(runs: list[dict[str, Any]], limit: float, confidence: float, min_quer
 
 
 def run_label(i: int, run: dict[str, Any]) -> str:
-    candidate = run.get("candidate", {})
-    return (f"#{i + 1} {run.get('written_at', '?')[:16]} candidate {candidate.get('sha256', '?')[:12]} "
-            f"({candidate.get('source', '?')})")
+    read = RunResult.from_dict(run)
+    return (f"#{i + 1} {(read.written_at or '?')[:16]} candidate {read.candidate.get('sha256', '?')[:12]} "
+            f"({read.candidate.get('source', '?')})")
 
 
 def quality_table(runs: list[dict[str, Any]], all_series: list[Series], last: int) -> str:
