@@ -120,7 +120,8 @@ def _merge(args) -> int:
         shards = [read_verdict(p) for p in args.shards]
         check_out(out, [file for file, _ in shards], args.benchmarks)
         verdict = merge_verdicts(shards)
-        owners = {vid: result.shard for vid, result in RunResult.from_dict(verdict).variants.items()}
+        merged = RunResult.from_dict(verdict)
+        owners = {vid: result.shard for vid, result in merged.variants.items()}
         benchmarks = merge_benchmarks(args.benchmarks, owners) if args.benchmarks else None
     except (MergeError, VerdictFormatError) as err:
         print(f"quantgate merge: {err}", file=sys.stderr)
@@ -131,7 +132,6 @@ def _merge(args) -> int:
         written.append(write_json_atomic(out / "benchmarks.json", benchmarks))
     for path in written:
         print(path)
-    merged = RunResult.from_dict(verdict)
     if merged.complete:
         from quantgate.results.history import keep
 

@@ -106,14 +106,14 @@ def _regression_refusals(verdict: dict[str, Any]) -> list[str]:
     baseline = read.baseline
     if not baseline:
         return []
-    result = read.regression.numbers if read.regression is not None else {}
+    result = read.regression.numbers
     decision = result.get("decision")
     if decision == "pass":
         return []
     named = f"the baseline {baseline['source']} (sha256 {baseline['sha256'][:12]})"
     if decision is None:
         return [f"the verdict names {named} but the regression gate did not run: gate again, with test_regression"]
-    detail = "; ".join([*(read.regression.failures if read.regression is not None else ()), *(
+    detail = "; ".join([*read.regression.failures, *(
         f"{d['dataset']} {d['task']} {d['metric']} {d['decision']} (loss {d['loss']:+.2%})"
         for d in result.get("decisions", []) if d["decision"] != "pass")])
     if decision == "inconclusive":

@@ -191,7 +191,7 @@ class RunResult:
     encoding: dict[str, Any] = field(default_factory=dict)
     first_stage: dict[str, Any] = field(default_factory=dict)
     baseline: dict[str, Any] = field(default_factory=dict)  # --gate-baseline: what it was
-    regression: GateResult | None = None  # the regression gate's result, a result of the run
+    regression: GateResult = field(default_factory=GateResult)  # the regression gate's (empty: it did not run)
     run: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -209,7 +209,7 @@ class RunResult:
                    tuple(data.get("resumed") or ()), data.get("peak_rss_mb"), (data.get("plan") or {}).get("budget_s"),
                    (data.get("subset") or {}).get("top_k"), dict(data.get("encoding") or {}),
                    dict(data.get("first_stage") or {}), dict(data.get("baseline") or {}),
-                   GateResult.from_dict(regression) if isinstance(regression, dict) else None,
+                   GateResult.from_dict(regression) if isinstance(regression, dict) else GateResult(),
                    {k: v for k, v in data.items() if k not in ("variants", "skipped", "complete")})
 
     def variant(self, vid: str) -> VariantResult:

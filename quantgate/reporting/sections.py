@@ -45,7 +45,7 @@ def regression_lines(verdict: dict) -> list[str]:
     baseline = read.baseline
     if not baseline:
         return []
-    result = read.regression.numbers if read.regression is not None else {}
+    result = read.regression.numbers
     where = f"its verdict `{baseline['verdict']}`" if baseline.get("verdict") else "the model, scored in this run"
     out = ["", "## Regression against the baseline", "",
            f"Baseline `{baseline['source']}` ({where}), sha256 `{baseline['sha256'][:12]}`: "
@@ -57,7 +57,7 @@ def regression_lines(verdict: dict) -> list[str]:
         out += [f"| {d['dataset']} | {d['task']} | {d['metric']} | {DECISION_MARK[d['decision']]} | "
                 f"{d['reference']:.4f} | {d['variant']:.4f} | {d['loss']:+.2%} [{_bound(d['low'])}, "
                 f"{_bound(d['high'])}] | {d['queries']} of {d['available']} |" for d in result["decisions"]]
-    out += [f"- {f}" for f in (read.regression.failures if read.regression is not None else ())]
+    out += [f"- {f}" for f in read.regression.failures]
     return out
 
 
