@@ -35,7 +35,7 @@ def _gate(cache, candidate, data, top_k):
 @pytest.fixture(scope="module")
 def gates(shared_reranker, scifact, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
-    return {"reranker": _gate(cache, shared_reranker, scifact, 20), "embedder": _gate(cache, None, scifact, 20)}
+    return {"reranker": _gate(cache, shared_reranker, scifact, 10), "embedder": _gate(cache, None, scifact, 10)}
 
 
 def _failures(gate, name):
