@@ -8,9 +8,10 @@ compiled in float8 against 3,197 compiled in bf16 and 294 in fp32, max abs diffe
 `torch.compile` the quantize and scale kernels run one by one and float8 is slower than bf16, so the model's
 repeated layers are compiled at load (`compile_regions`, with dynamic shapes: each batch has its own length) and the
 compile time is reported as the variant's (the 3,860 figure was the whole model compiled; compiled by region, the
-24 layers took 92 s on an H200 and MiniLM's 6 took 14-22 s on an H100). A linear layer whose sides are not multiples of 16 (a one-logit classification head)
-stays in bf16: `_scaled_mm` takes no other shapes. Under `torch.inference_mode` the compiled float8 graph does not
-run (its tensor subclasses are not inference tensors), so predict/encode run under `no_grad` instead.
+24 layers took 92 s on an H200 and MiniLM's 6 took 14-22 s on an H100). A linear layer whose sides are not
+multiples of 16 (a one-logit classification head) stays in bf16: `_scaled_mm` takes no other shapes. Under
+`torch.inference_mode` the compiled float8 graph does not run (its tensor subclasses are not inference tensors), so
+predict/encode run under `no_grad` instead.
 """
 
 from __future__ import annotations
