@@ -16,9 +16,8 @@ import sys
 
 import torch
 from sentence_transformers import CrossEncoder
-from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
-from quantgate.backends.torchao_fp8 import _quantizable, compile_regions
+from quantgate.backends.torchao_fp8 import compile_regions, float8_linears
 
 
 def pairs_of(data: str) -> list[tuple[str, str]]:
@@ -46,7 +45,7 @@ def main() -> None:
     for name in ("bf16", "fp8-eager", "fp8-compiled"):
         model = CrossEncoder(path, device="cuda").to(torch.bfloat16)
         if name.startswith("fp8"):
-            quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_quantizable)
+            float8_linears(model)
             if name == "fp8-compiled":
                 compile_regions(model)
         alone, batched = scores(model, pairs, 1), scores(model, pairs, len(pairs))

@@ -81,10 +81,8 @@ def quantize(model, kind: str, regional: bool = True):
     inputs so the compile happens here (its seconds are the variant's `compile_seconds`), not in the first scored
     batch. scripts/gpu_scoring.py measures the same function (`regional=False`: the whole model compiled)."""
     import torch
-    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
-    quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()),
-              filter_fn=_quantizable)
+    float8_linears(model)
     if not (regional and compile_regions(model)):
         model.compile(dynamic=True)
     for name in ("predict", "encode"):
@@ -99,6 +97,14 @@ def quantize(model, kind: str, regional: bool = True):
     torch.cuda.synchronize()
     model.quantgate_compile_seconds = round(time.perf_counter() - started, 2)
     return model
+
+
+def float8_linears(model) -> None:
+    """The model's linear layers whose sides are multiples of 16 quantized to float8 in place (torchao, per-row
+    scales), nothing compiled: `quantize`'s first step, and scripts/fp8_batch.py's eager float8."""
+    from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+    quantize_(model, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=_quantizable)
 
 
 def compile_regions(model) -> int:
