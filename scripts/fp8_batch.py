@@ -41,7 +41,7 @@ def scores(model, pairs, batch: int) -> torch.Tensor:
 def main() -> None:
     path, data = sys.argv[1], sys.argv[2]
     pairs = pairs_of(data)
-    reference = scores(CrossEncoder(path, device="cuda"), pairs, 1)
+    reference = scores(CrossEncoder(path, device="cuda").float(), pairs, 1)  # fp32 whatever dtype the files hold
     for name in ("bf16", "fp8-eager", "fp8-compiled"):
         model = CrossEncoder(path, device="cuda").to(torch.bfloat16)
         if name.startswith("fp8"):

@@ -95,10 +95,19 @@ def test_a_variant_that_runs_the_same_model_takes_its_scores(embedder_gate, tmp_
     variants = gate.context.registry.variants
     arm64, avx512, avx2 = (variants[f"onnx-qint8-{isa}"] for isa in ("arm64", "avx512", "avx2"))
     assert gate.factory.outputs_key(arm64) == gate.factory.outputs_key(avx512) != gate.factory.outputs_key(avx2)
+    looks = []
+    for spec in (arm64, avx512, avx2):
+        gate.evaluator.evaluation(spec)
+        looks.append(len(gate.run.looks))
     first, second, third = (gate.evaluator.evaluation(spec) for spec in (arm64, avx512, avx2))
     assert [u.get("scores_of") for u in second.usage] == ["onnx-qint8-arm64"] * len(second.usage)
     assert all("scores_of" not in u for u in first.usage + third.usage)
     assert [d.to_dict() for d in second.decisions] == [d.to_dict() for d in first.decisions]
+    # the same scores: the twin's looks (agreement metrics, mteb evaluations) are not computed again; avx2's are
+    assert looks[0] > 0 and looks[1] == looks[0] < looks[2]
+    assert [a.variant for a in second.agreement] == ["onnx-qint8-avx512"] * len(second.agreement)
+    assert [a.metrics for a in second.agreement] == [a.metrics for a in first.agreement]
+    assert [q.to_dict() for q in second.qualities] == [q.to_dict() for q in first.qualities]
     dataset = gate.context.datasets[0].name
     assert gate.run.scores[("onnx-qint8-avx512", dataset)].seconds == 0.0
 

@@ -20,6 +20,7 @@ class GateRun:
     shared: dict[tuple[str, str], str] = field(default_factory=dict)  # (variant, data set) -> whose scores it took
     quality: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (variant, data set, task): quality.py
     evaluations: dict[str, Any] = field(default_factory=dict)  # variant -> quantgate.decisions.sequential.Evaluation
+    looks: dict[tuple, Any] = field(default_factory=dict)  # a look's agreement or quality by what it is computed from
     speed: dict[tuple[str, str], float] = field(default_factory=dict)  # (variant, batch label) -> items/s: speed gate
     auto_batches: dict[str, tuple[int, list[dict]]] = field(default_factory=dict)  # variant -> (batch, trials)
     worker_builds: tuple[int, int] = (0, 0)  # (built, from cache) reported by pytest-xdist workers

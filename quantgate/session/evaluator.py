@@ -4,7 +4,11 @@ regression gates."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from quantgate.core.checks import crossed_records
 from quantgate.core.metrics import AGREEMENT_METRICS
@@ -143,9 +147,13 @@ class Evaluator:
         def at_look(look: int, n: int) -> tuple[list[Decision], str | None]:
             state["scores"] = scores = store.score_more(spec, dataset, order[state["done"]:n], state["scores"])
             state["done"] = n
-            state["agreement"] = agreement = compare(spec.id, kind, reference.head(len(scores.keys)), scores, dataset)
+            digest = _digest(scores)
+            agreement = self._look(("agreement", dataset.name, digest), lambda: compare(
+                spec.id, kind, reference.head(len(scores.keys)), scores, dataset))
+            state["agreement"] = agreement = replace(agreement, variant=spec.id)
             state["crossed"] = crossed_records(agreement.metrics, agreement_limits, AGREEMENT_METRICS, dataset.name)
-            state["qualities"] = [self.quality_of(spec, dataset, task, scores, order[:n]) for task in references]
+            state["qualities"] = [self._look(("quality", dataset.name, task, n, digest), lambda task=task: (
+                self.quality_of(spec, dataset, task, scores, order[:n]))) for task in references]
             decisions = look_decisions(dataset.name, references, state["qualities"], order[:n],
                                        lambda metric: limits[LIMIT_KEYS[metric]], sequence, look,
                                        settings["min_queries"])
@@ -164,3 +172,24 @@ class Evaluator:
                              "pairs": len(state["scores"].keys), "stopped": stopped,
                              **({"scores_of": shared} if shared else {})})
         return bool(state["crossed"])
+
+    def _look(self, computed_from: tuple, compute) -> Any:
+        """A look's agreement or quality, once per run for what it is computed from (the data set, the task, the
+        queries, the scores' digest): a variant that runs the same model as an earlier one gets the same scores
+        (Optimum's arm64, avx512 and avx512_vnni dynamic int8 presets write byte-identical graphs), and its looks'
+        mteb evaluations and agreement metrics are not computed again."""
+        if computed_from not in self.run.looks:
+            self.run.looks[computed_from] = compute()
+        return self.run.looks[computed_from]
+
+
+def _digest(scores: Scores) -> str:
+    """What a look's figures are a function of: the scored pairs, their scores and (embedders) the texts encoded
+    and their embeddings."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update("\n".join(f"{q}\t{d}" for q, d in scores.keys).encode())
+    h.update(np.ascontiguousarray(scores.scores).tobytes())
+    h.update("\n".join(scores.texts).encode())
+    if scores.embeddings is not None:
+        h.update(np.ascontiguousarray(scores.embeddings).tobytes())
+    return h.hexdigest()
