@@ -19,8 +19,8 @@ def run_gate(*args: str, timeout: int = 1800, path: str = "gates/") -> subproces
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # no hub here: fail fast instead of retrying
     if "--gate-report" in args and "--gate-history" not in args:  # kept verdicts beside the report, not in ROOT
         args = (*args, "--gate-history", str(Path(args[args.index("--gate-report") + 1]) / "history"))
-    if not any(a.startswith("--gate-embedding-formats") for a in args):  # tested in tests/test_formats.py: on the
-        args = (*args, "--gate-embedding-formats", "none")  # embedded set's 12 queries every format is inconclusive
+    if not any(a.startswith("--gate-embedding-formats") for a in args):  # tested in tests/test_formats.py; here
+        args = (*args, "--gate-embedding-formats", "none")  # each run keeps to its subject
     return subprocess.run([sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
