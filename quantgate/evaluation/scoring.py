@@ -36,6 +36,17 @@ class Scores:
         """The first `pairs` scores (a variant scored in chunks is a prefix of the reference's order)."""
         return Scores(self.dataset, self.keys[:pairs], self.scores[:pairs], self.texts, self.embeddings, self.seconds)
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (no pickle): what save_scores writes."""
+        qids, docids = (np.array([pair[i] for pair in self.keys], dtype=str) for i in (0, 1))
+        arrays = {"qids": qids, "docids": docids, "scores": self.scores, "texts": np.array(self.texts, dtype=str),
+                  "seconds": np.array(self.seconds), "dataset": np.array(self.dataset)}
+        return arrays if self.embeddings is None else {**arrays, "embeddings": self.embeddings}
+
+    def digest(self) -> str:
+        """sha256 of what decides an answer: the pairs, their scores, the texts encoded and their embeddings."""
+        return _digest(self.arrays())
+
     def by_query(self) -> dict[str, tuple[list[str], np.ndarray]]:
         groups: dict[str, list[int]] = {}
         for i, (qid, _) in enumerate(self.keys):
@@ -231,16 +242,9 @@ def save_scores(result: Scores, path) -> None:
 
     from quantgate.core.cache import atomic_target
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"qids": np.array([q for q, _ in result.keys], dtype=str),
-              "docids": np.array([d for _, d in result.keys], dtype=str),
-              "scores": result.scores, "texts": np.array(result.texts, dtype=str), "seconds": np.array(result.seconds),
-              "dataset": np.array(result.dataset)}
-    if result.embeddings is not None:
-        arrays["embeddings"] = result.embeddings
-    arrays["sha256"] = np.array(_digest(arrays))
-    with atomic_target(path) as tmp:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    arrays = {**result.arrays(), "sha256": np.array(result.digest())}
+    with atomic_target(Path(path)) as tmp:
         np.savez(tmp, **arrays)
 
 

@@ -4,11 +4,8 @@ regression gates."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Any
-
-import numpy as np
 
 from quantgate.core.checks import crossed_records
 from quantgate.core.metrics import AGREEMENT_METRICS
@@ -147,7 +144,7 @@ class Evaluator:
         def at_look(look: int, n: int) -> tuple[list[Decision], str | None]:
             state["scores"] = scores = store.score_more(spec, dataset, order[state["done"]:n], state["scores"])
             state["done"] = n
-            digest = _digest(scores)
+            digest = scores.digest()
             agreement = self._look(("agreement", dataset.name, digest), lambda: compare(
                 spec.id, kind, reference.head(len(scores.keys)), scores, dataset))
             state["agreement"] = agreement = replace(agreement, variant=spec.id)
@@ -182,14 +179,3 @@ class Evaluator:
             self.run.looks[computed_from] = compute()
         return self.run.looks[computed_from]
 
-
-def _digest(scores: Scores) -> str:
-    """What a look's figures are a function of: the scored pairs, their scores and (embedders) the texts encoded
-    and their embeddings."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update("\n".join(f"{q}\t{d}" for q, d in scores.keys).encode())
-    h.update(np.ascontiguousarray(scores.scores).tobytes())
-    h.update("\n".join(scores.texts).encode())
-    if scores.embeddings is not None:
-        h.update(np.ascontiguousarray(scores.embeddings).tobytes())
-    return h.hexdigest()
