@@ -11,20 +11,18 @@ quantization or the compile moves a pair with its batch. Prints one line per var
 
 from __future__ import annotations
 
-import json
 import sys
 
 import torch
 from sentence_transformers import CrossEncoder
 
 from quantgate.backends.torchao_fp8 import compile_regions, float8_linears
+from quantgate.evaluation.data import load
 
 
 def pairs_of(data: str) -> list[tuple[str, str]]:
-    corpus = {d["_id"]: d for d in map(json.loads, open(f"{data}/corpus.jsonl"))}
-    groups = [json.loads(line) for line in open(f"{data}/candidates.jsonl")][:8]
-    return [(g["query"], (corpus[c["docid"]].get("title", "") + " " + corpus[c["docid"]]["text"]).strip())
-            for g in groups for c in g["candidates"][:4]]
+    """The gate's own reranking pairs (quantgate.evaluation.data): the first 4 candidates of the first 8 queries."""
+    return [(query, passage) for _, _, query, passage in load(data).reranking_pairs(top_k=4, max_queries=8)]
 
 
 def scores(model, pairs, batch: int) -> torch.Tensor:

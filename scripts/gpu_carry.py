@@ -8,7 +8,7 @@ transformers and sentence-transformers, no registry, and a 64 MiB limit on what 
 - .whl-polars/: polars, mteb's last need (51 MB: installed in a call of its own, the next call within the 30 s the
   machine stays warm);
 - .gpu-real/reranker, .gpu-embedder/minilm: the models as fp16 safetensors copies (45 MB each: one per call);
-- .gpu-small/scifact: the data's first 100 queries with their candidates, the passages they name and their qrels.
+- .gpu-small/scifact: the data's first 100 queries with their candidates and qrels, and the passages both name.
 
 Each folder is added to .git/info/exclude. Versions: those that ran on the image of 2026-12 (Python 3.12).
 """
@@ -73,12 +73,13 @@ def small_data(source: Path, out: Path, queries: int = 100) -> None:
     (out / "qrels").mkdir(parents=True)
     groups = [json.loads(line) for line in (source / "candidates.jsonl").read_text().splitlines() if line][:queries]
     qids, docs = {g["qid"] for g in groups}, {c["docid"] for g in groups for c in g["candidates"]}
+    header, *rows = (source / "qrels" / "test.tsv").read_text().splitlines()
+    kept = [header, *[row for row in rows if row.split("\t")[0] in qids]]
+    docs |= {row.split("\t")[1] for row in kept[1:]}  # the loader refuses qrels naming passages the corpus lacks
     (out / "candidates.jsonl").write_text("".join(json.dumps(g) + "\n" for g in groups))
     for name, ids in (("queries.jsonl", qids), ("corpus.jsonl", docs)):
         lines = (source / name).read_text().splitlines()
         (out / name).write_text("".join(line + "\n" for line in lines if line and json.loads(line)["_id"] in ids))
-    header, *rows = (source / "qrels" / "test.tsv").read_text().splitlines()
-    kept = [header, *[row for row in rows if row.split("\t")[0] in qids]]
     (out / "qrels" / "test.tsv").write_text("".join(row + "\n" for row in kept))
     if (source / "SOURCE.md").is_file():
         shutil.copyfile(source / "SOURCE.md", out / "SOURCE.md")
