@@ -67,13 +67,15 @@ def test_no_ranking_once_the_last_trial_is_made(monkeypatch):
     monkeypatch.setattr(ranker.Ranker, "rank_groups_of_quantizers", lambda self, groups, *a: calls.append(1) or groups)
     monkeypatch.setattr(algorithm, "revert_operations_to_floating_point_precision", lambda *a, **k: "reverted")
     graph = SimpleNamespace(topological_sort=lambda: [])
-    with ranked_coarse_to_fine(2):
+    with ranked_coarse_to_fine(2) as reverts:
         restorer_ranker = algorithm.Ranker(4, None, None, None)
         for trial in range(3):
             restorer_ranker.rank_groups_of_quantizers([], None, graph, [], [])
-            if trial < 2:
-                assert algorithm.revert_operations_to_floating_point_precision() == "reverted"  # the loop's trial
+            if trial < 2:  # the loop's trial, from the plain model first (NNCF's positional call)
+                start = "plain" if trial == 0 else "reverted"
+                assert algorithm.revert_operations_to_floating_point_precision([], [], start, graph) == "reverted"
     assert len(calls) == 2  # the initial ranking and the re-ranking after trial 1; none after trial 2, the last
+    assert reverts.count == 2 and reverts.start == "plain"  # what the build falls back to if the reverts lost more
 
 
 def test_every_model_nncf_compiles_is_compressed_first(monkeypatch):
