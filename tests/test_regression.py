@@ -35,15 +35,15 @@ def noisy_copy(source, out, level: float = NOISE, seed: int = 0):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, shared_reranker, trec_dl19):
-    """Three real gate runs on trec-dl19 (40 queries, top 10 candidates), sharing cache, benchmark storage and
+def runs(tmp_path_factory, shared_reranker, scifact):
+    """Three real gate runs on scifact (40 queries, top 10 candidates), sharing cache, benchmark storage and
     quality history: (a) the shared reranker (a copy, deleted afterwards) against itself as the baseline;
     (b) a noisy retrain against (a)'s verdict.json, no baseline weights left; (c) the same retrain against the
     shared reranker's directory (its scores partly cached by (a))."""
     tmp = tmp_path_factory.mktemp("regression")
     production = shutil.copytree(shared_reranker, tmp / "production")
     retrain = noisy_copy(shared_reranker, tmp / "retrain")
-    common = ["-q", "--variants", "torch-fp32", "--gate-data", str(trec_dl19), "--gate-max-queries", QUERIES,
+    common = ["-q", "--variants", "torch-fp32", "--gate-data", str(scifact), "--gate-max-queries", QUERIES,
               "--gate-top-k", TOP_K, "--gate-cache", str(tmp / "cache"), "--gate-history", str(tmp / "history"),
               "--gate-speed-rounds", "2", "--gate-latency-inputs", "20", "--benchmark-autosave",
               "--gate-thresholds", str(thresholds_file(tmp / "limits", min_queries=MIN_QUERIES)),
@@ -95,8 +95,8 @@ def test_a_verdict_baseline_needs_no_weights(runs):
     assert all(d["queries"] == int(QUERIES) and d["looks"] == 1 for d in verdict["regression"]["decisions"])
     assert "scoring the baseline" not in result.stdout
     # (c) scored the same baseline model, past the 20 queries (a) left in the cache: the same decisions
-    assert "baseline scores of trec-dl19 from" in out["c"][0].stdout
-    assert "scoring the baseline on trec-dl19 (20 queries)" in out["c"][0].stdout
+    assert "baseline scores of scifact from" in out["c"][0].stdout
+    assert "scoring the baseline on scifact (20 queries)" in out["c"][0].stdout
     assert [d["decision"] for d in out["c"][1]["regression"]["decisions"]] == \
         [d["decision"] for d in verdict["regression"]["decisions"]]
 
@@ -121,8 +121,8 @@ def test_history_shows_quality_and_speed_over_three_runs(runs):
     table = done.stdout
     assert "quality, 3 kept verdicts" in table
     rows = {line.split()[0]: line.split()[1:] for line in table.splitlines() if line.startswith("torch-fp32")}
-    assert "trec-dl19 reranking map" in table and "trec-dl19 reranking ndcg_at_10" in table
-    map_row = table.split("trec-dl19 reranking map")[1].splitlines()[2].split()
+    assert "scifact reranking map" in table and "scifact reranking ndcg_at_10" in table
+    map_row = table.split("scifact reranking map")[1].splitlines()[2].split()
     assert map_row[0] == "torch-fp32" and map_row[3] == history.MARK  # run 2 (the retrain) decided worse than run 1
     assert history.MARK not in map_row[4:]  # runs 2 and 3 gate the same retrain
     assert len(rows["torch-fp32"]) >= 3 and "throughput, items/s" in table
@@ -131,12 +131,12 @@ def test_history_shows_quality_and_speed_over_three_runs(runs):
     assert (tmp / "quality.png").stat().st_size > 0 and (tmp / "speed.png").stat().st_size > 0
 
 
-def test_a_baseline_of_another_architecture_compares_fine(runs, shared_reranker, trec_dl19, tiny_reranker):
+def test_a_baseline_of_another_architecture_compares_fine(runs, shared_reranker, scifact, tiny_reranker):
     """A bare 2-layer BertForSequenceClassification (another size, head format and config) as the baseline of
     the shared reranker: only the kind and the data must match. The reference's scores come from the cache."""
     tmp, _ = runs
     result = run_gate("-q", "-k", "test_regression", "--variants", "torch-fp32", "--candidate", str(shared_reranker),
-                      "--gate-baseline", str(tiny_reranker), "--gate-data", str(trec_dl19), "--gate-max-queries",
+                      "--gate-baseline", str(tiny_reranker), "--gate-data", str(scifact), "--gate-max-queries",
                       QUERIES, "--gate-top-k", TOP_K, "--gate-cache", str(tmp / "cache"),
                       "--gate-thresholds", str(tmp / "limits" / "thresholds.toml"),
                       "--gate-report", str(tmp / "report-tiny"))
@@ -144,7 +144,7 @@ def test_a_baseline_of_another_architecture_compares_fine(runs, shared_reranker,
     verdict = json.loads((tmp / "report-tiny" / "verdict.json").read_text())
     decisions = verdict["regression"]["decisions"]
     assert verdict["regression"]["decision"] == "pass" and all(d["high"] < 0 for d in decisions)  # decided better
-    assert "reference scores of trec-dl19 from" in result.stdout
+    assert "reference scores of scifact from" in result.stdout
 
 
 def test_an_embedder_against_a_reranker_is_refused(shared_reranker, embedder_path, tmp_path):
