@@ -123,3 +123,9 @@ def native_libraries():
                  "optimum.intel", "mteb", "datasets", "pytrec_eval", "onnx", "faiss",
                  "optimum.intel.openvino"):
         importlib.import_module(name)
+
+
+def pytest_sessionfinish() -> None:
+    from tests import forked
+
+    forked.stop()

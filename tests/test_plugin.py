@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import forked
 from tests.conftest import ROOT
 from tests.test_registry import DEFAULT_IDS, SEED_IDS
 
@@ -21,8 +22,7 @@ def run_gate(*args: str, timeout: int = 1800, path: str = "gates/") -> subproces
         args = (*args, "--gate-history", str(Path(args[args.index("--gate-report") + 1]) / "history"))
     if not any(a.startswith("--gate-embedding-formats") for a in args):  # tested in tests/test_formats.py; here
         args = (*args, "--gate-embedding-formats", "none")  # each run keeps to its subject
-    return subprocess.run([sys.executable, "-m", "pytest", path, "-p", "no:cacheprovider", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return forked.run_gate([path, "-p", "no:cacheprovider", *args], cwd=ROOT, env=env, timeout=timeout)
 
 
 pytest_plugins = ["pytester"]
