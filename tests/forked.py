@@ -1,11 +1,12 @@
 """Gate runs of the tests, each forked from one process that imported the gate's libraries once.
 
-A gate run in a fresh interpreter spends about 17 s importing torch, transformers, sentence-transformers, mteb and
-ONNX Runtime before it does anything (2-core AMD EPYC: `python -c "import torch, transformers, sentence_transformers,
-mteb, optimum.onnxruntime, onnxruntime"`), and the suite starts dozens of runs. A run forked from a process that has
-imported them (and run nothing: no thread pool of theirs has started work) is still a process of its own, with its
-own state, exit code, output and environment, as `python -m pytest` gives it. OpenVINO is left out: importing it
-starts a Python thread pool, which a forked child would not have.
+A gate run in a fresh interpreter spends about 16 s importing torch, transformers, sentence-transformers, mteb and
+ONNX Runtime before it does anything (16.4 s on the AVX2-only 2-core AMD EPYC: `python -c "import torch,
+transformers, sentence_transformers, mteb, optimum.onnxruntime, onnxruntime"`), and the suite starts dozens of runs.
+A run forked from a process that has imported them (and run nothing: no thread pool of theirs has started work) is
+still a process of its own, with its own state, exit code, output and environment, as `python -m pytest` gives it.
+OpenVINO is left out: importing it starts a Python thread pool (its telemetry sender), which a forked child would
+not have.
 
 Runs that must be separate interpreters (killed mid-run, two at once, other import-time environment) use subprocess.
 """
@@ -32,11 +33,12 @@ IMPORT_TIME = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "OMP
 def _serve() -> None:  # the zygote: one request a line on stdin, answers on stdout
     import importlib
 
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever the libraries print goes to stderr, never into the answers
     for name in PRELOADED:
         importlib.import_module(name)
     import pytest  # noqa: F401 -- the runs' entry point, imported once too
 
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
     answers.write("ready\n")
     for line in sys.stdin:
         request = json.loads(line)
