@@ -9,10 +9,12 @@ from quantgate.evaluation.data import (
     DATA_ENV,
     EMBEDDED,
     DataFormatError,
+    EvalSet,
     calibration_inputs,
     data_folders,
     default_data,
     load,
+    validation_set,
 )
 from tests.conftest import ROOT
 
@@ -110,3 +112,14 @@ def test_the_embedded_set_is_what_its_source_text_makes(tmp_path):
     maker.main(tmp_path)
     made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert made and all((tmp_path / p).read_bytes() == (EMBEDDED / p).read_bytes() for p in made), made
+
+
+def test_a_given_validation_split_keeps_each_lists_relevant_passages_and_first_others():
+    """--gate-validation-data's lists cut to [accuracy_control] validation_candidates as held-out train queries are:
+    the relevant passages of each list and its first others, in the list's order."""
+    ranked = [f"d{i}" for i in range(30)]
+    given = EvalSet("split", Path("split"), {d: d for d in ranked}, {"q": "a query"},
+                    {"test": {"q": {"d5": 1, "d25": 2, "d7": 0}}}, {"q": ranked})
+    assert validation_set([], 12, 10, given=given).candidates["q"] == [*ranked[:9], "d25"]  # 8 others + d5, d25
+    assert validation_set([], 12, 1, given=given).candidates["q"] == ["d0", "d5", "d25"]  # relevant + one other
+    assert validation_set([], 12, 40, given=given).candidates["q"] == ranked  # no longer than the list

@@ -178,14 +178,15 @@ def validation_set(sets: list[EvalSet], n_queries: int, candidates: int, seed: i
     from every evaluation query. Its "test" split holds the validation queries, so the gate's own
     scoring and mteb evaluation run on it.
 
-    `given` (--gate-validation-data, e.g. one half of `quantgate split`): its test queries and
-    candidate lists, the first `n_queries`. Otherwise held-out train queries (`split_train`), each
-    with its relevant passages and the passages a TF-IDF first stage (scikit-learn) ranks highest.
+    `given` (--gate-validation-data, e.g. one half of `quantgate split`): its first `n_queries` test
+    queries, each with the relevant passages of its list and the list's first others, `candidates` in
+    all. Otherwise held-out train queries (`split_train`), each with its relevant passages and the
+    passages a TF-IDF first stage (scikit-learn) ranks highest.
     A candidate fine-tuned on that train split finds them easy: pass a split of unseen queries.
     """
     test_texts = _test_texts([*sets, *(exclude or [])])
     if given is not None:
-        return _given_validation(given, n_queries, test_texts)
+        return _given_validation(given, n_queries, candidates, test_texts)
     from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415 -- ~1 s; accuracy control only
 
     corpus, queries, qrels, lists = {}, {}, {}, {}
@@ -220,7 +221,7 @@ def validation_sample(validation: EvalSet, n_queries: int) -> EvalSet:
     return dataclasses.replace(validation, candidates={q: validation.candidates[q] for q in sorted(qids[:n_queries])})
 
 
-def _given_validation(given: EvalSet, n_queries: int, test_texts: set[str]) -> EvalSet:
+def _given_validation(given: EvalSet, n_queries: int, candidates: int, test_texts: set[str]) -> EvalSet:
     if not given.candidates:
         raise DataFormatError(f"--gate-validation-data {given.path}: needs a candidates.jsonl (the lists to rerank)")
     qids = [q for q in given.candidates if any(r > 0 for r in given.test_qrels.get(q, {}).values())][:n_queries]
@@ -231,8 +232,14 @@ def _given_validation(given: EvalSet, n_queries: int, test_texts: set[str]) -> E
                               "from evaluation: `quantgate split` makes two disjoint folders")
     if not qids:
         raise DataFormatError(f"--gate-validation-data {given.path}: no query with a relevant candidate")
-    return dataclasses.replace(given, name=f"validation({given.name})",
-                               candidates={q: given.candidates[q] for q in qids})
+    lists = {}
+    for q in qids:  # as for held-out train queries: the relevant passages, then the list's first ones
+        ranked = given.candidates[q]
+        relevant = [d for d in ranked if given.test_qrels[q].get(d, 0) > 0]
+        others = [d for d in ranked if d not in relevant][:max(candidates, len(relevant) + 1) - len(relevant)]
+        kept = set(relevant + others)
+        lists[q] = [d for d in ranked if d in kept]
+    return dataclasses.replace(given, name=f"validation({given.name})", candidates=lists)
 
 
 def inputs_fingerprint(items: list) -> str:
