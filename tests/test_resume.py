@@ -89,10 +89,8 @@ def test_a_killed_run_keeps_its_finished_variants_and_the_rerun_resumes(tmp_path
 
 def test_the_memory_guard_skips_what_cannot_fit_with_the_reason(tmp_path):
     """A limit below what the process already holds: every variant is skipped with the reason, none is run."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "gates/", "-p", "no:cacheprovider", "-q", "-rs", "--variants",
-                          "torch-fp32,onnx", "--gate-memory-limit", "0.2", "--gate-cache", str(tmp_path / "cache"),
-                          "--gate-report", str(tmp_path / "report")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    out = run_gate("-q", "-rs", "--variants", "torch-fp32,onnx", "--gate-memory-limit", "0.2", "--gate-cache",
+                   str(tmp_path / "cache"), "--gate-report", str(tmp_path / "report"), timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
     assert "onnx skipped by the memory guard: its build and load needs about" in out.stdout
     assert "--gate-memory-limit 0.20 GB leaves 0.00 GB" in out.stdout
