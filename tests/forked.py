@@ -135,8 +135,7 @@ class Zygote:
             process.stdin.write(json.dumps(request) + "\n")
             process.stdin.flush()
             pid = json.loads(self._answer(60))["pid"]
-            deadline = time.monotonic() + timeout
-            answer = self._answer(deadline - time.monotonic())
+            answer = self._answer(timeout)
             if answer is None:
                 os.killpg(pid, signal.SIGKILL)
                 self._answer(60)
